@@ -1,0 +1,273 @@
+"""Typed configuration: YAML → dataclasses, validated at load, with ``--set section.key=value`` overrides.
+
+Every default lives here and only here. Unknown keys, wrong types and impossible values raise
+:class:`ConfigError`, whose message names the file, the key, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from seq2seq.checkpoint import atomic_write_text
+from seq2seq.errors import UserError
+
+
+class ConfigError(UserError):
+    """A config file or override is invalid."""
+
+
+def doc(text: str, default: Any) -> Any:
+    """A field with a default and a one-line description (kept with the field so docs cannot drift)."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"doc": text})
+    return field(default=default, metadata={"doc": text})
+
+
+@dataclass
+class DataConfig:
+    train: str = doc("Path prefix of the training split: files PREFIX.SRC_LANG and PREFIX.TRG_LANG.", "")
+    valid: str = doc("Path prefix of the validation split (model selection, early stopping).", "")
+    test: str | None = doc("Path prefix of the test split, scored once at the end of training (optional).", None)
+    src_lang: str = doc("File suffix of the source language.", "en")
+    trg_lang: str = doc("File suffix of the target language.", "de")
+    max_length: int = doc("Training pairs with more subword pieces than this on either side are dropped.", 100)
+
+
+@dataclass
+class TokenizerConfig:
+    type: Literal["bpe", "unigram"] = doc("sentencepiece model type.", "bpe")
+    src_vocab_size: int = doc("Source vocabulary size (pieces, including the 4 special ids).", 1000)
+    trg_vocab_size: int = doc("Target vocabulary size (ignored with joint: true).", 1000)
+    joint: bool = doc("One shared sentencepiece model for both languages, sized src_vocab_size.", False)
+    character_coverage: float = doc("Share of characters covered by the model (1.0 for small alphabets).", 1.0)
+
+
+@dataclass
+class ModelConfig:
+    embedding_dim: int = doc("Size of source and target word embeddings.", 128)
+    encoder_hidden: int = doc("Encoder LSTM size per direction.", 128)
+    encoder_layers: int = doc("Number of stacked encoder LSTM layers.", 1)
+    bidirectional: bool = doc("Bidirectional encoder; its output size is then 2 * encoder_hidden.", True)
+    decoder_hidden: int = doc("Decoder LSTM size; equals the encoder output size for dot attention.", 256)
+    decoder_layers: int = doc("Number of stacked decoder LSTM layers.", 1)
+    attention: Literal["dot", "general", "concat"] = doc("Luong score function (Luong et al. 2015, Eq. 8).", "dot")
+    input_feeding: bool = doc("Feed the previous attentional vector into the next step (Luong §3.3).", False)
+    bridge: Literal["linear", "zeros"] = doc("Decoder initial state: tanh(W h_final) of the encoder, or zeros.",
+                                             "linear")
+    dropout: float = doc("Dropout on embeddings, between LSTM layers and on the attentional vector.", 0.2)
+
+
+@dataclass
+class TrainingConfig:
+    model_dir: str = doc("Directory for config.yaml, spm/, checkpoints/, metrics.jsonl and train.log.", "")
+    seed: int = doc("Seed for every random number generator; the same seed repeats a run.", 1)
+    device: Literal["auto", "cpu", "cuda"] = doc("auto picks cuda when available, else cpu.", "auto")
+    num_threads: int = doc("CPU threads for PyTorch; 0 keeps PyTorch's default (one per core).", 0)
+    optimizer: Literal["adam", "adamw"] = doc("Optimizer.", "adam")
+    learning_rate: float = doc("Peak learning rate.", 0.002)
+    weight_decay: float = doc("Weight decay (decoupled for adamw).", 0.0)
+    clip_grad_norm: float = doc("Clip the gradient's global L2 norm to this value; 0 disables clipping.", 1.0)
+    label_smoothing: float = doc("Label smoothing of the cross-entropy loss.", 0.1)
+    batch_tokens: int = doc("Target tokens per batch (padding included); batches hold sentences of similar length.",
+                            2000)
+    max_epochs: int = doc("Stop after this many passes over the training data.", 20)
+    max_steps: int = doc("Stop after this many updates; 0 means no limit.", 0)
+    max_minutes: float = doc("Stop after this much wall time (validation included); 0 means no limit.", 0.0)
+    scheduler: Literal["none", "plateau", "warmup_decay"] = doc(
+        "plateau: multiply the rate by plateau_factor when the validation metric stalls; warmup_decay: linear "
+        "warm-up for warmup_steps, then inverse square-root decay.", "plateau")
+    warmup_steps: int = doc("Warm-up length of warmup_decay.", 1000)
+    plateau_factor: float = doc("Learning-rate multiplier on a plateau.", 0.5)
+    plateau_patience: int = doc("Validations without improvement before the rate is cut.", 2)
+    min_learning_rate: float = doc("The plateau scheduler never goes below this rate.", 1.0e-5)
+    validate_every: int = doc("Validate every this many updates (and at the end of each epoch).", 500)
+    early_stopping_metric: Literal["bleu", "loss", "ppl"] = doc("Validation metric that selects best.pt.", "bleu")
+    patience: int = doc("Stop after this many validations without improvement; 0 disables early stopping.", 5)
+    log_every: int = doc("Write a training event to metrics.jsonl every this many updates.", 50)
+
+
+@dataclass
+class DecodingConfig:
+    max_length_ratio: float = doc("Outputs stop at max_length_ratio * source length + max_length_extra tokens.", 1.5)
+    max_length_extra: int = doc("See max_length_ratio.", 10)
+    batch_size: int = doc("Sentences per batch when translating.", 64)
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    decoding: DecodingConfig = field(default_factory=DecodingConfig)
+
+
+SECTIONS: dict[str, type] = typing.get_type_hints(Config)
+REQUIRED = {("data", "train"), ("data", "valid"), ("training", "model_dir")}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------------------
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
+    """Read, override and validate a YAML config. Raises ConfigError naming the file, key and value."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist.")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: invalid YAML{where}: {getattr(error, 'problem', error)}.") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not valid UTF-8 ({error.reason} at byte {error.start}).") from None
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections (data, model, ...), got {type(raw).__name__}.")
+    for override in overrides:
+        _apply_override(raw, override)
+    return config_from_dict(raw, source=str(path))
+
+
+def config_from_dict(raw: dict[str, Any], *, source: str = "config") -> Config:
+    """Build and validate a Config from nested dicts (as read from YAML)."""
+    sections = {}
+    for name, value in raw.items():
+        if name not in SECTIONS:
+            raise ConfigError(f"{source}: unknown section '{name}'.{_suggest(name, SECTIONS)} "
+                              f"Valid sections: {', '.join(SECTIONS)}.")
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: section '{name}' must be a mapping of keys, got {value!r}.")
+        sections[name] = _build_section(SECTIONS[name], name, value, source)
+    config = Config(**sections)
+    _check_values(config, source)
+    return config
+
+
+def _build_section(cls: type, section: str, values: dict[str, Any], source: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(f"{source}: unknown key '{section}.{key}'.{_suggest(key, fields)} "
+                              f"Valid keys of '{section}': {', '.join(fields)}.")
+        kwargs[key] = _coerce(value, hints[key], f"{section}.{key}", source)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
+    """Check ``value`` against a type hint; ints are accepted where floats are expected."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (hint,) = [a for a in args if a is not type(None)]
+        return _coerce(value, hint, key, source)
+    if origin is Literal:
+        if value not in args:
+            choices = ", ".join(repr(a) for a in args)
+            raise ConfigError(f"{source}: {key} = {value!r} is not a valid choice; expected one of {choices}.")
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str):
+        try:  # YAML 1.1 reads "1e-3" (no dot) as a string.
+            return float(value)
+        except ValueError:
+            pass
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ConfigError(f"{source}: {key} = {value!r} has type {type(value).__name__}; expected {hint.__name__}.")
+    return value
+
+
+def _check_values(config: Config, source: str) -> None:
+    """Reject values that are well-typed but impossible."""
+    for section, key in sorted(REQUIRED):
+        if not getattr(getattr(config, section), key):
+            raise ConfigError(f"{source}: {section}.{key} is required (a path); it is missing or empty.")
+    positive = [("data", "max_length"), ("tokenizer", "src_vocab_size"), ("tokenizer", "trg_vocab_size"),
+                ("model", "embedding_dim"), ("model", "encoder_hidden"), ("model", "encoder_layers"),
+                ("model", "decoder_hidden"), ("model", "decoder_layers"), ("training", "learning_rate"),
+                ("training", "batch_tokens"), ("training", "max_epochs"), ("training", "validate_every"),
+                ("training", "log_every"), ("decoding", "batch_size"), ("decoding", "max_length_ratio")]
+    for section, key in positive:
+        value = getattr(getattr(config, section), key)
+        if value <= 0:
+            raise ConfigError(f"{source}: {section}.{key} = {value!r} must be greater than 0.")
+    non_negative = [("training", "num_threads"), ("training", "weight_decay"), ("training", "clip_grad_norm"),
+                    ("training", "max_steps"), ("training", "max_minutes"), ("training", "warmup_steps"),
+                    ("training", "patience"), ("training", "plateau_patience"), ("training", "min_learning_rate"),
+                    ("decoding", "max_length_extra")]
+    for section, key in non_negative:
+        value = getattr(getattr(config, section), key)
+        if value < 0:
+            raise ConfigError(f"{source}: {section}.{key} = {value!r} must be 0 or greater.")
+    for section, key in [("model", "dropout"), ("training", "label_smoothing")]:
+        value = getattr(getattr(config, section), key)
+        if not 0.0 <= value < 1.0:
+            raise ConfigError(f"{source}: {section}.{key} = {value!r} must be in [0, 1).")
+    for section, key in [("tokenizer", "character_coverage"), ("training", "plateau_factor")]:
+        value = getattr(getattr(config, section), key)
+        if not 0.0 < value <= 1.0:
+            raise ConfigError(f"{source}: {section}.{key} = {value!r} must be in (0, 1].")
+    for key in ("src_vocab_size", "trg_vocab_size"):
+        if getattr(config.tokenizer, key) < 8:
+            raise ConfigError(f"{source}: tokenizer.{key} = {getattr(config.tokenizer, key)} is too small; "
+                              "it must be at least 8 (4 ids are reserved for pad, unk, bos and eos).")
+    model = config.model
+    encoder_out = model.encoder_hidden * (2 if model.bidirectional else 1)
+    if model.attention == "dot" and encoder_out != model.decoder_hidden:
+        raise ConfigError(
+            f"{source}: model.attention = 'dot' needs model.decoder_hidden ({model.decoder_hidden}) to equal the "
+            f"encoder output size ({encoder_out} = encoder_hidden {model.encoder_hidden}"
+            f"{' x 2 directions' if model.bidirectional else ''}). Set model.decoder_hidden: {encoder_out}, "
+            "or use attention 'general' or 'concat'.")
+    if config.data.src_lang == config.data.trg_lang:
+        raise ConfigError(f"{source}: data.src_lang and data.trg_lang are both {config.data.src_lang!r}; "
+                          "they name the two files of each split and must differ.")
+
+
+def _apply_override(raw: dict[str, Any], override: str) -> None:
+    """Apply ``section.key=value`` (value parsed as YAML) to the raw nested dict."""
+    name, sep, text = override.partition("=")
+    parts = name.strip().split(".")
+    if not sep or len(parts) != 2 or not all(parts):
+        raise ConfigError(f"--set {override!r}: expected section.key=value, e.g. --set training.max_steps=100.")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    section, key = parts
+    if raw.get(section) is None:
+        raw[section] = {}
+    if not isinstance(raw[section], dict):
+        raise ConfigError(f"--set {override!r}: section '{section}' in the config file is not a mapping.")
+    raw[section][key] = value
+
+
+def _suggest(name: str, choices: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def save_config(config: Config, path: Path) -> None:
+    """Write the resolved config (every key, defaults included) as YAML."""
+    atomic_write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False, allow_unicode=True))

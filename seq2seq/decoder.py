@@ -1,0 +1,79 @@
+"""The attention decoder (Luong et al. 2015): LSTM, global attention, attentional vector, output layer.
+
+Legend: B batch, T target length, S source length, H decoder size, H_enc encoder size, V target vocabulary.
+
+Per step t, with decoder LSTM output s_t:
+    a_t, alpha_t = attention(s_t, h_1..h_S)          (see attention.py)
+    s~_t = tanh(W_c [a_t; s_t])                       the attentional vector
+    logits_t = W_y s~_t + b_y
+With input feeding (§3.3) s~_{t-1} is concatenated to the embedding of the next input token.
+
+Two ways to run it, which agree numerically: :meth:`LuongDecoder.forward` runs all T steps at once when
+there is no input feeding (one LSTM call, one batched attention), and :meth:`LuongDecoder.step` runs one.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from seq2seq.attention import Attention, AttentionKeys
+from seq2seq.tokenizer import PAD_ID
+
+
+class DecoderState(NamedTuple):
+    h: Tensor  # [L, B, H] LSTM hidden state of each layer
+    c: Tensor  # [L, B, H] LSTM cell state of each layer
+    feed: Tensor  # [B, H] previous attentional vector s~_{t-1} (zeros before the first step)
+
+
+class LuongDecoder(nn.Module):
+    def __init__(self, *, vocab_size: int, embedding_dim: int, hidden_size: int, encoder_size: int,
+                 num_layers: int, attention: str, input_feeding: bool, dropout: float):
+        super().__init__()
+        self.input_feeding = input_feeding
+        self.hidden_size = hidden_size
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD_ID)
+        self.dropout = nn.Dropout(dropout)
+        input_size = embedding_dim + (hidden_size if input_feeding else 0)
+        self.lstm = nn.LSTM(input_size, hidden_size, num_layers, batch_first=True,
+                            dropout=dropout if num_layers > 1 else 0.0)
+        self.attention = Attention(kind=attention, query_size=hidden_size, key_size=encoder_size)
+        self.combine = nn.Linear(encoder_size + hidden_size, hidden_size, bias=False)  # W_c
+        self.output = nn.Linear(hidden_size, vocab_size)  # W_y, b_y
+
+    def attentional(self, outputs: Tensor, keys: AttentionKeys) -> tuple[Tensor, Tensor]:
+        """LSTM outputs s [B, T, H] → attentional vectors s~ [B, T, H] and weights alpha [B, T, S]."""
+        context, weights = self.attention(outputs, keys)  # [B, T, H_enc], [B, T, S]
+        return torch.tanh(self.combine(torch.cat([context, outputs], dim=-1))), weights
+
+    def forward(self, trg_in: Tensor, state: DecoderState, keys: AttentionKeys) -> tuple[Tensor, Tensor]:
+        """Teacher forcing: inputs [B, T] → logits [B, T, V] and attention weights [B, T, S]."""
+        if self.input_feeding:
+            return self._forward_steps(trg_in, state, keys)
+        embedded = self.dropout(self.embedding(trg_in))  # [B, T, E]
+        outputs, _ = self.lstm(embedded, (state.h, state.c))  # [B, T, H]
+        attentional, weights = self.attentional(outputs, keys)
+        return self.output(self.dropout(attentional)), weights
+
+    def _forward_steps(self, trg_in: Tensor, state: DecoderState, keys: AttentionKeys) -> tuple[Tensor, Tensor]:
+        """Teacher forcing one step at a time (needed by input feeding): same shapes as :meth:`forward`."""
+        logits, weights = [], []
+        for t in range(trg_in.size(1)):
+            step_logits, state, step_weights = self.step(trg_in[:, t], state, keys)
+            logits.append(step_logits)
+            weights.append(step_weights)
+        return torch.stack(logits, dim=1), torch.stack(weights, dim=1)
+
+    def step(self, prev_tokens: Tensor, state: DecoderState, keys: AttentionKeys) -> tuple[Tensor, DecoderState,
+                                                                                            Tensor]:
+        """One step: previous tokens [B] → logits [B, V], the next state, attention weights [B, S]."""
+        embedded = self.dropout(self.embedding(prev_tokens)).unsqueeze(1)  # [B, 1, E]
+        if self.input_feeding:
+            embedded = torch.cat([embedded, state.feed.unsqueeze(1)], dim=-1)  # [B, 1, E + H]
+        output, (h, c) = self.lstm(embedded, (state.h, state.c))  # output [B, 1, H]
+        attentional, weights = self.attentional(output, keys)  # [B, 1, H], [B, 1, S]
+        logits = self.output(self.dropout(attentional))  # [B, 1, V]
+        return logits.squeeze(1), DecoderState(h, c, attentional.squeeze(1)), weights.squeeze(1)

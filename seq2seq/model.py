@@ -1,0 +1,79 @@
+"""Seq2Seq: encoder, bridge and attention decoder, assembled from the model config by :func:`build_model`."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from seq2seq.attention import AttentionKeys
+from seq2seq.config import ModelConfig
+from seq2seq.decoder import DecoderState, LuongDecoder
+from seq2seq.encoder import EncoderOutput, LSTMEncoder
+
+
+class Bridge(nn.Module):
+    """Initial decoder state from the encoder's final state: ``tanh(W h_final)`` per layer, or zeros.
+
+    When the layer counts differ, every decoder layer starts from the top encoder layer.
+    """
+
+    def __init__(self, *, kind: str, encoder_size: int, decoder_size: int, decoder_layers: int):
+        super().__init__()
+        self.kind = kind
+        self.decoder_size = decoder_size
+        self.decoder_layers = decoder_layers
+        if kind == "linear":
+            self.h_proj = nn.Linear(encoder_size, decoder_size)
+            self.c_proj = nn.Linear(encoder_size, decoder_size)
+
+    def forward(self, final: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """(h, c) each [L_enc, B, H_enc] → (h, c) each [L_dec, B, H]."""
+        h, c = final
+        if self.kind == "zeros":
+            zeros = h.new_zeros(self.decoder_layers, h.size(1), self.decoder_size)
+            return zeros, zeros.clone()
+        if h.size(0) != self.decoder_layers:
+            h = h[-1:].expand(self.decoder_layers, -1, -1)
+            c = c[-1:].expand(self.decoder_layers, -1, -1)
+        return torch.tanh(self.h_proj(h)).contiguous(), torch.tanh(self.c_proj(c)).contiguous()
+
+
+class Seq2Seq(nn.Module):
+    def __init__(self, *, encoder: LSTMEncoder, bridge: Bridge, decoder: LuongDecoder):
+        super().__init__()
+        self.encoder = encoder
+        self.bridge = bridge
+        self.decoder = decoder
+
+    def encode(self, src: Tensor, src_lengths: Tensor) -> EncoderOutput:
+        """src [B, S], lengths [B] → EncoderOutput."""
+        return self.encoder(src, src_lengths)
+
+    def start(self, encoded: EncoderOutput) -> tuple[AttentionKeys, DecoderState]:
+        """Attention keys (computed once) and the decoder's initial state for an encoded batch."""
+        keys = self.decoder.attention.prepare(encoded.states, encoded.mask)
+        h, c = self.bridge(encoded.final)
+        feed = h.new_zeros(h.size(1), self.decoder.hidden_size)  # [B, H]
+        return keys, DecoderState(h, c, feed)
+
+    def forward(self, src: Tensor, src_lengths: Tensor, trg_in: Tensor) -> tuple[Tensor, Tensor]:
+        """Teacher-forced logits [B, T, V] and attention weights [B, T, S]."""
+        keys, state = self.start(self.encode(src, src_lengths))
+        return self.decoder(trg_in, state, keys)
+
+
+def build_model(config: ModelConfig, *, src_vocab_size: int, trg_vocab_size: int) -> Seq2Seq:
+    encoder = LSTMEncoder(vocab_size=src_vocab_size, embedding_dim=config.embedding_dim,
+                          hidden_size=config.encoder_hidden, num_layers=config.encoder_layers,
+                          bidirectional=config.bidirectional, dropout=config.dropout)
+    bridge = Bridge(kind=config.bridge, encoder_size=encoder.output_size, decoder_size=config.decoder_hidden,
+                    decoder_layers=config.decoder_layers)
+    decoder = LuongDecoder(vocab_size=trg_vocab_size, embedding_dim=config.embedding_dim,
+                           hidden_size=config.decoder_hidden, encoder_size=encoder.output_size,
+                           num_layers=config.decoder_layers, attention=config.attention,
+                           input_feeding=config.input_feeding, dropout=config.dropout)
+    return Seq2Seq(encoder=encoder, bridge=bridge, decoder=decoder)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

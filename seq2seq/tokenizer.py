@@ -1,0 +1,95 @@
+"""Subword tokenization with sentencepiece: train on the training split once, reuse afterwards.
+
+The special ids are fixed for every model this toolkit trains, so batching and search can use constants.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import sentencepiece as spm
+
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+
+
+class Tokenizer:
+    """A loaded sentencepiece model: text ↔ piece ids (without BOS/EOS)."""
+
+    def __init__(self, model_path: Path):
+        self.path = Path(model_path)
+        self.processor = spm.SentencePieceProcessor(model_file=str(self.path))
+
+    @property
+    def vocab_size(self) -> int:
+        return self.processor.get_piece_size()
+
+    def encode(self, texts: list[str]) -> list[list[int]]:
+        return self.processor.encode(texts, out_type=int)
+
+    def pieces(self, texts: list[str]) -> list[list[str]]:
+        return self.processor.encode(texts, out_type=str)
+
+    def decode(self, ids: list[list[int]]) -> list[str]:
+        return self.processor.decode(ids)
+
+    def id_to_piece(self, ids: Iterable[int]) -> list[str]:
+        return [self.processor.id_to_piece(i) for i in ids]
+
+
+def train_sentencepiece(sentences: list[str], model_path: Path, *, vocab_size: int, model_type: str,
+                        character_coverage: float) -> None:
+    """Train a model on ``sentences`` and write ``model_path`` (and its .vocab) atomically.
+
+    Training happens in a temporary directory and the files are moved into place at the end, so an
+    interrupted run never leaves a half-written model that a later run would reuse.
+    """
+    model_path = Path(model_path)
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=model_path.parent) as tmp:
+        prefix = Path(tmp) / model_path.stem
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter([s for s in sentences if s.strip()]),
+            model_prefix=str(prefix),
+            vocab_size=vocab_size,
+            model_type=model_type,
+            character_coverage=character_coverage,
+            pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
+            hard_vocab_limit=False,  # a small corpus may not support the requested size: use what it has
+            num_threads=1,  # single-threaded training gives the same model on every run
+            minloglevel=2,
+        )
+        shutil.move(f"{prefix}.vocab", model_path.with_suffix(".vocab"))
+        shutil.move(f"{prefix}.model", model_path)
+
+
+def load_or_train(spm_dir: Path, pairs: list[tuple[str, str]], *, vocab_sizes: tuple[int, int],
+                  model_type: str, joint: bool, character_coverage: float) -> tuple[Tokenizer, Tokenizer]:
+    """Source and target tokenizers from ``spm_dir``, training them on ``pairs`` if they are not there."""
+    spm_dir = Path(spm_dir)
+    options = dict(model_type=model_type, character_coverage=character_coverage)
+    if joint:
+        path = spm_dir / "joint.model"
+        if not path.is_file():
+            sentences = [s for pair in pairs for s in pair]
+            train_sentencepiece(sentences, path, vocab_size=vocab_sizes[0], **options)
+        tokenizer = Tokenizer(path)
+        return tokenizer, tokenizer
+    out = []
+    for side, name in enumerate(("src", "trg")):
+        path = spm_dir / f"{name}.model"
+        if not path.is_file():
+            train_sentencepiece([pair[side] for pair in pairs], path, vocab_size=vocab_sizes[side], **options)
+        out.append(Tokenizer(path))
+    return out[0], out[1]
+
+
+def load_tokenizers(spm_dir: Path) -> tuple[Tokenizer, Tokenizer]:
+    """The tokenizers of a trained model directory (joint or separate)."""
+    spm_dir = Path(spm_dir)
+    if (spm_dir / "joint.model").is_file():
+        tokenizer = Tokenizer(spm_dir / "joint.model")
+        return tokenizer, tokenizer
+    return Tokenizer(spm_dir / "src.model"), Tokenizer(spm_dir / "trg.model")
