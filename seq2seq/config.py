@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -119,13 +120,26 @@ REQUIRED = {("data", "train"), ("data", "valid"), ("training", "model_dir")}
 # ---------------------------------------------------------------------------------------------------------
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses duplicate keys (plain YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
     """Read, override and validate a YAML config. Raises ConfigError naming the file, key and value."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist.")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (safe loader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -182,16 +196,31 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
             choices = ", ".join(repr(a) for a in args)
             raise ConfigError(f"{source}: {key} = {value!r} is not a valid choice; expected one of {choices}.")
         return value
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint is float and isinstance(value, str):
-        try:  # YAML 1.1 reads "1e-3" (no dot) as a string.
-            return float(value)
+    if hint is float:
+        return _coerce_float(value, key, source)
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        quote = " (YAML reads yes/no/on/off as booleans: quote the value)" if hint is str and isinstance(
+            value, bool) else ""
+        raise ConfigError(f"{source}: {key} = {value!r} has type {type(value).__name__}; expected "
+                          f"{hint.__name__}{quote}.")
+    return value
+
+
+def _coerce_float(value: Any, key: str, source: str) -> float:
+    """Floats, ints, and strings such as "1e-3" (YAML 1.1 reads exponents without a dot as strings); finite."""
+    number = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
         except ValueError:
             pass
-    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-        raise ConfigError(f"{source}: {key} = {value!r} has type {type(value).__name__}; expected {hint.__name__}.")
-    return value
+    if number is None:
+        raise ConfigError(f"{source}: {key} = {value!r} has type {type(value).__name__}; expected float.")
+    if not math.isfinite(number):
+        raise ConfigError(f"{source}: {key} = {value!r} is not a finite number; expected a float.")
+    return number
 
 
 def _check_values(config: Config, source: str) -> None:
@@ -259,7 +288,9 @@ def _apply_override(raw: dict[str, Any], override: str) -> None:
     raw[section][key] = value
 
 
-def _suggest(name: str, choices: typing.Iterable[str]) -> str:
+def _suggest(name: Any, choices: typing.Iterable[str]) -> str:
+    if not isinstance(name, str):  # YAML reads keys such as `1:` or `yes:` as numbers and booleans
+        return ""
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
     return f" Did you mean '{close[0]}'?" if close else ""
 

@@ -51,12 +51,12 @@ def greedy_search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, *, max_lengt
             break
     token_matrix = torch.stack(tokens, dim=1).cpu()  # [B, T]
     weight_matrix = torch.stack(weights, dim=1).float().cpu()  # [B, T, S]
-    return [_hypothesis(token_matrix[b], scores[b].item(), weight_matrix[b], int(src_lengths[b]))
+    return [_hypothesis(token_matrix[b], scores[b].item(), weight_matrix[b], int(src_lengths[b]), int(limits[b]))
             for b in range(batch)]
 
 
-def _hypothesis(tokens: Tensor, score: float, weights: Tensor, src_length: int) -> Hypothesis:
-    """Cut a row of output at its first EOS: tokens [T], weights [T, S]."""
-    ids = tokens.tolist()
+def _hypothesis(tokens: Tensor, score: float, weights: Tensor, src_length: int, limit: int) -> Hypothesis:
+    """Cut a row of output at its first EOS or its length limit: tokens [T], weights [T, S]."""
+    ids = tokens.tolist()[:limit]
     steps = ids.index(EOS_ID) + 1 if EOS_ID in ids else len(ids)
     return Hypothesis([i for i in ids[:steps] if i != EOS_ID], score, weights[:steps, :src_length])

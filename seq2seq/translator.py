@@ -35,8 +35,11 @@ def translate_batch(model: Seq2Seq, src_tok: Tokenizer, trg_tok: Tokenizer, text
     src_ids = src_tok.encode(texts)
     if max_source_pieces is not None:
         src_ids = [ids[:max_source_pieces] for ids in src_ids]
-    order = sorted(range(len(texts)), key=lambda i: len(src_ids[i]))
     results: list[Translation | None] = [None] * len(texts)
+    for i, text in enumerate(texts):
+        if not text.strip():  # nothing to translate: an empty line stays empty
+            results[i] = Translation("", [], [], 0.0, torch.zeros(0, 0))
+    order = sorted((i for i in range(len(texts)) if results[i] is None), key=lambda i: len(src_ids[i]))
     size = config.decoding.batch_size
     for start in range(0, len(order), size):
         chunk = order[start:start + size]

@@ -1,0 +1,106 @@
+"""Attention math against hand computation: scores, masked softmax, context, tanh(W_c [a; s])."""
+
+import math
+
+import pytest
+import torch
+
+from seq2seq.attention import Attention, masked_softmax
+from seq2seq.decoder import LuongDecoder
+
+E = math.e
+# One query s = [1, 0] and three encoder states h_1 = [1, 0], h_2 = [0, 1], h_3 = [1, 1].
+QUERY = torch.tensor([[[1.0, 0.0]]])  # [B=1, T=1, H=2]
+STATES = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]])  # [B=1, S=3, H=2]
+ALL = torch.tensor([[True, True, True]])
+FIRST_TWO = torch.tensor([[True, True, False]])
+
+
+def make_attention(kind: str) -> Attention:
+    attention = Attention(kind=kind, query_size=2, key_size=2)
+    with torch.no_grad():
+        if kind == "general":
+            attention.key_proj.weight.copy_(torch.tensor([[2.0, 0.0], [0.0, 1.0]]))  # W_a
+        if kind == "concat":
+            attention.key_proj.weight.copy_(torch.eye(2))
+            attention.query_proj.weight.copy_(torch.eye(2))
+            attention.v.copy_(torch.tensor([1.0, 1.0]))
+    return attention
+
+
+# Scores by hand: dot s·h_i; general s·(W_a h_i) with W_a = diag(2, 1); concat v·tanh(s + h_i) with v = [1, 1].
+HAND_SCORES = {
+    "dot": [1.0, 0.0, 1.0],
+    "general": [2.0, 0.0, 2.0],
+    "concat": [math.tanh(2.0), 2 * math.tanh(1.0), math.tanh(2.0) + math.tanh(1.0)],
+}
+
+
+def softmax(values: list[float]) -> list[float]:
+    exps = [math.exp(v) for v in values]
+    return [x / sum(exps) for x in exps]
+
+
+@pytest.mark.parametrize("kind", ["dot", "general", "concat"])
+def test_scores_weights_and_context_match_hand_computation(kind):
+    attention = make_attention(kind)
+    keys = attention.prepare(STATES, ALL)
+    scores = attention.scores(QUERY, keys)
+    assert scores.shape == (1, 1, 3)
+    assert scores[0, 0].tolist() == pytest.approx(HAND_SCORES[kind], abs=1e-6)
+
+    context, weights = attention(QUERY, keys)
+    alpha = softmax(HAND_SCORES[kind])
+    assert weights[0, 0].tolist() == pytest.approx(alpha, abs=1e-6)
+    hand_context = [alpha[0] * 1 + alpha[2] * 1, alpha[1] * 1 + alpha[2] * 1]  # sum_i alpha_i h_i
+    assert context[0, 0].tolist() == pytest.approx(hand_context, abs=1e-6)
+
+
+def test_dot_attention_worked_example_in_closed_form():
+    """e = [1, 0, 1] → alpha = [e, 1, e] / (2e + 1); context = [2e, 1 + e] / (2e + 1)."""
+    context, weights = make_attention("dot")(QUERY, make_attention("dot").prepare(STATES, ALL))
+    z = 2 * E + 1
+    assert weights[0, 0].tolist() == pytest.approx([E / z, 1 / z, E / z], abs=1e-6)
+    assert context[0, 0].tolist() == pytest.approx([2 * E / z, (1 + E) / z], abs=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["dot", "general", "concat"])
+def test_masked_position_gets_exactly_zero_weight(kind):
+    attention = make_attention(kind)
+    context, weights = attention(QUERY, attention.prepare(STATES, FIRST_TWO))
+    assert weights[0, 0, 2].item() == 0.0
+    alpha = softmax(HAND_SCORES[kind][:2])
+    assert weights[0, 0, :2].tolist() == pytest.approx(alpha, abs=1e-6)
+    assert context[0, 0].tolist() == pytest.approx([alpha[0], alpha[1]], abs=1e-6)
+
+
+def test_masked_softmax_rows_sum_to_one_and_padding_is_zero():
+    torch.manual_seed(0)
+    scores = torch.randn(4, 5, 7) * 10  # [B, T, S]
+    lengths = torch.tensor([7, 1, 3, 5])
+    mask = torch.arange(7).unsqueeze(0) < lengths.unsqueeze(1)  # [B, S]
+    weights = masked_softmax(scores, mask)
+    assert torch.allclose(weights.sum(-1), torch.ones(4, 5), atol=1e-6)
+    assert (weights.masked_select(~mask.unsqueeze(1).expand_as(weights)) == 0).all()
+    assert (weights[1, :, 0] == 1).all()  # a single real position takes all the weight
+
+
+def test_dot_attention_rejects_unequal_sizes():
+    with pytest.raises(ValueError, match="equal sizes"):
+        Attention(kind="dot", query_size=3, key_size=2)
+
+
+def test_attentional_vector_is_tanh_of_wc_times_context_and_state():
+    """s~ = tanh(W_c [a; s]) with W_c set by hand."""
+    decoder = LuongDecoder(vocab_size=5, embedding_dim=2, hidden_size=2, encoder_size=2, num_layers=1,
+                           attention="dot", input_feeding=False, dropout=0.0)
+    w_c = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 2.0, 0.0, -1.0]])  # [H, H_enc + H]
+    with torch.no_grad():
+        decoder.combine.weight.copy_(w_c)
+    keys = decoder.attention.prepare(STATES, ALL)
+    attentional, _ = decoder.attentional(QUERY, keys)
+    z = 2 * E + 1
+    a = [2 * E / z, (1 + E) / z]  # context from the worked example
+    s = [1.0, 0.0]
+    hand = [math.tanh(a[0] + s[0]), math.tanh(2 * a[1] - s[1])]
+    assert attentional[0, 0].tolist() == pytest.approx(hand, abs=1e-6)

@@ -1,0 +1,99 @@
+"""End to end through the command line, on a slice of the shipped toy corpus."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from seq2seq.cli import main
+from seq2seq.config import load_config
+
+TOY = Path(__file__).resolve().parent.parent / "data" / "toy"
+TINY_MODEL = ["model.embedding_dim=16", "model.encoder_hidden=16", "model.decoder_hidden=32",
+              "tokenizer.src_vocab_size=150", "tokenizer.trg_vocab_size=150"]
+
+
+def write_slice(directory: Path, split: str, lines: int) -> str:
+    for lang in ("en", "de"):
+        text = (TOY / f"{split}.{lang}").read_text(encoding="utf-8").splitlines(keepends=True)[:lines]
+        (directory / f"{split}.{lang}").write_text("".join(text), encoding="utf-8")
+    return str(directory / split)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Train a tiny model for 30 steps on 600 toy pairs; returns (model_dir, config path, overrides)."""
+    root = tmp_path_factory.mktemp("toy")
+    overrides = [f"data.train={write_slice(root, 'train', 600)}", f"data.valid={write_slice(root, 'valid', 40)}",
+                 f"data.test={write_slice(root, 'test', 30)}", f"training.model_dir={root / 'model'}",
+                 "training.max_steps=30", "training.validate_every=15", "training.batch_tokens=600",
+                 "training.log_every=10", *TINY_MODEL]
+    config = str(Path(__file__).resolve().parent.parent / "configs" / "toy.yaml")
+    args = ["train", config]
+    for override in overrides:
+        args += ["--set", override]
+    assert main(args) == 0
+    return root / "model", config, args
+
+
+def test_train_writes_the_model_directory(trained):
+    model_dir, _, _ = trained
+    for name in ("config.yaml", "train.log", "metrics.jsonl", "spm/src.model", "spm/trg.model",
+                 "checkpoints/best.pt", "checkpoints/last.pt", "test.hyp", "valid.hyp"):
+        assert (model_dir / name).is_file(), name
+    resolved = load_config(model_dir / "config.yaml")
+    assert resolved.training.max_steps == 30 and resolved.model.decoder_hidden == 32
+    assert resolved.training.model_dir == str(model_dir)
+    assert not list(model_dir.rglob("*.tmp"))  # atomic writes leave no temporary files
+
+
+def test_metrics_log_records_training_validation_and_final_events(trained):
+    model_dir, _, _ = trained
+    events = [json.loads(line) for line in (model_dir / "metrics.jsonl").read_text().splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds.count("train") == 3 and kinds.count("valid") == 2 and kinds[-1] == "final"
+    valid = [e for e in events if e["event"] == "valid"]
+    assert [e["step"] for e in valid] == [15, 30]
+    assert all({"loss", "ppl", "bleu", "lr"} <= e.keys() for e in valid)
+    assert valid[1]["loss"] < valid[0]["loss"]  # it learns something in 30 steps
+    assert 0 <= events[-1]["test_bleu"] <= 100
+    assert len((model_dir / "test.hyp").read_text().splitlines()) == 30
+
+
+def test_translate_from_arguments_file_and_stdin(trained, tmp_path, capsys, monkeypatch):
+    import io
+
+    model_dir, _, _ = trained
+    assert main(["translate", str(model_dir), "The dog sleeps.", "", "A cat reads the book."]) == 0
+    lines = capsys.readouterr().out.split("\n")
+    assert len(lines) == 4 and lines[1] == "" and lines[3] == ""  # 3 lines, the empty one kept empty
+
+    source = tmp_path / "in.en"
+    source.write_text("The dog sleeps.\n\nThe man has read the book.\n", encoding="utf-8")
+    assert main(["translate", str(model_dir), "-i", str(source), "-o", str(tmp_path / "out.de")]) == 0
+    out = (tmp_path / "out.de").read_text(encoding="utf-8").split("\n")
+    assert len(out) == 4 and out[1] == "" and out[0] == lines[0]
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("The dog sleeps.\nThe man has read the book.\n"))
+    assert main(["translate", str(model_dir)]) == 0
+    assert capsys.readouterr().out.split("\n") == [out[0], out[2], ""]
+
+
+def test_train_refuses_a_non_empty_model_dir(trained, capsys):
+    model_dir, _, args = trained
+    assert main(args) == 2
+    error = capsys.readouterr().err
+    assert str(model_dir) in error and "--overwrite" in error and "Traceback" not in error
+
+
+def test_translate_with_a_bad_model_dir_exits_2(tmp_path, capsys):
+    assert main(["translate", str(tmp_path), "hello"]) == 2
+    assert "no config.yaml" in capsys.readouterr().err
+
+
+def test_resolved_config_is_complete_yaml(trained):
+    model_dir, _, _ = trained
+    raw = yaml.safe_load((model_dir / "config.yaml").read_text())
+    assert set(raw) == {"data", "tokenizer", "model", "training", "decoding"}
+    assert raw["model"]["attention"] == "dot" and "patience" in raw["training"]

@@ -1,0 +1,29 @@
+"""Preparing splits: empty and over-long training pairs are dropped and counted; valid/test are kept whole."""
+
+import logging
+
+from seq2seq.config import config_from_dict
+from seq2seq.dataset import prepare_data
+
+
+def write_pair(directory, name, pairs):
+    (directory / f"{name}.en").write_text("".join(s + "\n" for s, _ in pairs), encoding="utf-8")
+    (directory / f"{name}.de").write_text("".join(t + "\n" for _, t in pairs), encoding="utf-8")
+    return str(directory / name)
+
+
+def test_filtering_counts_are_logged_and_valid_is_untouched(tmp_path, caplog):
+    normal = [(f"the dog {i} sleeps", f"der Hund {i} schläft") for i in range(40)]
+    train = normal + [("", "leer"), ("   ", "auch leer"), ("word " * 80, "Wort " * 80), ("ok", "")]
+    config = config_from_dict({
+        "data": {"train": write_pair(tmp_path, "train", train), "valid": write_pair(tmp_path, "valid", train[-4:]),
+                 "max_length": 50},
+        "tokenizer": {"src_vocab_size": 40, "trg_vocab_size": 40},
+        "training": {"model_dir": str(tmp_path / "model")},
+    })
+    with caplog.at_level(logging.INFO, logger="seq2seq"):
+        _, _, splits = prepare_data(config, tmp_path / "model")
+    assert len(splits["train"].examples) == 40
+    assert "44 read, 3 dropped as empty, 1 dropped as longer than 50 pieces, 40 kept" in caplog.text
+    assert len(splits["valid"].examples) == 4 and splits["valid"].references[-1] == ""
+    assert "test" not in splits

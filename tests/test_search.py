@@ -1,0 +1,69 @@
+"""Greedy search: batched equals one at a time, scores are the model's log-probabilities, limits hold."""
+
+import pytest
+import torch
+
+from seq2seq.batching import source_tensor
+from seq2seq.config import ModelConfig
+from seq2seq.model import build_model
+from seq2seq.search import greedy_search, max_output_lengths
+from seq2seq.tokenizer import BOS_ID, EOS_ID
+
+VOCAB = 16
+SOURCES = [[5, 6, 7, 8], [9], [4, 10, 11, 12, 13, 14, 15], [6, 6]]
+
+
+def random_model(input_feeding: bool = False):
+    torch.manual_seed(3)
+    config = ModelConfig(embedding_dim=8, encoder_hidden=5, decoder_hidden=10, dropout=0.0,
+                         input_feeding=input_feeding)
+    model = build_model(config, src_vocab_size=VOCAB, trg_vocab_size=VOCAB).eval()
+    with torch.no_grad():
+        model.decoder.output.bias[EOS_ID] -= 1.5  # an untrained model should not stop at once
+    return model
+
+
+def teacher_forced_log_prob(model, src_ids: list[int], output: list[int], with_eos: bool) -> float:
+    src, lengths = source_tensor([src_ids])
+    targets = output + ([EOS_ID] if with_eos else [])
+    trg_in = torch.tensor([[BOS_ID] + targets[:-1]])
+    with torch.no_grad():
+        logits, _ = model(src, lengths, trg_in)
+    log_probs = torch.log_softmax(logits[0], dim=-1)
+    return sum(log_probs[t, token].item() for t, token in enumerate(targets))
+
+
+@pytest.mark.parametrize("input_feeding", [False, True])
+def test_batched_greedy_equals_one_at_a_time(input_feeding):
+    model = random_model(input_feeding)
+    src, lengths = source_tensor(SOURCES)
+    limits = max_output_lengths(lengths, ratio=2.0, extra=3)
+    batched = greedy_search(model, src, lengths, max_lengths=limits)
+    for i, ids in enumerate(SOURCES):
+        one_src, one_len = source_tensor([ids])
+        (alone,) = greedy_search(model, one_src, one_len, max_lengths=limits[i:i + 1])
+        assert batched[i].tokens == alone.tokens
+        assert batched[i].score == pytest.approx(alone.score, abs=1e-5)
+        assert torch.allclose(batched[i].attention, alone.attention, atol=1e-6)
+
+
+def test_greedy_score_is_teacher_forced_log_probability():
+    model = random_model()
+    src, lengths = source_tensor(SOURCES)
+    limits = max_output_lengths(lengths, ratio=2.0, extra=3)
+    for i, hypothesis in enumerate(greedy_search(model, src, lengths, max_lengths=limits)):
+        stopped = len(hypothesis.tokens) < int(limits[i])  # ended with EOS rather than at the limit
+        expected = teacher_forced_log_prob(model, SOURCES[i], hypothesis.tokens, with_eos=stopped)
+        assert hypothesis.score == pytest.approx(expected, abs=1e-4)
+
+
+def test_length_limit_and_attention_shape():
+    model = random_model()
+    with torch.no_grad():
+        model.decoder.output.bias[EOS_ID] = -100.0  # never stop: every output runs to its limit
+    src, lengths = source_tensor(SOURCES)
+    limits = max_output_lengths(lengths, ratio=1.0, extra=2)
+    for i, hypothesis in enumerate(greedy_search(model, src, lengths, max_lengths=limits)):
+        assert len(hypothesis.tokens) == int(limits[i]) == len(SOURCES[i]) + 1 + 2
+        assert hypothesis.attention.shape == (len(hypothesis.tokens), len(SOURCES[i]) + 1)
+        assert torch.allclose(hypothesis.attention.sum(-1), torch.ones(len(hypothesis.tokens)), atol=1e-5)

@@ -1,0 +1,91 @@
+"""Training pieces: loss, learning-rate schedules, early-stopping comparisons, atomic checkpoints."""
+
+import math
+
+import pytest
+import torch
+
+from seq2seq.batching import Example, collate
+from seq2seq.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from seq2seq.config import ModelConfig, config_from_dict
+from seq2seq.errors import UserError
+from seq2seq.model import build_model
+from seq2seq.training import improved, make_optimizer, make_scheduler, sequence_loss, train_step
+
+
+def config(**training):
+    return config_from_dict({"data": {"train": "t", "valid": "v"},
+                             "training": {"model_dir": "m", "learning_rate": 1.0, **training}})
+
+
+def test_sequence_loss_ignores_padding_and_matches_hand_value():
+    logits = torch.zeros(1, 3, 4)  # [B=1, T=3, V=4]: uniform predictions
+    targets = torch.tensor([[2, 3, 0]])  # the last position is padding
+    loss, tokens = sequence_loss(logits, targets, label_smoothing=0.0)
+    assert tokens == 2 and loss.item() == pytest.approx(2 * math.log(4))
+
+
+def test_warmup_decay_schedule_rises_then_decays():
+    model = torch.nn.Linear(2, 2)
+    cfg = config(scheduler="warmup_decay", warmup_steps=4)
+    optimizer = make_optimizer(model, cfg)
+    scheduler = make_scheduler(optimizer, cfg)
+    rates = []
+    for _ in range(16):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert rates[15] == pytest.approx(math.sqrt(4 / 16))  # inverse square-root decay after warm-up
+
+
+def test_plateau_schedule_cuts_the_rate_when_bleu_stalls():
+    model = torch.nn.Linear(2, 2)
+    cfg = config(scheduler="plateau", plateau_patience=1, plateau_factor=0.5, early_stopping_metric="bleu")
+    optimizer = make_optimizer(model, cfg)
+    scheduler = make_scheduler(optimizer, cfg)
+    for bleu in (10.0, 12.0, 11.0, 11.5):
+        scheduler.step(bleu)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.5)
+
+
+def test_improved_direction_depends_on_metric():
+    assert improved("bleu", 20.0, 10.0) and not improved("bleu", 5.0, 10.0)
+    assert improved("loss", 1.0, 2.0) and not improved("ppl", 3.0, 2.0)
+    assert improved("loss", 9.0, None)
+
+
+def test_train_step_lowers_the_loss_on_a_batch():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(embedding_dim=8, encoder_hidden=4, decoder_hidden=8, dropout=0.0),
+                        src_vocab_size=12, trg_vocab_size=12)
+    batch = collate([Example([4, 5, 6], [7, 8]), Example([9], [10, 11, 4])], [0, 1])
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    losses = [train_step(model, batch, optimizer, label_smoothing=0.0, clip_grad_norm=1.0) for _ in range(60)]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_checkpoint_round_trip_and_corrupt_file_error(tmp_path):
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"weights": torch.arange(5), "step": 3})
+    loaded = load_checkpoint(path)
+    assert loaded["step"] == 3 and loaded["weights"].tolist() == [0, 1, 2, 3, 4]
+    path.write_bytes(path.read_bytes()[:40])  # truncated, as after a crash without atomic writes
+    with pytest.raises(UserError, match="c.pt is truncated or corrupt"):
+        load_checkpoint(path)
+    with pytest.raises(UserError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_failed_write_leaves_the_previous_file_intact(tmp_path, monkeypatch):
+    path = tmp_path / "state.txt"
+    atomic_write_text(path, "old")
+
+    def failing_fsync(fd):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.fsync", failing_fsync)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_text(path, "new")
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["state.txt"]  # the temporary file was removed
