@@ -1,4 +1,4 @@
-"""Command line: ``seq2seq train|translate``. Parses arguments and delegates; holds no logic.
+"""Command line: ``seq2seq train|translate|evaluate``. Parses arguments and delegates; holds no logic.
 
 Exit codes: 0 success, 2 usage or input error (one paragraph on stderr, no traceback), 1 a bug.
 """
@@ -6,10 +6,21 @@ Exit codes: 0 success, 2 usage or input error (one paragraph on stderr, no trace
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from seq2seq.errors import UserError
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +38,26 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("sentences", nargs="*", help="sentences to translate (else -i FILE, else stdin)")
     translate.add_argument("-i", "--input", help="file with one sentence per line")
     translate.add_argument("-o", "--output", help="write translations here instead of stdout")
+    add_search_arguments(translate)
+    translate.add_argument("--n-best", type=positive_int, default=1,
+                           help="print the N best translations per line as 'INDEX ||| text ||| score'")
+    translate.add_argument("--attention-dir", type=Path, help="write one attention heatmap PNG per sentence here")
+    translate.add_argument("--align", action="store_true",
+                           help="append ' ||| ' and word alignments from the attention (Pharaoh format)")
+
+    evaluate = commands.add_parser("evaluate", help="translate a test set and print BLEU and chrF")
+    evaluate.add_argument("model_dir", help="a trained model directory (training.model_dir)")
+    evaluate.add_argument("--src", required=True, help="source sentences, one per line")
+    evaluate.add_argument("--ref", required=True, help="reference translations, line-aligned with --src")
+    add_search_arguments(evaluate)
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     return parser
+
+
+def add_search_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--beam", type=positive_int, help="beam size (default: the model's decoding.beam_size; "
+                        "1 is greedy search)")
+    parser.add_argument("--batch-size", type=positive_int, help="sentences per batch (default: decoding.batch_size)")
 
 
 def run_train(args: argparse.Namespace) -> None:
@@ -38,28 +68,55 @@ def run_train(args: argparse.Namespace) -> None:
 
 
 def run_translate(args: argparse.Namespace) -> None:
-    from seq2seq.corpus import read_lines
+    from seq2seq.logs import setup_logging
+    from seq2seq.streaming import stream_translations
+    from seq2seq.textio import PROGRESS_MIN_LINES, count_lines, read_input
     from seq2seq.translator import Translator
 
+    setup_logging()
     translator = Translator.from_dir(args.model_dir)
-    if args.sentences:
-        lines = list(args.sentences)
-    elif args.input:
-        lines = read_lines(args.input)
+    batch_size = args.batch_size or translator.config.decoding.batch_size
+    with contextlib.ExitStack() as stack:
+        total, chunk_lines = None, batch_size * 4
+        if args.sentences:
+            lines = enumerate(args.sentences, start=1)
+        elif args.input:
+            if not Path(args.input).is_file():
+                raise UserError(f"input file {args.input} does not exist.")
+            total = count_lines(args.input)
+            lines = read_input(stack.enter_context(open(args.input, "rb")), args.input)
+        else:
+            if sys.stdin.isatty():
+                chunk_lines = 1  # typed at a terminal: answer each line at once
+            lines = read_input(sys.stdin.buffer, "stdin")
+        out = stack.enter_context(open(args.output, "w", encoding="utf-8")) if args.output else sys.stdout
+        stream_translations(translator, lines, out, beam=args.beam, n_best=args.n_best, batch_size=batch_size,
+                            chunk_lines=chunk_lines, align=args.align, attention_dir=args.attention_dir,
+                            total=total, progress=(total or 0) >= PROGRESS_MIN_LINES)
+
+
+def run_evaluate(args: argparse.Namespace) -> None:
+    from seq2seq.evaluation import evaluate_files
+    from seq2seq.logs import setup_logging
+    from seq2seq.translator import Translator
+
+    setup_logging()
+    result = evaluate_files(Translator.from_dir(args.model_dir), args.src, args.ref, beam=args.beam,
+                            batch_size=args.batch_size)
+    if args.json:
+        print(json.dumps(result))
     else:
-        lines = [line.rstrip("\r\n") for line in sys.stdin]
-    text = "".join(line + "\n" for line in translator.translate(lines))
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    else:
-        sys.stdout.write(text)
+        print(f"BLEU = {result['bleu']:.2f}  ({result['bleu_signature']})")
+        print(f"chrF = {result['chrf']:.2f}  ({result['chrf_signature']})")
+        print(f"{result['sentences']} sentences, beam {result['beam']}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="replace")  # a translation is never lost to the terminal's encoding
     try:
-        {"train": run_train, "translate": run_translate}[args.command](args)
+        {"train": run_train, "translate": run_translate, "evaluate": run_evaluate}[args.command](args)
     except UserError as error:
         print(f"seq2seq {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -97,6 +97,10 @@ class TrainingConfig:
 
 @dataclass
 class DecodingConfig:
+    beam_size: int = doc("Beam size for translate, evaluate and the final test score; 1 is greedy search. "
+                         "Validation during training always decodes greedily.", 5)
+    length_penalty: float = doc("alpha of the GNMT length penalty ((5 + length) / 6) ** alpha that beam search "
+                                "divides scores by; 0 ranks by raw log-probability.", 1.0)
     max_length_ratio: float = doc("Outputs stop at max_length_ratio * source length + max_length_extra tokens.", 1.5)
     max_length_extra: int = doc("See max_length_ratio.", 10)
     batch_size: int = doc("Sentences per batch when translating.", 64)
@@ -232,7 +236,8 @@ def _check_values(config: Config, source: str) -> None:
                 ("model", "embedding_dim"), ("model", "encoder_hidden"), ("model", "encoder_layers"),
                 ("model", "decoder_hidden"), ("model", "decoder_layers"), ("training", "learning_rate"),
                 ("training", "batch_tokens"), ("training", "max_epochs"), ("training", "validate_every"),
-                ("training", "log_every"), ("decoding", "batch_size"), ("decoding", "max_length_ratio")]
+                ("training", "log_every"), ("decoding", "beam_size"), ("decoding", "batch_size"),
+                ("decoding", "max_length_ratio")]
     for section, key in positive:
         value = getattr(getattr(config, section), key)
         if value <= 0:
@@ -240,7 +245,7 @@ def _check_values(config: Config, source: str) -> None:
     non_negative = [("training", "num_threads"), ("training", "weight_decay"), ("training", "clip_grad_norm"),
                     ("training", "max_steps"), ("training", "max_minutes"), ("training", "warmup_steps"),
                     ("training", "patience"), ("training", "plateau_patience"), ("training", "min_learning_rate"),
-                    ("decoding", "max_length_extra")]
+                    ("decoding", "length_penalty"), ("decoding", "max_length_extra")]
     for section, key in non_negative:
         value = getattr(getattr(config, section), key)
         if value < 0:

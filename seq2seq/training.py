@@ -27,7 +27,7 @@ from seq2seq.logs import MetricsWriter, setup_logging
 from seq2seq.metrics import bleu
 from seq2seq.model import Seq2Seq, build_model, count_parameters
 from seq2seq.tokenizer import PAD_ID, Tokenizer
-from seq2seq.translator import pick_device, translate_batch
+from seq2seq.translator import SearchOptions, pick_device, translate_texts
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +67,12 @@ def evaluate_loss(model: Seq2Seq, batches: list[Batch], device: torch.device) ->
 
 
 def score_split(model: Seq2Seq, split: Split, src_tok: Tokenizer, trg_tok: Tokenizer, config: Config,
-                device: torch.device) -> tuple[float, list[str]]:
-    """Greedy-decoding BLEU of a split (detokenized output vs raw references) and the hypotheses."""
-    translations = translate_batch(model, src_tok, trg_tok, split.sources, config=config, device=device,
+                device: torch.device, *, beam_size: int = 1) -> tuple[float, list[str]]:
+    """BLEU of a split (detokenized output vs raw references) and the hypotheses; greedy unless beam_size > 1."""
+    options = SearchOptions.from_config(config, beam_size=beam_size)
+    translations = translate_texts(model, src_tok, trg_tok, split.sources, options=options, device=device,
                                    max_source_pieces=config.data.max_length)
-    hypotheses = [t.text for t in translations]
+    hypotheses = [n_best[0].text for n_best in translations]
     return bleu(hypotheses, split.references).score, hypotheses
 
 
@@ -240,14 +241,17 @@ def _train_epochs(model, optimizer, scheduler, split: Split, config: Config, dev
 
 def _final_report(model: Seq2Seq, model_dir: Path, splits: dict[str, Split], src_tok: Tokenizer, trg_tok: Tokenizer,
                   config: Config, device: torch.device, metrics: MetricsWriter, progress: Progress) -> dict[str, float]:
-    """Reload the best checkpoint and score valid (and test, if configured) with greedy decoding."""
+    """Reload the best checkpoint; score valid and test (if configured) with the configured beam size."""
     model.load_state_dict(load_checkpoint(model_dir / "checkpoints" / "best.pt")["model"])
+    beam = config.decoding.beam_size
     report = {}
     for name in ("valid", "test"):
         if name in splits:
-            report[f"{name}_bleu"], hypotheses = score_split(model, splits[name], src_tok, trg_tok, config, device)
+            report[f"{name}_bleu"], hypotheses = score_split(model, splits[name], src_tok, trg_tok, config, device,
+                                                             beam_size=beam)
             atomic_write_text(model_dir / f"{name}.hyp", "".join(h + "\n" for h in hypotheses))
-    metrics.write("final", step=progress.step, decoding="greedy", **report)
+    metrics.write("final", step=progress.step, beam_size=beam, **report)
+    search_name = "greedy" if beam == 1 else f"beam {beam}"
     for key, value in report.items():
-        log.info("%s (greedy, best checkpoint): %.2f", key.replace("_bleu", " BLEU"), value)
+        log.info("%s (%s, best checkpoint): %.2f", key.replace("_bleu", " BLEU"), search_name, value)
     return report

@@ -1,11 +1,13 @@
-"""Translate raw text with a trained model: batching by length, search, detokenization.
+"""Translate raw text with a trained model: encode, batch by length, search, detokenize.
 
-:class:`Translator` loads a model directory (config.yaml, spm/, checkpoints/) for use from Python; the
-function :func:`translate_batch` is what training uses for validation BLEU.
+:class:`Translator` loads a model directory (config.yaml, spm/, checkpoints/) for use from Python and the
+CLI; :func:`translate_texts` is the shared path that training also uses for validation BLEU.
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -16,40 +18,76 @@ from seq2seq.checkpoint import load_checkpoint
 from seq2seq.config import Config, load_config
 from seq2seq.errors import UserError
 from seq2seq.model import Seq2Seq, build_model
-from seq2seq.search import Hypothesis, greedy_search, max_output_lengths
+from seq2seq.search import Hypothesis, beam_search, greedy_search, max_output_lengths
 from seq2seq.tokenizer import Tokenizer, load_tokenizers
+
+log = logging.getLogger(__name__)
 
 
 class Translation(NamedTuple):
     text: str  # detokenized output
-    src_pieces: list[str]  # source subword pieces (EOS excluded)
-    trg_pieces: list[str]  # output subword pieces (EOS excluded)
-    score: float  # sum of token log-probabilities
-    attention: torch.Tensor  # [T, S]: rows are output pieces plus EOS, columns source pieces plus EOS
+    src_pieces: list[str]  # source subword pieces as translated (after truncation), EOS excluded
+    trg_pieces: list[str]  # output subword pieces, EOS excluded
+    score: float  # sum of the token log-probabilities (EOS included when produced)
+    attention: torch.Tensor  # [T, S]: rows are output pieces (+ EOS), columns source pieces + EOS
 
 
-def translate_batch(model: Seq2Seq, src_tok: Tokenizer, trg_tok: Tokenizer, texts: list[str], *,
-                    config: Config, device: torch.device, max_source_pieces: int | None = None) -> list[Translation]:
-    """Translate ``texts`` in batches of similar length; results come back in input order."""
+@dataclass(frozen=True)
+class SearchOptions:
+    beam_size: int = 1  # 1: greedy search
+    n_best: int = 1
+    length_penalty: float = 1.0
+    max_length_ratio: float = 1.5
+    max_length_extra: int = 10
+    batch_size: int = 64
+
+    @classmethod
+    def from_config(cls, config: Config, **overrides: int | float | None) -> SearchOptions:
+        decoding = config.decoding
+        values = dict(beam_size=decoding.beam_size, length_penalty=decoding.length_penalty,
+                      max_length_ratio=decoding.max_length_ratio, max_length_extra=decoding.max_length_extra,
+                      batch_size=decoding.batch_size)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def translate_texts(model: Seq2Seq, src_tok: Tokenizer, trg_tok: Tokenizer, texts: list[str], *,
+                    options: SearchOptions, device: torch.device, max_source_pieces: int,
+                    first_line: int = 1) -> list[list[Translation]]:
+    """The ``options.n_best`` best translations of each text, in input order.
+
+    Texts are decoded in batches of similar length. Empty (or blank) texts give one empty translation
+    without running the model. Sources longer than ``max_source_pieces`` are truncated with a warning that
+    names the line (numbered from ``first_line``).
+    """
     model.eval()
     src_ids = src_tok.encode(texts)
-    if max_source_pieces is not None:
-        src_ids = [ids[:max_source_pieces] for ids in src_ids]
-    results: list[Translation | None] = [None] * len(texts)
+    for i, ids in enumerate(src_ids):
+        if len(ids) > max_source_pieces:
+            log.warning("warning: line %d has %d subword pieces; translating only the first %d (the model's "
+                        "data.max_length)", first_line + i, len(ids), max_source_pieces)
+            src_ids[i] = ids[:max_source_pieces]
+    results: list[list[Translation]] = [[] for _ in texts]
     for i, text in enumerate(texts):
-        if not text.strip():  # nothing to translate: an empty line stays empty
-            results[i] = Translation("", [], [], 0.0, torch.zeros(0, 0))
-    order = sorted((i for i in range(len(texts)) if results[i] is None), key=lambda i: len(src_ids[i]))
-    size = config.decoding.batch_size
-    for start in range(0, len(order), size):
-        chunk = order[start:start + size]
-        src, lengths = source_tensor([src_ids[i] for i in chunk])
-        limits = max_output_lengths(lengths, ratio=config.decoding.max_length_ratio,
-                                    extra=config.decoding.max_length_extra)
-        hypotheses = greedy_search(model, src.to(device), lengths, max_lengths=limits)
-        for i, hypothesis in zip(chunk, hypotheses):
-            results[i] = _translation(hypothesis, src_ids[i], src_tok, trg_tok)
-    return results  # type: ignore[return-value]
+        if not text.strip():
+            results[i] = [Translation("", [], [], 0.0, torch.zeros(0, 0))]
+    order = sorted((i for i in range(len(texts)) if not results[i]), key=lambda i: len(src_ids[i]))
+    for start in range(0, len(order), options.batch_size):
+        chunk = order[start:start + options.batch_size]
+        for i, n_best in zip(chunk, search([src_ids[i] for i in chunk], model, options, device)):
+            results[i] = [_translation(h, src_ids[i], src_tok, trg_tok) for h in n_best]
+    return results
+
+
+def search(sources: list[list[int]], model: Seq2Seq, options: SearchOptions,
+           device: torch.device) -> list[list[Hypothesis]]:
+    """Greedy or beam search for one batch of source id lists."""
+    src, lengths = source_tensor(sources)
+    limits = max_output_lengths(lengths, ratio=options.max_length_ratio, extra=options.max_length_extra)
+    if options.beam_size == 1:
+        return [[h] for h in greedy_search(model, src.to(device), lengths, max_lengths=limits)]
+    return beam_search(model, src.to(device), lengths, beam_size=options.beam_size, max_lengths=limits,
+                       alpha=options.length_penalty, n_best=options.n_best)
 
 
 def _translation(hypothesis: Hypothesis, src_ids: list[int], src_tok: Tokenizer, trg_tok: Tokenizer) -> Translation:
@@ -63,12 +101,17 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("device 'cuda' was requested but PyTorch sees no CUDA device; use device: cpu or auto.")
+        raise UserError("device 'cuda' was requested but PyTorch sees no CUDA device; use cpu or auto.")
     return torch.device(name)
 
 
 class Translator:
-    """A trained model ready to translate raw text: ``Translator.from_dir("runs/toy").translate([...])``."""
+    """A trained model ready to translate raw text.
+
+    >>> translator = Translator.from_dir("runs/toy")
+    >>> translator.translate(["The dog sleeps."], beam=5)
+    ['Der Hund schläft.']
+    """
 
     def __init__(self, model: Seq2Seq, src_tok: Tokenizer, trg_tok: Tokenizer, config: Config,
                  device: torch.device):
@@ -79,6 +122,7 @@ class Translator:
 
     @classmethod
     def from_dir(cls, model_dir: str | Path, *, checkpoint: str = "best.pt", device: str = "cpu") -> Translator:
+        """Load ``model_dir/config.yaml``, ``spm/`` and ``checkpoints/<checkpoint>``."""
         model_dir = Path(model_dir)
         if not (model_dir / "config.yaml").is_file():
             raise UserError(f"{model_dir} is not a model directory: it has no config.yaml. "
@@ -90,11 +134,23 @@ class Translator:
         model.load_state_dict(state["model"])
         return cls(model, src_tok, trg_tok, config, pick_device(device))
 
-    def translate(self, texts: list[str]) -> list[str]:
-        """Detokenized translations, one per input, in order."""
-        return [t.text for t in self.translate_with_details(texts)]
+    def translate(self, texts: list[str], *, beam: int | None = None) -> list[str]:
+        """Detokenized translations, one per input, in order (``beam`` defaults to decoding.beam_size)."""
+        return [t.text for t in self.translate_with_details(texts, beam=beam)]
 
-    def translate_with_details(self, texts: list[str]) -> list[Translation]:
-        """Translations with pieces, score and attention matrix."""
-        return translate_batch(self.model, self.src_tok, self.trg_tok, texts, config=self.config,
-                               device=self.device, max_source_pieces=self.config.data.max_length)
+    def translate_with_details(self, texts: list[str], *, beam: int | None = None) -> list[Translation]:
+        """The best translation of each text, with pieces, score and attention matrix."""
+        return [n_best[0] for n_best in self.translate_n_best(texts, beam=beam, n_best=1)]
+
+    def translate_n_best(self, texts: list[str], *, beam: int | None = None, n_best: int = 1,
+                         batch_size: int | None = None, first_line: int = 1) -> list[list[Translation]]:
+        """The ``n_best`` best translations of each text (``n_best`` ≤ beam), best first."""
+        options = SearchOptions.from_config(self.config, beam_size=beam, n_best=n_best, batch_size=batch_size)
+        if options.n_best > options.beam_size:
+            raise UserError(f"n-best {options.n_best} is larger than the beam size {options.beam_size}; "
+                            "a beam keeps only beam-size hypotheses.")
+        if options.beam_size > self.trg_tok.vocab_size:
+            raise UserError(f"beam size {options.beam_size} exceeds the target vocabulary "
+                            f"({self.trg_tok.vocab_size} pieces).")
+        return translate_texts(self.model, self.src_tok, self.trg_tok, texts, options=options, device=self.device,
+                               max_source_pieces=self.config.data.max_length, first_line=first_line)

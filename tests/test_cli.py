@@ -75,7 +75,7 @@ def test_translate_from_arguments_file_and_stdin(trained, tmp_path, capsys, monk
     out = (tmp_path / "out.de").read_text(encoding="utf-8").split("\n")
     assert len(out) == 4 and out[1] == "" and out[0] == lines[0]
 
-    monkeypatch.setattr("sys.stdin", io.StringIO("The dog sleeps.\nThe man has read the book.\n"))
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"The dog sleeps.\nThe man has read the book.\n")))
     assert main(["translate", str(model_dir)]) == 0
     assert capsys.readouterr().out.split("\n") == [out[0], out[2], ""]
 

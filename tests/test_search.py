@@ -6,7 +6,7 @@ import torch
 from seq2seq.batching import source_tensor
 from seq2seq.config import ModelConfig
 from seq2seq.model import build_model
-from seq2seq.search import greedy_search, max_output_lengths
+from seq2seq.search import beam_search, greedy_search, length_penalty, max_output_lengths
 from seq2seq.tokenizer import BOS_ID, EOS_ID
 
 VOCAB = 16
@@ -67,3 +67,72 @@ def test_length_limit_and_attention_shape():
         assert len(hypothesis.tokens) == int(limits[i]) == len(SOURCES[i]) + 1 + 2
         assert hypothesis.attention.shape == (len(hypothesis.tokens), len(SOURCES[i]) + 1)
         assert torch.allclose(hypothesis.attention.sum(-1), torch.ones(len(hypothesis.tokens)), atol=1e-5)
+
+
+@pytest.mark.parametrize("input_feeding", [False, True])
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_beam_size_1_is_exactly_greedy(input_feeding, alpha):
+    model = random_model(input_feeding)
+    src, lengths = source_tensor(SOURCES)
+    limits = max_output_lengths(lengths, ratio=2.0, extra=3)
+    greedy = greedy_search(model, src, lengths, max_lengths=limits)
+    beam = beam_search(model, src, lengths, beam_size=1, max_lengths=limits, alpha=alpha)
+    for g, (b,) in zip(greedy, beam):
+        assert b.tokens == g.tokens
+        assert b.score == pytest.approx(g.score, abs=1e-6)
+        assert torch.allclose(b.attention, g.attention)
+
+
+@pytest.mark.parametrize("beam_size", [2, 5])
+@pytest.mark.parametrize("alpha", [0.0, 0.6])
+def test_beam_scores_are_teacher_forced_log_probabilities(beam_size, alpha):
+    model = random_model()
+    src, lengths = source_tensor(SOURCES)
+    limits = max_output_lengths(lengths, ratio=2.0, extra=3)
+    results = beam_search(model, src, lengths, beam_size=beam_size, max_lengths=limits, alpha=alpha,
+                          n_best=beam_size)
+    for i, n_best in enumerate(results):
+        for hypothesis in n_best:
+            stopped = len(hypothesis.tokens) < int(limits[i])
+            expected = teacher_forced_log_prob(model, SOURCES[i], hypothesis.tokens, with_eos=stopped)
+            assert hypothesis.score == pytest.approx(expected, abs=1e-4)
+            assert hypothesis.attention.shape == (len(hypothesis.tokens) + stopped, len(SOURCES[i]) + 1)
+
+
+@pytest.mark.parametrize("input_feeding", [False, True])
+def test_batched_beam_equals_one_at_a_time(input_feeding):
+    model = random_model(input_feeding)
+    src, lengths = source_tensor(SOURCES)
+    limits = max_output_lengths(lengths, ratio=2.0, extra=3)
+    batched = beam_search(model, src, lengths, beam_size=4, max_lengths=limits, alpha=1.0, n_best=4)
+    for i, ids in enumerate(SOURCES):
+        one_src, one_len = source_tensor([ids])
+        (alone,) = beam_search(model, one_src, one_len, beam_size=4, max_lengths=limits[i:i + 1], alpha=1.0,
+                               n_best=4)
+        assert [h.tokens for h in batched[i]] == [h.tokens for h in alone]
+        assert [h.score for h in batched[i]] == pytest.approx([h.score for h in alone], abs=1e-5)
+
+
+def test_n_best_lists_are_sorted_and_distinct():
+    model = random_model()
+    src, lengths = source_tensor(SOURCES)
+    limits = max_output_lengths(lengths, ratio=2.0, extra=3)
+    alpha = 0.8
+    results = beam_search(model, src, lengths, beam_size=6, max_lengths=limits, alpha=alpha, n_best=6)
+    for i, n_best in enumerate(results):
+        assert len(n_best) == 6
+        assert len({tuple(h.tokens) for h in n_best}) == 6
+        stopped = [len(h.tokens) < int(limits[i]) for h in n_best]  # EOS counts towards the length
+        normalized = [h.score / length_penalty(torch.tensor(len(h.tokens) + s), alpha).item()
+                      for h, s in zip(n_best, stopped)]
+        assert normalized == sorted(normalized, reverse=True)
+
+
+def test_beam_finds_a_sequence_at_least_as_probable_as_greedy():
+    model = random_model()
+    src, lengths = source_tensor(SOURCES)
+    limits = max_output_lengths(lengths, ratio=2.0, extra=3)
+    greedy = greedy_search(model, src, lengths, max_lengths=limits)
+    beam = beam_search(model, src, lengths, beam_size=8, max_lengths=limits, alpha=0.0)
+    for g, (b,) in zip(greedy, beam):
+        assert b.score >= g.score - 1e-5

@@ -1,0 +1,33 @@
+"""Score a model on a test set: translate the source file and compare with the references (sacrebleu)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from seq2seq.corpus import read_parallel
+from seq2seq.metrics import bleu, chrf
+from seq2seq.textio import PROGRESS_MIN_LINES
+from seq2seq.translator import Translator
+
+
+def evaluate_files(translator: Translator, src_path: str | Path, ref_path: str | Path, *,
+                   beam: int | None = None, batch_size: int | None = None) -> dict[str, Any]:
+    """BLEU and chrF (with signatures) of the translations of ``src_path`` against ``ref_path``."""
+    pairs = read_parallel(src_path, ref_path)
+    sources, references = [s for s, _ in pairs], [r for _, r in pairs]
+    size = batch_size or translator.config.decoding.batch_size
+    hypotheses: list[str] = []
+    with tqdm(total=len(sources), unit="sent", disable=len(sources) < PROGRESS_MIN_LINES, leave=False) as bar:
+        for start in range(0, len(sources), size * 4):
+            chunk = sources[start:start + size * 4]
+            n_bests = translator.translate_n_best(chunk, beam=beam, batch_size=batch_size, first_line=start + 1)
+            hypotheses += [n_best[0].text for n_best in n_bests]
+            bar.update(len(chunk))
+    bleu_score, chrf_score = bleu(hypotheses, references), chrf(hypotheses, references)
+    return {"bleu": round(bleu_score.score, 2), "chrf": round(chrf_score.score, 2),
+            "bleu_signature": bleu_score.signature, "chrf_signature": chrf_score.signature,
+            "beam": beam or translator.config.decoding.beam_size, "sentences": len(sources),
+            "src": str(src_path), "ref": str(ref_path)}

@@ -1,0 +1,51 @@
+"""Reading text to translate: line by line from a file or stdin, never dropping a line.
+
+Unlike training data (which must be valid, see corpus.py), text to translate is decoded leniently: invalid
+UTF-8 bytes and NUL characters become U+FFFD with a warning naming the line, so the output keeps exactly
+one line per input line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from typing import BinaryIO
+
+log = logging.getLogger(__name__)
+REPLACEMENT = "\ufffd"
+PROGRESS_MIN_LINES = 300  # smaller inputs finish before a progress bar would help
+
+
+def decode_line(raw: bytes, *, line: int, source: str) -> str:
+    """One line of bytes → text without its line ending; bad bytes and NULs replaced, with a warning."""
+    raw = raw.removesuffix(b"\n").removesuffix(b"\r")
+    if line == 1:
+        raw = raw.removeprefix(b"\xef\xbb\xbf")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8", errors="replace")
+        log.warning("warning: %s, line %d: invalid UTF-8 replaced by %s", source, line, REPLACEMENT)
+    if "\x00" in text:
+        text = text.replace("\x00", REPLACEMENT)
+        log.warning("warning: %s, line %d: NUL character replaced by %s", source, line, REPLACEMENT)
+    return text
+
+
+def read_input(stream: BinaryIO, source: str) -> Iterator[tuple[int, str]]:
+    """(line number, text) pairs, read lazily so a long input never has to fit in memory."""
+    for number, raw in enumerate(stream, start=1):
+        yield number, decode_line(raw, line=number, source=source)
+
+
+def chunks(items: Iterable[tuple[int, str]], size: int) -> Iterator[list[tuple[int, str]]]:
+    """Consecutive groups of ``size`` items (the last may be shorter)."""
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def count_lines(path: str) -> int:
+    with open(path, "rb") as handle:
+        return sum(1 for _ in handle)
