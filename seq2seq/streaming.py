@@ -35,12 +35,11 @@ def format_lines(index: int, n_best: list[Translation], *, n_best_wanted: int, a
     return lines
 
 
-def write_heatmap(translation: Translation, directory: Path, line: int) -> None:
-    """``directory/line-000042.png``: the attention of one sentence's best translation."""
+def write_heatmap(translation: Translation, path: Path) -> None:
+    """A PNG of the attention of one translation: source pieces (+ EOS) across, output pieces (+ EOS) down."""
     src_labels = translation.src_pieces + ["</s>"]
     trg_labels = (translation.trg_pieces + ["</s>"])[: translation.attention.size(0)]
-    plot_attention(translation.attention, src_labels, trg_labels, directory / f"line-{line:06d}.png",
-                   title=translation.text)
+    plot_attention(translation.attention, src_labels, trg_labels, path, title=translation.text)
 
 
 def stream_translations(translator: Translator, numbered_lines: Iterable[tuple[int, str]], out: TextIO, *,
@@ -61,7 +60,7 @@ def stream_translations(translator: Translator, numbered_lines: Iterable[tuple[i
             for (line, text), best in zip(chunk, results):
                 out.write("".join(s + "\n" for s in format_lines(line - 1, best, n_best_wanted=n_best, align=align)))
                 if attention_dir is not None and text.strip():
-                    write_heatmap(best[0], attention_dir, line)
+                    write_heatmap(best[0], attention_dir / f"line-{line:06d}.png")
             out.flush()
             done += len(chunk)
             bar.update(len(chunk))

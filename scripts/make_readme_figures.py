@@ -1,0 +1,30 @@
+"""Draw the attention heatmap shown in the README from a trained toy model.
+
+Usage: python scripts/make_readme_figures.py [MODEL_DIR] [--out docs/attention_toy.png]
+(MODEL_DIR defaults to runs/toy, the model that `seq2seq train configs/toy.yaml` writes.)
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from seq2seq.streaming import write_heatmap
+from seq2seq.translator import Translator
+
+# A fronted subordinate clause (verb-final in German) followed by verb-second inversion and a separable verb.
+SENTENCE = "Because the old man has read the book, the woman calls her dog."
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model_dir", nargs="?", default="runs/toy")
+    parser.add_argument("--out", type=Path, default=Path("docs/attention_toy.png"))
+    args = parser.parse_args()
+    translation = Translator.from_dir(args.model_dir).translate_with_details([SENTENCE], beam=5)[0]
+    write_heatmap(translation, args.out)
+    print(f"{SENTENCE}\n→ {translation.text}\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""translate and evaluate on a tiny trained model: beam, n-best, alignments, heatmaps, JSON, bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from seq2seq.alignment import align_words, pharaoh, word_ids
+from seq2seq.cli import main
+from seq2seq.translator import Translator
+
+ROOT = Path(__file__).resolve().parent.parent
+SENTENCES = ["The dog sleeps.", "A cat reads the book.", "Because the man reads, the woman sleeps."]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny model trained for 40 steps on 600 toy pairs (module-scoped: trained once)."""
+    root = tmp_path_factory.mktemp("tiny")
+    for split, lines in (("train", 600), ("valid", 30)):
+        for lang in ("en", "de"):
+            text = (ROOT / "data" / "toy" / f"{split}.{lang}").read_text(encoding="utf-8").splitlines(True)[:lines]
+            (root / f"{split}.{lang}").write_text("".join(text), encoding="utf-8")
+    overrides = [f"data.train={root / 'train'}", f"data.valid={root / 'valid'}", "data.test=null",
+                 f"training.model_dir={root / 'model'}", "training.max_steps=40", "training.validate_every=40",
+                 "training.batch_tokens=800", "model.embedding_dim=16", "model.encoder_hidden=16",
+                 "model.decoder_hidden=32", "tokenizer.src_vocab_size=150", "tokenizer.trg_vocab_size=150",
+                 "data.max_length=20"]
+    args = ["train", str(ROOT / "configs" / "toy.yaml")]
+    for override in overrides:
+        args += ["--set", override]
+    assert main(args) == 0
+    return root / "model"
+
+
+def run(capsys, *args) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_beam_1_output_equals_greedy_output_of_the_api(model_dir, capsys):
+    translator = Translator.from_dir(model_dir)
+    greedy = translator.translate(SENTENCES, beam=1)
+    code, out, _ = run(capsys, "translate", model_dir, *SENTENCES, "--beam", 1)
+    assert code == 0 and out.splitlines() == greedy
+
+
+def test_n_best_lines_are_indexed_sorted_and_distinct(model_dir, capsys):
+    code, out, _ = run(capsys, "translate", model_dir, SENTENCES[0], "", SENTENCES[1], "--beam", 4, "--n-best", 3)
+    assert code == 0
+    rows = [line.split(" ||| ") for line in out.splitlines()]
+    assert [r[0] for r in rows] == ["0", "0", "0", "1", "2", "2", "2"]  # the empty line gives one empty entry
+    assert rows[3][1] == ""
+    for index in ("0", "2"):
+        texts = [r[1] for r in rows if r[0] == index]
+        assert len(set(texts)) == 3
+
+
+def test_align_prints_pharaoh_pairs_within_sentence_bounds(model_dir, capsys):
+    code, out, _ = run(capsys, "translate", model_dir, *SENTENCES, "--align")
+    assert code == 0
+    for sentence, line in zip(SENTENCES, out.splitlines()):
+        text, alignment = line.split(" ||| ")
+        pairs = [tuple(map(int, p.split("-"))) for p in alignment.split()]
+        assert len(pairs) == len(text.split())  # every output word is aligned once
+        assert all(0 <= s < len(sentence.split()) for s, _ in pairs)
+        assert [t for _, t in pairs] == list(range(len(text.split())))
+
+
+def test_attention_dir_gets_one_valid_png_per_sentence(model_dir, tmp_path, capsys):
+    from PIL import Image
+
+    code, _, _ = run(capsys, "translate", model_dir, SENTENCES[0], "", SENTENCES[2], "--attention-dir", tmp_path)
+    assert code == 0
+    pngs = sorted(p.name for p in tmp_path.iterdir())
+    assert pngs == ["line-000001.png", "line-000003.png"]  # none for the empty line
+    with Image.open(tmp_path / "line-000003.png") as image:
+        image.verify()
+        assert image.format == "PNG" and image.size[0] > 200 and image.size[1] > 100
+
+
+def test_overlong_line_is_truncated_with_a_warning_not_dropped(model_dir, capsys):
+    long_line = " ".join(["the big dog"] * 30)
+    code, out, err = run(capsys, "translate", model_dir, SENTENCES[0], long_line)
+    assert code == 0 and len(out.splitlines()) == 2
+    assert "line 2" in err and "translating only the first 20" in err
+
+
+def test_invalid_utf8_and_nul_in_input_are_replaced_with_a_warning(model_dir, tmp_path, capsys):
+    source = tmp_path / "bad.en"
+    source.write_bytes(b"The dog sleeps.\nThe \xff cat.\nA\x00B\n\n")
+    code, out, err = run(capsys, "translate", model_dir, "-i", source)
+    assert code == 0 and len(out.split("\n")) == 5 and out.split("\n")[3] == ""
+    assert "line 2: invalid UTF-8" in err and "line 3: NUL character" in err
+
+
+def test_evaluate_prints_bleu_and_chrf_with_signatures(model_dir, capsys):
+    src, ref = ROOT / "data" / "toy" / "test.en", ROOT / "data" / "toy" / "test.de"
+    tmp = model_dir.parent
+    (tmp / "t.en").write_text("".join(src.read_text(encoding="utf-8").splitlines(True)[:20]), encoding="utf-8")
+    (tmp / "t.de").write_text("".join(ref.read_text(encoding="utf-8").splitlines(True)[:20]), encoding="utf-8")
+    code, out, _ = run(capsys, "evaluate", model_dir, "--src", tmp / "t.en", "--ref", tmp / "t.de", "--beam", 2)
+    assert code == 0 and "BLEU = " in out and "chrF = " in out and "nrefs:1|case:mixed" in out
+    code, out, _ = run(capsys, "evaluate", model_dir, "--src", tmp / "t.en", "--ref", tmp / "t.de", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["sentences"] == 20 and result["beam"] == 5
+    assert 0 <= result["bleu"] <= 100 and 0 <= result["chrf"] <= 100 and "tok:13a" in result["bleu_signature"]
+
+
+def test_evaluate_bad_inputs_exit_2_with_a_clear_message(model_dir, tmp_path, capsys):
+    (tmp_path / "a.en").write_text("one\ntwo\n", encoding="utf-8")
+    (tmp_path / "b.de").write_text("eins\n", encoding="utf-8")
+    code, _, err = run(capsys, "evaluate", model_dir, "--src", tmp_path / "a.en", "--ref", tmp_path / "b.de")
+    assert code == 2 and "has 2 lines" in err and "has 1 lines" in err and "Traceback" not in err
+    code, _, err = run(capsys, "evaluate", model_dir, "--src", tmp_path / "missing.en", "--ref", tmp_path / "b.de")
+    assert code == 2 and "missing.en does not exist" in err
+    code, _, err = run(capsys, "evaluate", tmp_path, "--src", tmp_path / "a.en", "--ref", tmp_path / "b.de")
+    assert code == 2 and "not a model directory" in err
+
+
+def test_n_best_larger_than_beam_is_a_usage_error(model_dir, capsys):
+    code, _, err = run(capsys, "translate", model_dir, "x", "--beam", 2, "--n-best", 3)
+    assert code == 2 and "larger than the beam size" in err
+
+
+def test_readme_python_example_runs(model_dir, monkeypatch, capsys):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "Translator.from_dir(" in code
+    exec(compile(code.replace('"runs/toy"', repr(str(model_dir))), "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert printed.startswith("[") and printed.count("\n") >= 1
+
+
+def test_importing_the_package_is_cheap():
+    code = "import sys, seq2seq; print('torch' in sys.modules, seq2seq.__version__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split()[0] == "False"
+
+
+def test_word_ids_and_alignment_by_hand():
+    import torch
+
+    assert word_ids(["▁Der", "▁Ha", "us", "."]) == [0, 1, 1, 1]
+    src = ["▁the", "▁house", "s"]  # 2 source words: "the" "houses"
+    trg = ["▁die", "▁Häuser"]
+    weights = torch.tensor([[0.7, 0.2, 0.0, 0.1],  # "die" → the
+                            [0.1, 0.3, 0.5, 0.1],  # "Häuser" → houses (0.3 + 0.5 over its two pieces)
+                            [0.0, 0.0, 0.0, 1.0]])  # EOS row and column are ignored
+    assert pharaoh(align_words(weights, src, trg)) == "0-0 1-1"
