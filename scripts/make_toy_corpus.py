@@ -308,7 +308,7 @@ ADVERBS = {"today": "heute", "yesterday": "gestern", "tomorrow": "morgen", "now"
            "sometimes": "manchmal", "unfortunately": "leider", "in the morning": "morgens",
            "in the evening": "abends"}
 CONJUNCTIONS = {"because": "weil", "although": "obwohl", "while": "während", "if": "wenn", "before": "bevor",
-                "after": "nachdem"}
+                "until": "bis"}
 SAYING_VERBS = _verbs(
     """
     say|says|said|sage|sagt|sagen|gesagt
@@ -386,9 +386,9 @@ class Grammar:
             en_word, de_word = rng.choice(list(NUMBERS.items()))
             en_det, de_det, adj_table = [en_word], [de_word], None
         if adj_table is None:
-            de_adjs = [de + STRONG_PLURAL_ADJ[case] for _, de in adjectives]
+            de_adjs = [inflect(de, STRONG_PLURAL_ADJ[case]) for _, de in adjectives]
         else:
-            de_adjs = [de + adj_table[case][key] for _, de in adjectives]
+            de_adjs = [inflect(de, adj_table[case][key]) for _, de in adjectives]
         en_noun = noun.en_plural if plural else noun.en
         de_noun = noun.de_plural if plural else noun.de
         if plural and case == "dat" and not de_noun.endswith(("n", "s")):
@@ -530,6 +530,13 @@ class Grammar:
 
 AUXILIARIES = {"haben": {"1sg": "habe", "3sg": "hat", "pl": "haben"},
                "sein": {"1sg": "bin", "3sg": "ist", "pl": "sind"}}
+
+
+def inflect(adjective: str, ending: str) -> str:
+    """Attach an adjective ending; a stem's final -e merges with it: müde + en → müden, not müdeen."""
+    if adjective.endswith("e") and ending.startswith("e"):
+        return adjective + ending[1:]
+    return adjective + ending
 
 
 def _finish(words: list[str]) -> str:

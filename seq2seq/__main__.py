@@ -1,4 +1,4 @@
-"""``python -m seq2seq`` (also what ``torchrun -m seq2seq`` runs)."""
+"""``python -m seq2seq``: the same command line as the ``seq2seq`` script."""
 
 import sys
 

@@ -32,15 +32,13 @@ class Batch:
     src_lengths: Tensor  # [B] (on CPU: pack_padded_sequence wants it there)
     trg_in: Tensor  # [B, T] BOS y_1 .. y_n, then PAD: the decoder's inputs
     trg_out: Tensor  # [B, T] y_1 .. y_n EOS, then PAD: what the decoder must predict
-    index: Tensor  # [B] position of each example in the list it came from
 
     @property
     def num_target_tokens(self) -> int:
         return int((self.trg_out != PAD_ID).sum())
 
     def to(self, device: torch.device) -> Batch:
-        return Batch(self.src.to(device), self.src_lengths, self.trg_in.to(device), self.trg_out.to(device),
-                     self.index)
+        return Batch(self.src.to(device), self.src_lengths, self.trg_in.to(device), self.trg_out.to(device))
 
 
 def pad(sequences: list[list[int]]) -> Tensor:
@@ -57,11 +55,11 @@ def source_tensor(sources: list[list[int]]) -> tuple[Tensor, Tensor]:
     return pad(with_eos), torch.tensor([len(s) for s in with_eos], dtype=torch.long)
 
 
-def collate(examples: list[Example], indices: list[int]) -> Batch:
+def collate(examples: list[Example]) -> Batch:
     src, src_lengths = source_tensor([e.src for e in examples])
     trg_in = pad([[BOS_ID] + e.trg for e in examples])
     trg_out = pad([e.trg + [EOS_ID] for e in examples])
-    return Batch(src, src_lengths, trg_in, trg_out, torch.tensor(indices, dtype=torch.long))
+    return Batch(src, src_lengths, trg_in, trg_out)
 
 
 def token_batches(examples: list[Example], *, batch_tokens: int, seed: int, epoch: int,
@@ -100,5 +98,5 @@ def token_batches(examples: list[Example], *, batch_tokens: int, seed: int, epoc
 def make_batches(examples: list[Example], *, batch_tokens: int, seed: int = 0, epoch: int = 0,
                  shuffle: bool = True) -> list[Batch]:
     """Padded batches of ``examples`` (see :func:`token_batches`)."""
-    return [collate([examples[i] for i in idx], idx)
+    return [collate([examples[i] for i in idx])
             for idx in token_batches(examples, batch_tokens=batch_tokens, seed=seed, epoch=epoch, shuffle=shuffle)]

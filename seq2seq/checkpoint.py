@@ -51,7 +51,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist. Train a model first (seq2seq train CONFIG).")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain data only
     except Exception as error:  # torch raises several types for truncated or foreign files
         raise UserError(f"checkpoint {path} is truncated or corrupt and cannot be loaded ({error}).") from None
 

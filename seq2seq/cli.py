@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -70,29 +71,38 @@ def run_train(args: argparse.Namespace) -> None:
 def run_translate(args: argparse.Namespace) -> None:
     from seq2seq.logs import setup_logging
     from seq2seq.streaming import stream_translations
-    from seq2seq.textio import PROGRESS_MIN_LINES, count_lines, read_input
+    from seq2seq.textio import PROGRESS_MIN_LINES, count_lines, decode_argument, read_input
     from seq2seq.translator import Translator
 
     setup_logging()
+    if args.attention_dir is not None and args.attention_dir.exists() and not args.attention_dir.is_dir():
+        raise UserError(f"--attention-dir {args.attention_dir} exists and is not a directory.")
+    if args.input and not Path(args.input).is_file():
+        raise UserError(f"input file {args.input} does not exist or is not a file.")
     translator = Translator.from_dir(args.model_dir)
     batch_size = args.batch_size or translator.config.decoding.batch_size
     with contextlib.ExitStack() as stack:
         total, chunk_lines = None, batch_size * 4
         if args.sentences:
-            lines = enumerate(args.sentences, start=1)
+            lines = ((n, decode_argument(text, line=n)) for n, text in enumerate(args.sentences, start=1))
         elif args.input:
-            if not Path(args.input).is_file():
-                raise UserError(f"input file {args.input} does not exist.")
             total = count_lines(args.input)
             lines = read_input(stack.enter_context(open(args.input, "rb")), args.input)
         else:
             if sys.stdin.isatty():
                 chunk_lines = 1  # typed at a terminal: answer each line at once
             lines = read_input(sys.stdin.buffer, "stdin")
-        out = stack.enter_context(open(args.output, "w", encoding="utf-8")) if args.output else sys.stdout
+        out = stack.enter_context(open_output(args.output)) if args.output else sys.stdout
         stream_translations(translator, lines, out, beam=args.beam, n_best=args.n_best, batch_size=batch_size,
                             chunk_lines=chunk_lines, align=args.align, attention_dir=args.attention_dir,
                             total=total, progress=(total or 0) >= PROGRESS_MIN_LINES)
+
+
+def open_output(path: str) -> io.TextIOWrapper:
+    try:
+        return open(path, "w", encoding="utf-8")
+    except OSError as error:
+        raise UserError(f"cannot write the output file {path}: {error.strerror}.") from None
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
@@ -120,6 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as error:
         print(f"seq2seq {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly, like other Unix tools
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print(f"seq2seq {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -155,7 +155,8 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
         raise ConfigError(f"{path}: expected a mapping of sections (data, model, ...), got {type(raw).__name__}.")
     for override in overrides:
         _apply_override(raw, override)
-    return config_from_dict(raw, source=str(path))
+    source = f"{path} with --set {' '.join(overrides)}" if overrides else str(path)
+    return config_from_dict(raw, source=source)
 
 
 def config_from_dict(raw: dict[str, Any], *, source: str = "config") -> Config:
@@ -286,6 +287,13 @@ def _apply_override(raw: dict[str, Any], override: str) -> None:
     except yaml.YAMLError:
         value = text
     section, key = parts
+    if section not in SECTIONS:
+        raise ConfigError(f"--set {override!r}: unknown section '{section}'.{_suggest(section, SECTIONS)} "
+                          f"Valid sections: {', '.join(SECTIONS)}.")
+    fields = [f.name for f in dataclasses.fields(SECTIONS[section])]
+    if key not in fields:
+        raise ConfigError(f"--set {override!r}: unknown key '{section}.{key}'.{_suggest(key, fields)} "
+                          f"Valid keys of '{section}': {', '.join(fields)}.")
     if raw.get(section) is None:
         raw[section] = {}
     if not isinstance(raw[section], dict):

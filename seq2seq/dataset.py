@@ -8,7 +8,7 @@ from pathlib import Path
 
 from seq2seq.batching import Example
 from seq2seq.config import Config
-from seq2seq.corpus import read_parallel, split_paths
+from seq2seq.corpus import DataError, read_parallel, split_paths
 from seq2seq.tokenizer import Tokenizer, load_or_train
 
 log = logging.getLogger(__name__)
@@ -18,7 +18,6 @@ log = logging.getLogger(__name__)
 class Split:
     """One split: raw text (for BLEU) and its encoded examples (for the loss)."""
 
-    name: str
     sources: list[str]
     references: list[str]
     examples: list[Example]
@@ -35,6 +34,9 @@ def prepare_data(config: Config, model_dir: Path) -> tuple[Tokenizer, Tokenizer,
     and counted in the log; validation and test pairs are all kept, so their BLEU is comparable.
     """
     raw = {"train": read_split(config, config.data.train), "valid": read_split(config, config.data.valid)}
+    if not any(s.strip() and t.strip() for s, t in raw["train"]):
+        raise DataError(f"the training split {config.data.train}.{{{config.data.src_lang},{config.data.trg_lang}}} "
+                        "has no pair with text on both sides; nothing to train on.")
     if config.data.test:
         raw["test"] = read_split(config, config.data.test)
     tok = config.tokenizer
@@ -47,11 +49,12 @@ def prepare_data(config: Config, model_dir: Path) -> tuple[Tokenizer, Tokenizer,
         examples = [Example(s, t) for s, t in zip(src_tok.encode(sources), trg_tok.encode(references))]
         if name == "train":
             examples = _filter(examples, pairs, config.data.max_length)
-        splits[name] = Split(name, sources, references, examples)
+        splits[name] = Split(sources, references, examples)
     return src_tok, trg_tok, splits
 
 
 def _filter(examples: list[Example], pairs: list[tuple[str, str]], max_length: int) -> list[Example]:
+    """Drop empty and over-long training pairs, logging how many of each."""
     empty = [i for i, (s, t) in enumerate(pairs) if not s.strip() or not t.strip()]
     too_long = [i for i, e in enumerate(examples) if len(e.src) > max_length or len(e.trg) > max_length]
     dropped = set(empty) | set(too_long)
@@ -59,5 +62,6 @@ def _filter(examples: list[Example], pairs: list[tuple[str, str]], max_length: i
              len(pairs), len(empty), len(set(too_long) - set(empty)), max_length, len(pairs) - len(dropped))
     kept = [e for i, e in enumerate(examples) if i not in dropped]
     if not kept:
-        raise ValueError("no training pairs left after filtering")
+        raise DataError(f"no training pairs are left after dropping those longer than data.max_length = "
+                        f"{max_length} pieces; raise data.max_length.")
     return kept

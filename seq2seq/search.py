@@ -23,7 +23,7 @@ class Hypothesis(NamedTuple):
 
 def max_output_lengths(src_lengths: Tensor, *, ratio: float, extra: int) -> Tensor:
     """Longest allowed output per sentence, in tokens including EOS: [B] → [B]."""
-    return (src_lengths.float() * ratio).long() + extra
+    return ((src_lengths.float() * ratio).long() + extra).clamp(min=1)  # room for at least EOS
 
 
 @torch.inference_mode()

@@ -33,6 +33,11 @@ def decode_line(raw: bytes, *, line: int, source: str) -> str:
     return text
 
 
+def decode_argument(text: str, *, line: int) -> str:
+    """A command-line sentence: bytes that were not UTF-8 arrive as surrogates and become U+FFFD."""
+    return decode_line(text.encode("utf-8", errors="surrogateescape"), line=line, source="arguments")
+
+
 def read_input(stream: BinaryIO, source: str) -> Iterator[tuple[int, str]]:
     """(line number, text) pairs, read lazily so a long input never has to fit in memory."""
     for number, raw in enumerate(stream, start=1):

@@ -5,12 +5,14 @@ The special ids are fixed for every model this toolkit trains, so batching and s
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import sentencepiece as spm
+
+from seq2seq.checkpoint import atomic_write_bytes
+from seq2seq.errors import UserError
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
@@ -28,9 +30,6 @@ class Tokenizer:
 
     def encode(self, texts: list[str]) -> list[list[int]]:
         return self.processor.encode(texts, out_type=int)
-
-    def pieces(self, texts: list[str]) -> list[list[str]]:
-        return self.processor.encode(texts, out_type=str)
 
     def decode(self, ids: list[list[int]]) -> list[str]:
         return self.processor.decode(ids)
@@ -61,8 +60,8 @@ def train_sentencepiece(sentences: list[str], model_path: Path, *, vocab_size: i
             num_threads=1,  # single-threaded training gives the same model on every run
             minloglevel=2,
         )
-        shutil.move(f"{prefix}.vocab", model_path.with_suffix(".vocab"))
-        shutil.move(f"{prefix}.model", model_path)
+        atomic_write_bytes(model_path.with_suffix(".vocab"), Path(f"{prefix}.vocab").read_bytes())
+        atomic_write_bytes(model_path, Path(f"{prefix}.model").read_bytes())  # last: its presence means done
 
 
 def load_or_train(spm_dir: Path, pairs: list[tuple[str, str]], *, vocab_sizes: tuple[int, int],
@@ -92,4 +91,8 @@ def load_tokenizers(spm_dir: Path) -> tuple[Tokenizer, Tokenizer]:
     if (spm_dir / "joint.model").is_file():
         tokenizer = Tokenizer(spm_dir / "joint.model")
         return tokenizer, tokenizer
+    for name in ("src.model", "trg.model"):
+        if not (spm_dir / name).is_file():
+            raise UserError(f"{spm_dir / name} is missing: the model directory is incomplete (its sentencepiece "
+                            "models are written when training starts).")
     return Tokenizer(spm_dir / "src.model"), Tokenizer(spm_dir / "trg.model")

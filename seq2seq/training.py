@@ -11,6 +11,7 @@ import math
 import random
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from seq2seq.tokenizer import PAD_ID, Tokenizer
 from seq2seq.translator import SearchOptions, pick_device, translate_texts
 
 log = logging.getLogger(__name__)
+Scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau | torch.optim.lr_scheduler.LambdaLR
 
 
 def sequence_loss(logits: torch.Tensor, targets: torch.Tensor, *, label_smoothing: float) -> tuple[torch.Tensor, int]:
@@ -116,7 +118,7 @@ def make_optimizer(model: Seq2Seq, config: Config) -> torch.optim.Optimizer:
     return cls(model.parameters(), lr=config.training.learning_rate, weight_decay=config.training.weight_decay)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, config: Config):
+def make_scheduler(optimizer: torch.optim.Optimizer, config: Config) -> Scheduler | None:
     """The per-validation plateau scheduler or the per-step warm-up/decay scheduler (or None)."""
     train = config.training
     if train.scheduler == "plateau":
@@ -138,6 +140,10 @@ def prepare_model_dir(config: Config, *, overwrite: bool) -> Path:
         if not overwrite:
             raise UserError(f"model directory {model_dir} is not empty. Pass --overwrite to delete it and start "
                             "again, or set training.model_dir to a new directory.")
+        if not (model_dir / "config.yaml").is_file():
+            raise UserError(f"model directory {model_dir} is not empty and holds no config.yaml, so it is not a "
+                            "model directory; --overwrite deletes only model directories. Choose another "
+                            "training.model_dir.")
         shutil.rmtree(model_dir)
     (model_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     return model_dir
@@ -195,8 +201,9 @@ def fit(config: Config, *, overwrite: bool = False) -> dict[str, float]:
     return _final_report(model, model_dir, splits, src_tok, trg_tok, config, device, metrics, progress)
 
 
-def _train_epochs(model, optimizer, scheduler, split: Split, config: Config, device, progress: Progress,
-                  metrics: MetricsWriter, run_validation, start: float) -> str:
+def _train_epochs(model: Seq2Seq, optimizer: torch.optim.Optimizer, scheduler: Scheduler | None, split: Split,
+                  config: Config, device: torch.device, progress: Progress, metrics: MetricsWriter,
+                  run_validation: Callable[[], bool], start: float) -> str:
     """Run epochs until a limit or early stopping; returns why training stopped."""
     train = config.training
     per_step_scheduler = isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR)

@@ -131,7 +131,12 @@ class Translator:
         src_tok, trg_tok = load_tokenizers(model_dir / "spm")
         state = load_checkpoint(model_dir / "checkpoints" / checkpoint)
         model = build_model(config.model, src_vocab_size=src_tok.vocab_size, trg_vocab_size=trg_tok.vocab_size)
-        model.load_state_dict(state["model"])
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as error:
+            raise UserError(f"{model_dir / 'checkpoints' / checkpoint} does not fit the model described by "
+                            f"{model_dir / 'config.yaml'} (was the config edited after training?): "
+                            f"{str(error).splitlines()[0]}") from None
         return cls(model, src_tok, trg_tok, config, pick_device(device))
 
     def translate(self, texts: list[str], *, beam: int | None = None) -> list[str]:

@@ -19,20 +19,26 @@ FIRST_TWO = torch.tensor([[True, True, False]])
 def make_attention(kind: str) -> Attention:
     attention = Attention(kind=kind, query_size=2, key_size=2)
     with torch.no_grad():
+        # Asymmetric matrices, so a transposed or swapped projection gives different scores.
         if kind == "general":
-            attention.key_proj.weight.copy_(torch.tensor([[2.0, 0.0], [0.0, 1.0]]))  # W_a
+            attention.key_proj.weight.copy_(torch.tensor([[2.0, 1.0], [0.0, 1.0]]))  # W_a
         if kind == "concat":
-            attention.key_proj.weight.copy_(torch.eye(2))
-            attention.query_proj.weight.copy_(torch.eye(2))
-            attention.v.copy_(torch.tensor([1.0, 1.0]))
+            attention.key_proj.weight.copy_(torch.tensor([[0.0, 1.0], [1.0, 0.0]]))  # W_h: swaps h's entries
+            attention.query_proj.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 2.0]]))  # W_s
+            attention.v.copy_(torch.tensor([1.0, 0.5]))
     return attention
 
 
-# Scores by hand: dot s·h_i; general s·(W_a h_i) with W_a = diag(2, 1); concat v·tanh(s + h_i) with v = [1, 1].
+# Scores by hand, s = [1, 0]:
+#   dot      s·h_i                         = [1, 0, 1]
+#   general  W_a h_i = [2, 0], [1, 1], [3, 1];  s·(W_a h_i) = [2, 1, 3]
+#   concat   W_s s = [1, 0];  W_h h_i = [0, 1], [1, 0], [1, 1];  sums [1, 1], [2, 0], [2, 1];
+#            v·tanh(sum) with v = [1, 0.5]
+T1, T2 = math.tanh(1.0), math.tanh(2.0)
 HAND_SCORES = {
     "dot": [1.0, 0.0, 1.0],
-    "general": [2.0, 0.0, 2.0],
-    "concat": [math.tanh(2.0), 2 * math.tanh(1.0), math.tanh(2.0) + math.tanh(1.0)],
+    "general": [2.0, 1.0, 3.0],
+    "concat": [T1 + 0.5 * T1, T2, T2 + 0.5 * T1],
 }
 
 

@@ -49,11 +49,10 @@ def test_same_seed_same_batches_and_epochs_differ():
 
 
 def test_collate_shifts_target_and_appends_eos():
-    batch = collate([Example([7, 8], [9, 10, 11]), Example([], [12])], [4, 9])
+    batch = collate([Example([7, 8], [9, 10, 11]), Example([], [12])])
     assert batch.src.tolist() == [[7, 8, EOS_ID], [EOS_ID, PAD_ID, PAD_ID]]
     assert batch.src_lengths.tolist() == [3, 1]
     assert batch.trg_in.tolist() == [[BOS_ID, 9, 10, 11], [BOS_ID, 12, PAD_ID, PAD_ID]]
     assert batch.trg_out.tolist() == [[9, 10, 11, EOS_ID], [12, EOS_ID, PAD_ID, PAD_ID]]
-    assert batch.index.tolist() == [4, 9]
     assert batch.num_target_tokens == 6
     assert batch.src.dtype == torch.long

@@ -97,3 +97,26 @@ def test_resolved_config_is_complete_yaml(trained):
     raw = yaml.safe_load((model_dir / "config.yaml").read_text())
     assert set(raw) == {"data", "tokenizer", "model", "training", "decoding"}
     assert raw["model"]["attention"] == "dot" and "patience" in raw["training"]
+
+
+def test_training_with_no_usable_pairs_exits_2(trained, tmp_path, capsys):
+    _, config, args = trained
+    new_args = [a.replace(str(trained[0]), str(tmp_path / "m")) for a in args] + ["--set", "data.max_length=1"]
+    assert main(new_args) == 2
+    assert "no training pairs are left" in capsys.readouterr().err
+
+
+def test_overwrite_refuses_to_delete_a_directory_that_is_not_a_model_dir(trained, tmp_path, capsys):
+    _, _, args = trained
+    (tmp_path / "precious.txt").write_text("keep me")
+    new_args = [a.replace(str(trained[0]), str(tmp_path)) for a in args] + ["--overwrite"]
+    assert main(new_args) == 2
+    assert "not a model directory" in capsys.readouterr().err
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_set_errors_name_the_override(tmp_path, capsys):
+    config = str(Path(__file__).resolve().parent.parent / "configs" / "toy.yaml")
+    assert main(["train", config, "--set", "model.atention=dot"]) == 2
+    error = capsys.readouterr().err
+    assert "--set 'model.atention=dot'" in error and "Did you mean 'attention'" in error

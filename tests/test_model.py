@@ -26,12 +26,12 @@ EXAMPLES = [Example([5, 6, 7], [8, 9]), Example([4, 5, 6, 7, 8, 9, 10], [11, 12,
 @pytest.mark.parametrize("input_feeding", [False, True])
 def test_sentence_alone_equals_sentence_in_padded_batch(attention, input_feeding):
     model = tiny_model(attention=attention, input_feeding=input_feeding)
-    batch = collate(EXAMPLES, [0, 1, 2])
+    batch = collate(EXAMPLES)
     with torch.no_grad():
         encoded = model.encode(batch.src, batch.src_lengths)
         logits, weights = model(batch.src, batch.src_lengths, batch.trg_in)
         for row, example in enumerate(EXAMPLES):
-            alone = collate([example], [0])
+            alone = collate([example])
             alone_encoded = model.encode(alone.src, alone.src_lengths)
             alone_logits, alone_weights = model(alone.src, alone.src_lengths, alone.trg_in)
             s, t = alone.src.size(1), alone.trg_in.size(1)
@@ -45,7 +45,7 @@ def test_sentence_alone_equals_sentence_in_padded_batch(attention, input_feeding
 @pytest.mark.parametrize("bridge", ["linear", "zeros"])
 def test_parallel_path_equals_step_path(attention, bridge):
     model = tiny_model(attention=attention, bridge=bridge)
-    batch = collate(EXAMPLES, [0, 1, 2])
+    batch = collate(EXAMPLES)
     with torch.no_grad():
         keys, state = model.start(model.encode(batch.src, batch.src_lengths))
         parallel_logits, parallel_weights = model.decoder(batch.trg_in, state, keys)
@@ -56,7 +56,7 @@ def test_parallel_path_equals_step_path(attention, bridge):
 
 def test_unidirectional_encoder_and_different_layer_counts():
     model = tiny_model(bidirectional=False, encoder_layers=3, decoder_layers=1, encoder_hidden=12)
-    batch = collate(EXAMPLES, [0, 1, 2])
+    batch = collate(EXAMPLES)
     logits, weights = model(batch.src, batch.src_lengths, batch.trg_in)
     assert logits.shape == (3, batch.trg_in.size(1), VOCAB)
     assert weights.shape == (3, batch.trg_in.size(1), batch.src.size(1))
@@ -65,7 +65,7 @@ def test_unidirectional_encoder_and_different_layer_counts():
 @pytest.mark.parametrize("input_feeding", [False, True])
 def test_tiny_batch_can_be_overfit(input_feeding):
     model = tiny_model(input_feeding=input_feeding).train()
-    batch = collate(EXAMPLES, [0, 1, 2])
+    batch = collate(EXAMPLES)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
     for _ in range(200):
         logits, _ = model(batch.src, batch.src_lengths, batch.trg_in)

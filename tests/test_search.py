@@ -136,3 +136,13 @@ def test_beam_finds_a_sequence_at_least_as_probable_as_greedy():
     beam = beam_search(model, src, lengths, beam_size=8, max_lengths=limits, alpha=0.0)
     for g, (b,) in zip(greedy, beam):
         assert b.score >= g.score - 1e-5
+
+
+def test_tiny_length_limits_still_allow_an_eos():
+    model = random_model()
+    src, lengths = source_tensor([[5]])
+    limits = max_output_lengths(lengths, ratio=0.1, extra=0)  # 0.1 * 2 + 0 rounds down to 0
+    assert limits.tolist() == [1]
+    (greedy,) = greedy_search(model, src, lengths, max_lengths=limits)
+    ((beam,),) = beam_search(model, src, lengths, beam_size=3, max_lengths=limits)
+    assert len(greedy.tokens) <= 1 and len(beam.tokens) <= 1

@@ -59,7 +59,7 @@ def test_train_step_lowers_the_loss_on_a_batch():
     torch.manual_seed(0)
     model = build_model(ModelConfig(embedding_dim=8, encoder_hidden=4, decoder_hidden=8, dropout=0.0),
                         src_vocab_size=12, trg_vocab_size=12)
-    batch = collate([Example([4, 5, 6], [7, 8]), Example([9], [10, 11, 4])], [0, 1])
+    batch = collate([Example([4, 5, 6], [7, 8]), Example([9], [10, 11, 4])])
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     losses = [train_step(model, batch, optimizer, label_smoothing=0.0, clip_grad_norm=1.0) for _ in range(60)]
     assert losses[-1] < 0.5 * losses[0]

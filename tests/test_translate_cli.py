@@ -151,3 +151,37 @@ def test_word_ids_and_alignment_by_hand():
                             [0.1, 0.3, 0.5, 0.1],  # "Häuser" → houses (0.3 + 0.5 over its two pieces)
                             [0.0, 0.0, 0.0, 1.0]])  # EOS row and column are ignored
     assert pharaoh(align_words(weights, src, trg)) == "0-0 1-1"
+
+
+def test_unusable_outputs_and_inputs_exit_2(model_dir, tmp_path, capsys):
+    code, _, err = run(capsys, "translate", model_dir, "x", "-o", tmp_path / "missing" / "out.txt")
+    assert code == 2 and "cannot write the output file" in err
+    (tmp_path / "file").write_text("")
+    code, _, err = run(capsys, "translate", model_dir, "x", "--attention-dir", tmp_path / "file")
+    assert code == 2 and "is not a directory" in err
+    code, _, err = run(capsys, "translate", model_dir, "-i", tmp_path)
+    assert code == 2 and "is not a file" in err
+
+
+def test_invalid_utf8_in_an_argument_is_replaced_not_fatal(model_dir, capsys):
+    argument = b"The \xff dog sleeps.".decode("utf-8", errors="surrogateescape")  # as Python passes argv
+    code, out, err = run(capsys, "translate", model_dir, argument)
+    assert code == 0 and len(out.splitlines()) == 1 and "line 1: invalid UTF-8" in err
+
+
+def test_broken_model_directories_exit_2(model_dir, tmp_path, capsys):
+    import shutil
+
+    broken = tmp_path / "no_spm"
+    shutil.copytree(model_dir, broken)
+    shutil.rmtree(broken / "spm")
+    code, _, err = run(capsys, "translate", broken, "x")
+    assert code == 2 and "src.model is missing" in err
+
+    edited = tmp_path / "edited"
+    shutil.copytree(model_dir, edited)
+    config = (edited / "config.yaml").read_text()
+    (edited / "config.yaml").write_text(config.replace("decoder_hidden: 32", "decoder_hidden: 48")
+                                        .replace("attention: dot", "attention: general"))
+    code, _, err = run(capsys, "translate", edited, "x")
+    assert code == 2 and "does not fit the model" in err and "Traceback" not in err
