@@ -65,12 +65,12 @@ class Attention(nn.Module):
             self.key_proj = nn.Linear(key_size, query_size, bias=False)  # W_a's block acting on h_i
             self.query_proj = nn.Linear(query_size, query_size, bias=False)  # W_a's block acting on s_t
             self.v = nn.Parameter(torch.empty(query_size).uniform_(-0.1, 0.1))  # v_a
-        elif kind != "dot":
+        elif kind not in ("dot", "none"):
             raise ValueError(f"unknown attention score {kind!r}")
 
     def prepare(self, values: Tensor, mask: Tensor) -> AttentionKeys:
         """Project the encoder states once: values [B, S, H_enc], mask [B, S]."""
-        keys = values if self.kind == "dot" else self.key_proj(values)  # [B, S, H]
+        keys = values if self.kind in ("dot", "none") else self.key_proj(values)  # [B, S, H]
         return AttentionKeys(values, keys, mask)
 
     def scores(self, query: Tensor, keys: AttentionKeys) -> Tensor:
@@ -80,6 +80,13 @@ class Attention(nn.Module):
         return dot_scores(query, keys.keys)
 
     def forward(self, query: Tensor, keys: AttentionKeys) -> tuple[Tensor, Tensor]:
-        """Context vectors [B, T, H_enc] and attention weights [B, T, S] for queries [B, T, H]."""
+        """Context vectors [B, T, H_enc] and attention weights [B, T, S] for queries [B, T, H].
+
+        ``none`` (the no-attention baseline of ablations) returns zero contexts and zero weights, so the
+        decoder computes tanh(W_c [0; s_t]): the same network without the attention path.
+        """
+        if self.kind == "none":
+            batch, steps, sources = query.size(0), query.size(1), keys.values.size(1)
+            return keys.values.new_zeros(batch, steps, keys.values.size(2)), query.new_zeros(batch, steps, sources)
         weights = masked_softmax(self.scores(query, keys), keys.mask)
         return context_vectors(weights, keys.values), weights

@@ -118,6 +118,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     else:
         print(f"BLEU = {result['bleu']:.2f}  ({result['bleu_signature']})")
         print(f"chrF = {result['chrf']:.2f}  ({result['chrf_signature']})")
+        print(f"BLEU = {result['bleu_lowercase']:.2f}  ({result['bleu_lowercase_signature']})")
         print(f"{result['sentences']} sentences, beam {result['beam']}")
 
 

@@ -59,7 +59,8 @@ class ModelConfig:
     bidirectional: bool = doc("Bidirectional encoder; its output size is then 2 * encoder_hidden.", True)
     decoder_hidden: int = doc("Decoder LSTM size; equals the encoder output size for dot attention.", 256)
     decoder_layers: int = doc("Number of stacked decoder LSTM layers.", 1)
-    attention: Literal["dot", "general", "concat"] = doc("Luong score function (Luong et al. 2015, Eq. 8).", "dot")
+    attention: Literal["dot", "general", "concat", "none"] = doc(
+        "Luong score function (Luong et al. 2015, Eq. 8); none drops attention (a baseline for ablations).", "dot")
     input_feeding: bool = doc("Feed the previous attentional vector into the next step (Luong §3.3).", False)
     bridge: Literal["linear", "zeros"] = doc("Decoder initial state: tanh(W h_final) of the encoder, or zeros.",
                                              "linear")
@@ -72,6 +73,9 @@ class TrainingConfig:
     seed: int = doc("Seed for every random number generator; the same seed repeats a run.", 1)
     device: Literal["auto", "cpu", "cuda"] = doc("auto picks cuda when available, else cpu.", "auto")
     num_threads: int = doc("CPU threads for PyTorch; 0 keeps PyTorch's default (one per core).", 0)
+    autocast: Literal["none", "bf16"] = doc(
+        "bf16: run the training forward pass in bfloat16 autocast (fast on CPUs with AVX-512 BF16 or AMX and on "
+        "recent GPUs); weights, optimizer and loss stay float32. Validation and decoding stay float32.", "none")
     optimizer: Literal["adam", "adamw"] = doc("Optimizer.", "adam")
     learning_rate: float = doc("Peak learning rate.", 0.002)
     weight_decay: float = doc("Weight decay (decoupled for adamw).", 0.0)

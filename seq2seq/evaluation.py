@@ -27,7 +27,9 @@ def evaluate_files(translator: Translator, src_path: str | Path, ref_path: str |
             hypotheses += [n_best[0].text for n_best in n_bests]
             bar.update(len(chunk))
     bleu_score, chrf_score = bleu(hypotheses, references), chrf(hypotheses, references)
+    lowercase = bleu(hypotheses, references, lowercase=True)
     return {"bleu": round(bleu_score.score, 2), "chrf": round(chrf_score.score, 2),
-            "bleu_signature": bleu_score.signature, "chrf_signature": chrf_score.signature,
+            "bleu_lowercase": round(lowercase.score, 2), "bleu_signature": bleu_score.signature,
+            "chrf_signature": chrf_score.signature, "bleu_lowercase_signature": lowercase.signature,
             "beam": beam or translator.config.decoding.beam_size, "sentences": len(sources),
             "src": str(src_path), "ref": str(ref_path)}

@@ -1,8 +1,9 @@
-"""Pictures: attention heatmaps (which source pieces each output piece attended to)."""
+"""Pictures: attention heatmaps (which source pieces each output piece attended to) and learning curves."""
 
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import matplotlib
@@ -31,6 +32,33 @@ def plot_attention(weights: Tensor, src_labels: list[str], trg_labels: list[str]
     axes.set_ylabel("output")
     if title:
         axes.set_title(title, fontsize=9)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def read_events(metrics_path: Path, event: str) -> list[dict]:
+    """The records of one kind ("train", "valid", "final") from a metrics.jsonl file."""
+    with open(metrics_path, encoding="utf-8") as handle:
+        records = [json.loads(line) for line in handle if line.strip()]
+    return [r for r in records if r.get("event") == event]
+
+
+def plot_learning_curves(runs: dict[str, Path], path: Path) -> None:
+    """Validation BLEU and training loss against wall-clock minutes, one line per run (label → metrics.jsonl)."""
+    figure, (bleu_axes, loss_axes) = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
+    for label, metrics_path in runs.items():
+        valid, train = read_events(metrics_path, "valid"), read_events(metrics_path, "train")
+        bleu_axes.plot([r["time"] / 60 for r in valid], [r["bleu"] for r in valid], marker=".", label=label)
+        loss_axes.plot([r["time"] / 60 for r in train], [r["loss"] for r in train], label=label)
+    bleu_axes.set(xlabel="minutes (validation included)", ylabel="valid BLEU (greedy)", title="validation")
+    loss_axes.set(xlabel="minutes (validation included)", ylabel="loss per token (label-smoothed)",
+                  title="training")
+    for axes in (bleu_axes, loss_axes):
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")

@@ -32,6 +32,7 @@ from seq2seq.translator import SearchOptions, pick_device, translate_texts
 
 log = logging.getLogger(__name__)
 Scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau | torch.optim.lr_scheduler.LambdaLR
+AUTOCAST_TYPES = {"none": None, "bf16": torch.bfloat16}
 
 
 def sequence_loss(logits: torch.Tensor, targets: torch.Tensor, *, label_smoothing: float) -> tuple[torch.Tensor, int]:
@@ -42,10 +43,16 @@ def sequence_loss(logits: torch.Tensor, targets: torch.Tensor, *, label_smoothin
 
 
 def train_step(model: Seq2Seq, batch: Batch, optimizer: torch.optim.Optimizer, *, label_smoothing: float,
-               clip_grad_norm: float) -> float:
-    """One update on one batch; returns the mean loss per target token."""
+               clip_grad_norm: float, autocast: torch.dtype | None = None) -> float:
+    """One update on one batch; returns the mean loss per target token.
+
+    With ``autocast`` (torch.bfloat16) the forward pass runs matrix products in that type while the
+    weights, gradients, optimizer state and the loss stay in float32.
+    """
     model.train()
-    logits, _ = model(batch.src, batch.src_lengths, batch.trg_in)
+    device_type = batch.src.device.type
+    with torch.autocast(device_type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+        logits, _ = model(batch.src, batch.src_lengths, batch.trg_in)
     loss, num_tokens = sequence_loss(logits, batch.trg_out, label_smoothing=label_smoothing)
     optimizer.zero_grad(set_to_none=True)
     (loss / num_tokens).backward()
@@ -215,7 +222,7 @@ def _train_epochs(model: Seq2Seq, optimizer: torch.optim.Optimizer, scheduler: S
         window_tokens, window_start, window_loss = 0, time.monotonic(), []
         for batch in bar:
             loss = train_step(model, batch.to(device), optimizer, label_smoothing=train.label_smoothing,
-                              clip_grad_norm=train.clip_grad_norm)
+                              clip_grad_norm=train.clip_grad_norm, autocast=AUTOCAST_TYPES[train.autocast])
             if per_step_scheduler:
                 scheduler.step()
             progress.step += 1

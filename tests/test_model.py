@@ -79,3 +79,15 @@ def test_tiny_batch_can_be_overfit(input_feeding):
         logits, _ = model(batch.src, batch.src_lengths, batch.trg_in)
     real = batch.trg_out != 0
     assert (logits.argmax(-1)[real] == batch.trg_out[real]).all()
+
+
+def test_no_attention_baseline_ignores_the_source_states_after_the_bridge():
+    model = tiny_model(attention="none", bridge="zeros")
+    batch = collate(EXAMPLES)
+    with torch.no_grad():
+        logits, weights = model(batch.src, batch.src_lengths, batch.trg_in)
+        other = batch.src.clone()
+        other[batch.src > 3] = 7  # different source words, same lengths
+        other_logits, _ = model(other, batch.src_lengths, batch.trg_in)
+    assert (weights == 0).all()
+    assert torch.equal(logits, other_logits)  # with a zero bridge and no attention the source cannot matter

@@ -89,3 +89,15 @@ def test_failed_write_leaves_the_previous_file_intact(tmp_path, monkeypatch):
         atomic_write_text(path, "new")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["state.txt"]  # the temporary file was removed
+
+
+def test_bf16_autocast_step_keeps_float32_weights_and_learns():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(embedding_dim=8, encoder_hidden=4, decoder_hidden=8, dropout=0.0),
+                        src_vocab_size=12, trg_vocab_size=12)
+    batch = collate([Example([4, 5, 6], [7, 8]), Example([9], [10, 11, 4])])
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    losses = [train_step(model, batch, optimizer, label_smoothing=0.0, clip_grad_norm=1.0, autocast=torch.bfloat16)
+              for _ in range(60)]
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert losses[-1] < 0.5 * losses[0]
