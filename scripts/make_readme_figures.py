@@ -1,7 +1,8 @@
-"""Draw the attention heatmap shown in the README from a trained toy model.
+"""Draw an attention heatmap for the README from a trained model.
 
-Usage: python scripts/make_readme_figures.py [MODEL_DIR] [--out docs/attention_toy.png]
-(MODEL_DIR defaults to runs/toy, the model that `seq2seq train configs/toy.yaml` writes.)
+Usage: python scripts/make_readme_figures.py [MODEL_DIR] [--sentence TEXT] [--out docs/attention_toy.png]
+(MODEL_DIR defaults to runs/toy, the model that `seq2seq train configs/toy.yaml` writes, and the sentence to
+one that shows the toy corpus's verb movements.)
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ SENTENCE = "Because the old man has read the book, the woman calls her dog."
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model_dir", nargs="?", default="runs/toy")
+    parser.add_argument("--sentence", default=SENTENCE)
     parser.add_argument("--out", type=Path, default=Path("docs/attention_toy.png"))
     args = parser.parse_args()
-    translation = Translator.from_dir(args.model_dir).translate_with_details([SENTENCE], beam=5)[0]
+    translation = Translator.from_dir(args.model_dir).translate_with_details([args.sentence], beam=5)[0]
     write_heatmap(translation, args.out)
-    print(f"{SENTENCE}\n→ {translation.text}\nwrote {args.out}")
+    print(f"{args.sentence}\n→ {translation.text}\nwrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -78,3 +78,9 @@ def test_ablation_summary_and_learning_curve(tmp_path):
     assert "| dot | 20.00 | 9.00 | 19.50 | 2000 | 200 |" in ablation.table({"dot": summary}, 10)
     ablation.plot_learning_curves({"dot": run / "metrics.jsonl"}, tmp_path / "curve.png")
     assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_config_reference_is_current():
+    generator = load_script("config_reference")
+    assert (ROOT / "docs" / "config.md").read_text(encoding="utf-8") == generator.reference(), \
+        "docs/config.md is stale: run python scripts/config_reference.py"
