@@ -185,3 +185,10 @@ def test_broken_model_directories_exit_2(model_dir, tmp_path, capsys):
                                         .replace("attention: dot", "attention: general"))
     code, _, err = run(capsys, "translate", edited, "x")
     assert code == 2 and "does not fit the model" in err and "Traceback" not in err
+
+
+def test_checkpoint_option_selects_the_file(model_dir, capsys):
+    code, out, _ = run(capsys, "translate", model_dir, SENTENCES[0], "--checkpoint", "last.pt", "--beam", 1)
+    assert code == 0 and len(out.splitlines()) == 1
+    code, _, err = run(capsys, "translate", model_dir, SENTENCES[0], "--checkpoint", "nope.pt")
+    assert code == 2 and "nope.pt does not exist" in err
