@@ -55,13 +55,19 @@ def test_improved_direction_depends_on_metric():
     assert improved("loss", 9.0, None)
 
 
-def test_train_step_lowers_the_loss_on_a_batch():
+def losses_of_60_steps(autocast=None):
+    """Train a tiny model on one batch for 60 steps; returns the model and the per-step losses."""
     torch.manual_seed(0)
     model = build_model(ModelConfig(embedding_dim=8, encoder_hidden=4, decoder_hidden=8, dropout=0.0),
                         src_vocab_size=12, trg_vocab_size=12)
     batch = collate([Example([4, 5, 6], [7, 8]), Example([9], [10, 11, 4])])
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    losses = [train_step(model, batch, optimizer, label_smoothing=0.0, clip_grad_norm=1.0) for _ in range(60)]
+    return model, [train_step(model, batch, optimizer, label_smoothing=0.0, clip_grad_norm=1.0, autocast=autocast)
+                   for _ in range(60)]
+
+
+def test_train_step_lowers_the_loss_on_a_batch():
+    _, losses = losses_of_60_steps()
     assert losses[-1] < 0.5 * losses[0]
 
 
@@ -92,12 +98,6 @@ def test_failed_write_leaves_the_previous_file_intact(tmp_path, monkeypatch):
 
 
 def test_bf16_autocast_step_keeps_float32_weights_and_learns():
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(embedding_dim=8, encoder_hidden=4, decoder_hidden=8, dropout=0.0),
-                        src_vocab_size=12, trg_vocab_size=12)
-    batch = collate([Example([4, 5, 6], [7, 8]), Example([9], [10, 11, 4])])
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    losses = [train_step(model, batch, optimizer, label_smoothing=0.0, clip_grad_norm=1.0, autocast=torch.bfloat16)
-              for _ in range(60)]
+    model, losses = losses_of_60_steps(autocast=torch.bfloat16)
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert losses[-1] < 0.5 * losses[0]
