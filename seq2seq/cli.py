@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quantize", choices=["int8"], help="translate with int8 dynamic quantization of the "
+                        "LSTM and Linear layers (CPU)")
     parser.add_argument("--checkpoint", default="best.pt", help="checkpoint file in MODEL_DIR/checkpoints "
                         "(default: best.pt)")
     parser.add_argument("--beam", type=positive_int, help="beam size (default: the model's decoding.beam_size; "
@@ -81,7 +83,7 @@ def run_translate(args: argparse.Namespace) -> None:
         raise UserError(f"--attention-dir {args.attention_dir} exists and is not a directory.")
     if args.input and not Path(args.input).is_file():
         raise UserError(f"input file {args.input} does not exist or is not a file.")
-    translator = Translator.from_dir(args.model_dir, checkpoint=args.checkpoint)
+    translator = Translator.from_dir(args.model_dir, checkpoint=args.checkpoint, quantize=args.quantize)
     batch_size = args.batch_size or translator.config.decoding.batch_size
     with contextlib.ExitStack() as stack:
         total, chunk_lines = None, batch_size * 4
@@ -113,7 +115,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
     from seq2seq.translator import Translator
 
     setup_logging()
-    result = evaluate_files(Translator.from_dir(args.model_dir, checkpoint=args.checkpoint), args.src, args.ref, beam=args.beam,
+    translator = Translator.from_dir(args.model_dir, checkpoint=args.checkpoint, quantize=args.quantize)
+    result = evaluate_files(translator, args.src, args.ref, beam=args.beam,
                             batch_size=args.batch_size)
     if args.json:
         print(json.dumps(result))

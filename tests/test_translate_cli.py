@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from seq2seq.alignment import align_words, pharaoh, word_ids
 from seq2seq.cli import main
@@ -192,3 +193,12 @@ def test_checkpoint_option_selects_the_file(model_dir, capsys):
     assert code == 0 and len(out.splitlines()) == 1
     code, _, err = run(capsys, "translate", model_dir, SENTENCES[0], "--checkpoint", "nope.pt")
     assert code == 2 and "nope.pt does not exist" in err
+
+
+def test_int8_quantized_translation_matches_fp32_on_most_sentences(model_dir, capsys):
+    fp32 = Translator.from_dir(model_dir).translate(SENTENCES * 3, beam=1)
+    int8 = Translator.from_dir(model_dir, quantize="int8")
+    assert isinstance(int8.model.decoder.output, torch.ao.nn.quantized.dynamic.Linear)
+    assert sum(a == b for a, b in zip(fp32, int8.translate(SENTENCES * 3, beam=1))) >= 6
+    code, out, _ = run(capsys, "translate", model_dir, *SENTENCES, "--quantize", "int8")
+    assert code == 0 and len(out.splitlines()) == 3
