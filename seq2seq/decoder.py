@@ -49,16 +49,20 @@ class LuongDecoder(nn.Module):
         context, weights = self.attention(outputs, keys)  # [B, T, H_enc], [B, T, S]
         return torch.tanh(self.combine(torch.cat([context, outputs], dim=-1))), weights
 
-    def forward(self, trg_in: Tensor, state: DecoderState, keys: AttentionKeys) -> tuple[Tensor, Tensor]:
-        """Teacher forcing: inputs [B, T] → logits [B, T, V] and attention weights [B, T, S]."""
-        if self.input_feeding:
-            return self._forward_steps(trg_in, state, keys)
+    def forward(self, trg_in: Tensor, state: DecoderState, keys: AttentionKeys, *,
+                parallel: bool = True) -> tuple[Tensor, Tensor]:
+        """Teacher forcing: inputs [B, T] → logits [B, T, V] and attention weights [B, T, S].
+
+        Runs all steps at once unless input feeding (or ``parallel=False``) requires the step loop.
+        """
+        if self.input_feeding or not parallel:
+            return self.forward_steps(trg_in, state, keys)
         embedded = self.dropout(self.embedding(trg_in))  # [B, T, E]
         outputs, _ = self.lstm(embedded, (state.h, state.c))  # [B, T, H]
         attentional, weights = self.attentional(outputs, keys)
         return self.output(self.dropout(attentional)), weights
 
-    def _forward_steps(self, trg_in: Tensor, state: DecoderState, keys: AttentionKeys) -> tuple[Tensor, Tensor]:
+    def forward_steps(self, trg_in: Tensor, state: DecoderState, keys: AttentionKeys) -> tuple[Tensor, Tensor]:
         """Teacher forcing one step at a time (needed by input feeding): same shapes as :meth:`forward`."""
         logits, weights = [], []
         for t in range(trg_in.size(1)):

@@ -56,10 +56,11 @@ class Seq2Seq(nn.Module):
         feed = h.new_zeros(h.size(1), self.decoder.hidden_size)  # [B, H]
         return keys, DecoderState(h, c, feed)
 
-    def forward(self, src: Tensor, src_lengths: Tensor, trg_in: Tensor) -> tuple[Tensor, Tensor]:
-        """Teacher-forced logits [B, T, V] and attention weights [B, T, S]."""
+    def forward(self, src: Tensor, src_lengths: Tensor, trg_in: Tensor, *,
+                parallel: bool = True) -> tuple[Tensor, Tensor]:
+        """Teacher-forced logits [B, T, V] and attention weights [B, T, S] (``parallel=False``: step loop)."""
         keys, state = self.start(self.encode(src, src_lengths))
-        return self.decoder(trg_in, state, keys)
+        return self.decoder(trg_in, state, keys, parallel=parallel)
 
 
 def build_model(config: ModelConfig, *, src_vocab_size: int, trg_vocab_size: int) -> Seq2Seq:

@@ -43,7 +43,7 @@ def sequence_loss(logits: torch.Tensor, targets: torch.Tensor, *, label_smoothin
 
 
 def train_step(model: Seq2Seq, batch: Batch, optimizer: torch.optim.Optimizer, *, label_smoothing: float,
-               clip_grad_norm: float, autocast: torch.dtype | None = None) -> float:
+               clip_grad_norm: float, autocast: torch.dtype | None = None, parallel: bool = True) -> float:
     """One update on one batch; returns the mean loss per target token.
 
     With ``autocast`` (torch.bfloat16) the forward pass runs matrix products in that type while the
@@ -52,7 +52,7 @@ def train_step(model: Seq2Seq, batch: Batch, optimizer: torch.optim.Optimizer, *
     model.train()
     device_type = batch.src.device.type
     with torch.autocast(device_type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
-        logits, _ = model(batch.src, batch.src_lengths, batch.trg_in)
+        logits, _ = model(batch.src, batch.src_lengths, batch.trg_in, parallel=parallel)
     loss, num_tokens = sequence_loss(logits, batch.trg_out, label_smoothing=label_smoothing)
     optimizer.zero_grad(set_to_none=True)
     (loss / num_tokens).backward()

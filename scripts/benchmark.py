@@ -1,0 +1,259 @@
+"""Benchmark harness: training and translation speed against this machine's matmul roofline, side by side.
+
+Usage:
+  python scripts/benchmark.py [--config configs/toy.yaml] [--data-dir DIR] [--model-dir DIR] [--quick] [--json]
+      [--set section.key=value ...]
+
+Every figure is the median of several timed repetitions after a warm-up, and all are measured in one run,
+so ratios hold on a noisy machine. Training and translation run in child processes so that each reports
+its own peak resident memory. Without --model-dir, a model is first trained with the config (for
+--train-minutes) so that translation speed comes with a meaningful BLEU.
+
+Model FLOPs per target token (multiply-adds count 2; training = 3 x forward: backward costs ~2 x forward):
+  encoder, per source token:  sum over layers l and directions: 2 * 4 * H_e * (in_l + H_e),
+                              in_1 = E, in_l = dirs * H_e                     (x S/T source tokens per target)
+  decoder LSTM:               sum over layers: 2 * 4 * H * (in_l + H), in_1 = E (+ H with input feeding)
+  attention:                  2 * S * H (scores) + 2 * S * H_enc (context)
+                              (+ 2 * H_enc * H per source token for general/concat keys)
+  W_c and output layer:       2 * (H_enc + H) * H + 2 * H * V
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from seq2seq.batching import make_batches
+from seq2seq.config import Config, ModelConfig, load_config
+from seq2seq.corpus import read_parallel, split_paths
+from seq2seq.dataset import prepare_data
+from seq2seq.metrics import bleu
+from seq2seq.model import build_model
+from seq2seq.training import make_optimizer, train_step
+from seq2seq.translator import Translator
+
+TRAIN_VARIANTS = {  # name: (input feeding, parallel decoder path, autocast dtype)
+    "parallel": (False, True, None),
+    "step": (False, False, None),
+    "input_feeding": (True, False, None),
+    "parallel_bf16": (False, True, torch.bfloat16),
+}
+TRANSLATE_VARIANTS = {"greedy_fp32": (1, None), "beam5_fp32": (5, None), "greedy_int8": (1, "int8"),
+                      "beam5_int8": (5, "int8")}
+
+
+def median_time(work, repeats: int) -> float:
+    """Median wall time of ``work()`` over ``repeats`` runs, after one warm-up run."""
+    work()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def gemm_gflops(repeats: int, size: int = 1024) -> float:
+    """fp32 matrix-multiply throughput of this machine at the current thread count: the roofline."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    seconds = median_time(lambda: [a @ b for _ in range(10)], repeats)
+    return 10 * 2 * size**3 / seconds / 1e9
+
+
+def flops_per_target_token(model: ModelConfig, *, src_vocab: int, trg_vocab: int, src_per_trg: float,
+                           src_len: float) -> float:
+    """Training FLOPs per target token (forward + backward), from the layer sizes (see the module docstring)."""
+    dirs = 2 if model.bidirectional else 1
+    h_enc_out = dirs * model.encoder_hidden
+    encoder = sum(dirs * 2 * 4 * model.encoder_hidden * ((model.embedding_dim if l == 0 else h_enc_out)
+                                                          + model.encoder_hidden) for l in range(model.encoder_layers))
+    h = model.decoder_hidden
+    decoder_in = model.embedding_dim + (h if model.input_feeding else 0)
+    decoder = sum(2 * 4 * h * ((decoder_in if l == 0 else h) + h) for l in range(model.decoder_layers))
+    attention = 2 * src_len * h + 2 * src_len * h_enc_out
+    if model.attention in ("general", "concat"):
+        encoder += 2 * h_enc_out * h
+    output = 2 * (h_enc_out + h) * h + 2 * h * trg_vocab
+    return 3 * (encoder * src_per_trg + decoder + attention + output)
+
+
+def apply_data_dir(config: Config, data_dir: Path | None) -> None:
+    """Point the config's split prefixes into ``data_dir`` (keeping their file names)."""
+    if data_dir is not None:
+        for key in ("train", "valid", "test"):
+            prefix = getattr(config.data, key)
+            if prefix:
+                setattr(config.data, key, str(data_dir / Path(prefix).name))
+
+
+def load(args: argparse.Namespace) -> Config:
+    config = load_config(args.config, args.overrides)
+    apply_data_dir(config, args.data_dir)
+    return config
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Phases (each runs in its own process)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def phase_train(args: argparse.Namespace) -> dict:
+    """Training tokens/s of each variant on the same real batches, and the roofline."""
+    config = load(args)
+    torch.manual_seed(config.training.seed)
+    src_tok, trg_tok, splits = prepare_data(config, args.model_dir)  # reuses the model's sentencepiece files
+    batches = make_batches(splits["train"].examples, batch_tokens=config.training.batch_tokens,
+                           seed=config.training.seed)[: args.steps]
+    target_tokens = sum(b.num_target_tokens for b in batches)
+    src_tokens = sum(int((b.src != 0).sum()) for b in batches)
+    mean_src_len = src_tokens / sum(b.src.size(0) for b in batches)
+    result = {"gemm_gflops": gemm_gflops(args.repeats), "train_tok_s": {}, "roofline_pct": {}}
+    flops = {}
+    for name, (feeding, parallel, autocast) in TRAIN_VARIANTS.items():
+        if autocast is not None and not bf16_supported():
+            continue
+        model_config = ModelConfig(**{**config.model.__dict__, "input_feeding": feeding})
+        model = build_model(model_config, src_vocab_size=src_tok.vocab_size, trg_vocab_size=trg_tok.vocab_size)
+        optimizer = make_optimizer(model, config)
+
+        def epoch() -> None:
+            for batch in batches:
+                train_step(model, batch, optimizer, label_smoothing=config.training.label_smoothing,
+                           clip_grad_norm=config.training.clip_grad_norm, autocast=autocast, parallel=parallel)
+
+        result["train_tok_s"][name] = target_tokens / median_time(epoch, args.repeats)
+        flops[name] = flops_per_target_token(model_config, src_vocab=src_tok.vocab_size,
+                                             trg_vocab=trg_tok.vocab_size, src_per_trg=src_tokens / target_tokens,
+                                             src_len=mean_src_len)
+        result["roofline_pct"][name] = 100 * result["train_tok_s"][name] * flops[name] / (result["gemm_gflops"] * 1e9)
+    result["model_flops_per_token"] = flops["parallel"]
+    result["peak_rss_mb"] = peak_rss_mb()
+    return result
+
+
+def phase_translate(args: argparse.Namespace) -> dict:
+    """Sentences/s and BLEU on the test split for greedy and beam 5, fp32 and int8."""
+    config = load(args)
+    prefix = config.data.test or config.data.valid
+    pairs = read_parallel(*split_paths(prefix, config.data.src_lang, config.data.trg_lang))[: args.sentences]
+    sources, references = [s for s, _ in pairs], [r for _, r in pairs]
+    result = {"translate_sent_s": {}, "bleu": {}}
+    for name, (beam, quantize) in TRANSLATE_VARIANTS.items():
+        translator = Translator.from_dir(args.model_dir, quantize=quantize)
+        outputs: list[str] = []
+
+        def run() -> None:
+            outputs[:] = [t.text for n_best in translator.translate_n_best(sources, beam=beam, batch_size=64)
+                          for t in n_best[:1]]
+
+        result["translate_sent_s"][name] = len(sources) / median_time(run, args.repeats)
+        result["bleu"][name] = bleu(outputs, references).score
+    result["peak_rss_mb"] = peak_rss_mb()
+    return result
+
+
+def bf16_supported() -> bool:
+    """Whether bf16 matmuls beat fp32 here (CPUs with AVX-512 BF16 or AMX), so bf16 autocast can pay off."""
+    a = torch.randn(512, 512)
+    fp32 = median_time(lambda: a @ a, 5)
+    half = a.bfloat16()
+    return median_time(lambda: half @ half, 5) < fp32
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Driver
+# ---------------------------------------------------------------------------------------------------------
+
+
+def run_phase(phase: str, args: argparse.Namespace) -> dict:
+    command = [sys.executable, __file__, "--phase", phase, "--config", str(args.config), "--steps", str(args.steps),
+               "--repeats", str(args.repeats), "--sentences", str(args.sentences)]
+    for flag, value in (("--data-dir", args.data_dir), ("--model-dir", args.model_dir)):
+        if value is not None:
+            command += [flag, str(value)]
+    for override in args.overrides:
+        command += ["--set", override]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def train_model(args: argparse.Namespace, model_dir: Path) -> None:
+    command = [sys.executable, "-m", "seq2seq", "train", str(args.config), "--overwrite",
+               "--set", f"training.model_dir={model_dir}", "--set", f"training.max_minutes={args.train_minutes}",
+               "--set", "data.test=null"]
+    config = load(args)
+    for key in ("train", "valid"):
+        command += ["--set", f"data.{key}={getattr(config.data, key)}"]
+    for override in args.overrides:
+        command += ["--set", override]
+    subprocess.run(command, check=True, capture_output=True)
+
+
+def report(results: dict) -> str:
+    lines = [f"{'figure':34} {'value':>12}  note", "-" * 70,
+             f"{'gemm_gflops (fp32 roofline)':34} {results['gemm_gflops']:12.1f}",
+             f"{'model_flops_per_token (train)':34} {results['model_flops_per_token'] / 1e6:12.1f}  MFLOP"]
+    speeds = results["train_tok_s"]
+    for name, value in speeds.items():
+        note = f"{results['roofline_pct'][name]:.1f}% of roofline, {value / speeds['parallel']:.2f}x parallel"
+        lines.append(f"{'train tok/s ' + name:34} {value:12.0f}  {note}")
+    sentences = results["translate_sent_s"]
+    for name, value in sentences.items():
+        fp32 = sentences[name.replace("int8", "fp32")]
+        note = f"BLEU {results['bleu'][name]:.2f}, {value / fp32:.2f}x fp32"
+        lines.append(f"{'translate sent/s ' + name:34} {value:12.1f}  {note}")
+    for name, value in results["peak_rss_mb"].items():
+        lines.append(f"{'peak RSS MB ' + name:34} {value:12.0f}")
+    return "\n".join(lines)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=Path("configs/toy.yaml"))
+    parser.add_argument("--data-dir", type=Path, help="directory holding the config's split files")
+    parser.add_argument("--model-dir", type=Path, help="trained model for the translation figures")
+    parser.add_argument("--train-minutes", type=float, default=3.0, help="training time when there is no --model-dir")
+    parser.add_argument("--quick", action="store_true", help="fewer steps, repeats and sentences (toy: < 3 min)")
+    parser.add_argument("--steps", type=int, default=20, help="training batches per timed repetition")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sentences", type=int, default=1000, help="test sentences to translate")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    parser.add_argument("--phase", choices=["train", "translate"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.quick:
+        args.steps, args.repeats, args.sentences = min(args.steps, 8), min(args.repeats, 2), min(args.sentences, 300)
+        args.train_minutes = min(args.train_minutes, 1.0)
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    if args.phase:
+        print(json.dumps((phase_train if args.phase == "train" else phase_translate)(args)))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.model_dir is None:
+            args.model_dir = Path(tmp) / "model"
+            train_model(args, args.model_dir)
+        train, translate = run_phase("train", args), run_phase("translate", args)
+    results = {**train, **translate, "peak_rss_mb": {"train": train["peak_rss_mb"],
+                                                     "translate": translate["peak_rss_mb"]}}
+    print(json.dumps(results) if args.json else report(results))
+
+
+if __name__ == "__main__":
+    main()
