@@ -23,7 +23,7 @@ mkdir -p "$dest"
 
 fetch() {  # fetch NAME: write $dest/NAME (plain text) atomically
   local name="$1" tmp
-  tmp="$(mktemp "$dest/.$name.XXXXXX")"
+  tmp="$dest/.$name.$$.part"
   if [ -n "$from" ]; then
     if [ -f "$from/$name" ]; then
       cp "$from/$name" "$tmp"
