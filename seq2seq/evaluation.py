@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from seq2seq.corpus import read_parallel
 from seq2seq.metrics import bleu, chrf
+from seq2seq.streaming import stream_translations
 from seq2seq.textio import PROGRESS_MIN_LINES
 from seq2seq.translator import Translator
 
@@ -19,13 +19,11 @@ def evaluate_files(translator: Translator, src_path: str | Path, ref_path: str |
     pairs = read_parallel(src_path, ref_path)
     sources, references = [s for s, _ in pairs], [r for _, r in pairs]
     size = batch_size or translator.config.decoding.batch_size
-    hypotheses: list[str] = []
-    with tqdm(total=len(sources), unit="sent", disable=len(sources) < PROGRESS_MIN_LINES, leave=False) as bar:
-        for start in range(0, len(sources), size * 4):
-            chunk = sources[start:start + size * 4]
-            n_bests = translator.translate_n_best(chunk, beam=beam, batch_size=batch_size, first_line=start + 1)
-            hypotheses += [n_best[0].text for n_best in n_bests]
-            bar.update(len(chunk))
+    output = io.StringIO()  # the same chunked, ordered path as `seq2seq translate`, one line per source
+    stream_translations(translator, enumerate(sources, start=1), output, beam=beam, n_best=1, batch_size=size,
+                        chunk_lines=size * 4, align=False, attention_dir=None, total=len(sources),
+                        progress=len(sources) >= PROGRESS_MIN_LINES)
+    hypotheses = output.getvalue().split("\n")[: len(sources)]
     bleu_score, chrf_score = bleu(hypotheses, references), chrf(hypotheses, references)
     lowercase = bleu(hypotheses, references, lowercase=True)
     return {"bleu": round(bleu_score.score, 2), "chrf": round(chrf_score.score, 2),
