@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -38,11 +39,16 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Serialize ``state`` with torch.save and write it atomically."""
+def serialize_checkpoint(state: dict[str, Any]) -> bytes:
+    """``state`` as torch.save writes it (serialized once, it can be written to several files)."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Serialize ``state`` with torch.save and write it atomically."""
+    atomic_write_bytes(path, serialize_checkpoint(state))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -54,6 +60,73 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain data only
     except Exception as error:  # torch raises several types for truncated or foreign files
         raise UserError(f"checkpoint {path} is truncated or corrupt and cannot be loaded ({error}).") from None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Step checkpoints: checkpoints/step_N.pt, written at validations, pruned by keep_last / keep_best
+# ---------------------------------------------------------------------------------------------------------
+
+_STEP_NAME = re.compile(r"step_(\d+)\.pt")
+
+
+def step_checkpoint_path(directory: Path, step: int) -> Path:
+    return Path(directory) / f"step_{step:07d}.pt"
+
+
+def step_checkpoints(directory: Path) -> list[tuple[int, Path]]:
+    """(step, path) of every step checkpoint in ``directory``, oldest first."""
+    found = []
+    for path in Path(directory).glob("step_*.pt"):
+        match = _STEP_NAME.fullmatch(path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def prune_step_checkpoints(directory: Path, *, keep_last: int, keep_best: int, scores: dict[int, float],
+                           higher_is_better: bool) -> list[Path]:
+    """Delete step checkpoints that are neither among the newest ``keep_last`` nor the best ``keep_best``.
+
+    ``scores`` maps a step to its validation metric. Returns the deleted paths.
+    """
+    found = step_checkpoints(directory)
+    keep = {step for step, _ in found[len(found) - keep_last:]} if keep_last else set()
+    scored = [step for step, _ in found if step in scores]
+    scored.sort(key=lambda step: scores[step], reverse=higher_is_better)
+    keep.update(scored[:keep_best])
+    deleted = [path for step, path in found if step not in keep]
+    for path in deleted:
+        path.unlink(missing_ok=True)
+    return deleted
+
+
+def remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Delete temporary files left by a save that was killed before its rename (the target is intact)."""
+    stale = [path for path in Path(directory).glob(".*.tmp") if path.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def average_checkpoints(paths: list[Path]) -> dict[str, Any]:
+    """The element-wise mean of the model weights in ``paths`` (checkpoint averaging, as in Vaswani et al.).
+
+    Returns a checkpoint dict with the averaged ``model`` and the ``config`` of the newest checkpoint.
+    """
+    if not paths:
+        raise UserError("no checkpoints to average.")
+    total: dict[str, torch.Tensor] = {}
+    newest: dict[str, Any] = {}
+    for path in paths:
+        newest = load_checkpoint(path)
+        weights = newest["model"]
+        if total and weights.keys() != total.keys():
+            raise UserError(f"checkpoint {path} holds different parameters from {paths[0]}; "
+                            "only checkpoints of one run can be averaged.")
+        for name, tensor in weights.items():
+            total[name] = total[name] + tensor.double() if name in total else tensor.double()
+    model = {name: (tensor / len(paths)).to(newest["model"][name].dtype) for name, tensor in total.items()}
+    return {"model": model, "config": newest.get("config"), "averaged": [str(Path(p).name) for p in paths]}
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -33,6 +33,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                        help="override a config value, e.g. --set training.max_steps=100 (repeatable)")
     train.add_argument("--overwrite", action="store_true", help="delete a non-empty model directory first")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in training.model_dir from checkpoints/last.pt, exactly where it "
+                       "stopped")
+    train.add_argument("--resume-from", metavar="CHECKPOINT",
+                       help="continue from this checkpoint (a file in MODEL_DIR/checkpoints, e.g. step_0004000.pt)")
+
+    average = commands.add_parser("average", help="average the weights of a run's last step checkpoints")
+    average.add_argument("model_dir", help="a trained model directory (training.model_dir)")
+    average.add_argument("-n", type=positive_int, default=5, help="how many of the newest step checkpoints "
+                         "(default 5)")
+    average.add_argument("-o", "--output", default="averaged.pt",
+                         help="file name in MODEL_DIR/checkpoints (default averaged.pt); translate with "
+                         "--checkpoint NAME")
 
     translate = commands.add_parser("translate", help="translate sentences with a trained model")
     translate.add_argument("model_dir", help="a trained model directory (training.model_dir)")
@@ -67,9 +80,33 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_train(args: argparse.Namespace) -> None:
     from seq2seq.config import load_config
-    from seq2seq.training import fit
+    from seq2seq.trainer import Interrupted, fit
 
-    fit(load_config(args.config, args.overrides), overwrite=args.overwrite)
+    config = load_config(args.config, args.overrides)
+    try:
+        fit(config, overwrite=args.overwrite, resume=args.resume, resume_from=args.resume_from,
+            config_source=args.config)
+    except Interrupted as stop:
+        sets = "".join(f" --set {override}" for override in args.overrides)
+        print(f"seq2seq train: stopped by {stop.signal_name} after update {stop.step}; the state is saved in "
+              f"{stop.checkpoint}. Continue with: seq2seq train {args.config}{sets} --resume", file=sys.stderr)
+
+
+def run_average(args: argparse.Namespace) -> None:
+    from seq2seq.checkpoint import average_checkpoints, save_checkpoint, step_checkpoints
+
+    checkpoints = Path(args.model_dir) / "checkpoints"
+    found = step_checkpoints(checkpoints)
+    if len(found) < args.n:
+        raise UserError(f"{checkpoints} holds {len(found)} step checkpoints (step_N.pt), fewer than -n {args.n}. "
+                        "Lower -n, or train with a larger training.keep_last.")
+    chosen = [path for _, path in found[-args.n:]]
+    output = checkpoints / args.output
+    if output in chosen or output.name in ("last.pt", "best.pt"):
+        raise UserError(f"-o {args.output} would overwrite a training checkpoint; choose another name.")
+    save_checkpoint(output, average_checkpoints(chosen))
+    print(f"averaged {', '.join(path.name for path in chosen)} into {output}; translate with "
+          f"--checkpoint {output.name}")
 
 
 def run_translate(args: argparse.Namespace) -> None:
@@ -132,7 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="replace")  # a translation is never lost to the terminal's encoding
     try:
-        {"train": run_train, "translate": run_translate, "evaluate": run_evaluate}[args.command](args)
+        commands = {"train": run_train, "translate": run_translate, "evaluate": run_evaluate, "average": run_average}
+        commands[args.command](args)
     except UserError as error:
         print(f"seq2seq {args.command}: error: {error}", file=sys.stderr)
         return 2

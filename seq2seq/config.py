@@ -97,6 +97,15 @@ class TrainingConfig:
     early_stopping_metric: Literal["bleu", "loss", "ppl"] = doc("Validation metric that selects best.pt.", "bleu")
     patience: int = doc("Stop after this many validations without improvement; 0 disables early stopping.", 5)
     log_every: int = doc("Write a training event to metrics.jsonl every this many updates.", 50)
+    save_every_steps: int = doc("Also write checkpoints/last.pt every this many updates; 0: only at validations "
+                                "and the time-based saves.", 0)
+    save_every_minutes: float = doc("Also write checkpoints/last.pt when this much time has passed since the "
+                                    "last save, bounding what a hard kill can cost; 0 disables.", 5.0)
+    keep_last: int = doc("Keep the newest this many step checkpoints (checkpoints/step_N.pt, written at each "
+                         "validation) for resuming and `seq2seq average`; 0 writes none.", 5)
+    keep_best: int = doc("Also keep this many step checkpoints with the best validation metric.", 0)
+    max_skipped_updates: int = doc("Stop when this many updates in a row had a non-finite loss or gradient "
+                                   "(each is skipped with a warning).", 10)
 
 
 @dataclass
@@ -241,7 +250,7 @@ def _check_values(config: Config, source: str) -> None:
                 ("model", "embedding_dim"), ("model", "encoder_hidden"), ("model", "encoder_layers"),
                 ("model", "decoder_hidden"), ("model", "decoder_layers"), ("training", "learning_rate"),
                 ("training", "batch_tokens"), ("training", "max_epochs"), ("training", "validate_every"),
-                ("training", "log_every"), ("decoding", "beam_size"), ("decoding", "batch_size"),
+                ("training", "log_every"), ("training", "max_skipped_updates"), ("decoding", "beam_size"), ("decoding", "batch_size"),
                 ("decoding", "max_length_ratio")]
     for section, key in positive:
         value = getattr(getattr(config, section), key)
@@ -250,6 +259,8 @@ def _check_values(config: Config, source: str) -> None:
     non_negative = [("training", "num_threads"), ("training", "weight_decay"), ("training", "clip_grad_norm"),
                     ("training", "max_steps"), ("training", "max_minutes"), ("training", "warmup_steps"),
                     ("training", "patience"), ("training", "plateau_patience"), ("training", "min_learning_rate"),
+                    ("training", "save_every_steps"), ("training", "save_every_minutes"), ("training", "keep_last"),
+                    ("training", "keep_best"),
                     ("decoding", "length_penalty"), ("decoding", "max_length_extra")]
     for section, key in non_negative:
         value = getattr(getattr(config, section), key)

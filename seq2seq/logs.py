@@ -36,11 +36,14 @@ def setup_logging(model_dir: Path | None = None) -> None:
 
 
 class MetricsWriter:
-    """Append one JSON object per event, each flushed at once so that a crash loses no finished event."""
+    """Append one JSON object per event, each flushed at once so that a crash loses no finished event.
 
-    def __init__(self, path: Path):
+    ``time`` is seconds since the run started; ``elapsed`` carries it over from the sessions before a resume.
+    """
+
+    def __init__(self, path: Path, *, elapsed: float = 0.0):
         self.path = path
-        self.start = time.monotonic()
+        self.start = time.monotonic() - elapsed
 
     def write(self, event: str, **fields: Any) -> None:
         record = {"event": event, "time": round(time.monotonic() - self.start, 3), **fields}

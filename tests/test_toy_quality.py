@@ -10,7 +10,7 @@ import pytest
 
 from seq2seq.config import load_config
 from seq2seq.evaluation import evaluate_files
-from seq2seq.training import fit
+from seq2seq.trainer import fit
 from seq2seq.translator import Translator
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,7 +10,8 @@ from seq2seq.checkpoint import atomic_write_text, load_checkpoint, save_checkpoi
 from seq2seq.config import ModelConfig, config_from_dict
 from seq2seq.errors import UserError
 from seq2seq.model import build_model
-from seq2seq.training import improved, make_optimizer, make_scheduler, sequence_loss, train_step
+from seq2seq.trainer import improved
+from seq2seq.training import make_optimizer, make_scheduler, sequence_loss, train_step
 
 
 def config(**training):

@@ -1,0 +1,346 @@
+"""A training run: epochs of token batches, validation, early stopping, checkpoints, resume and stop signals.
+
+:func:`fit` sets a run up (a new model directory, or the state of ``--resume``) and :class:`Trainer` runs
+it. Everything that decides the next update lives in the checkpoint (see :mod:`seq2seq.resume`), so a run
+killed at any point and resumed from ``checkpoints/last.pt`` makes the same updates, bit for bit, as one
+that never stopped. SIGINT and SIGTERM stop after the current update and save first.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from seq2seq.batching import Batch, make_batches
+from seq2seq.checkpoint import (atomic_write_bytes, atomic_write_text, load_checkpoint, prune_step_checkpoints,
+                                remove_stale_temporaries, serialize_checkpoint, step_checkpoint_path)
+from seq2seq.config import Config, config_to_dict, save_config
+from seq2seq.dataset import Split, prepare_data
+from seq2seq.errors import UserError
+from seq2seq.logs import MetricsWriter, setup_logging
+from seq2seq.model import Seq2Seq, build_model, count_parameters
+from seq2seq.resume import Progress, check_compatible, load_resume_checkpoint, rng_state, set_rng_state
+from seq2seq.tokenizer import Tokenizer
+from seq2seq.training import AUTOCAST_TYPES, Scheduler, make_optimizer, make_scheduler, score_split, train_step
+from seq2seq.training import validate as validate_model
+from seq2seq.translator import pick_device
+
+log = logging.getLogger(__name__)
+
+
+class Interrupted(Exception):
+    """Training stopped on SIGINT or SIGTERM after saving ``checkpoint``."""
+
+    def __init__(self, signal_name: str, step: int, checkpoint: Path):
+        super().__init__(f"{signal_name} at update {step}")
+        self.signal_name, self.step, self.checkpoint = signal_name, step, checkpoint
+
+
+class TrainingDiverged(UserError):
+    """Too many updates in a row had a non-finite loss or gradient."""
+
+
+class StopSignals:
+    """Turn the first SIGINT or SIGTERM into a request to stop after the current update.
+
+    A second signal gets the default behaviour (stop at once): a user who presses Ctrl-C twice means it.
+    Checkpoints are written atomically, so even that loses no saved state.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():  # handlers can only be set there
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.received = signal.Signals(signum).name
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def improved(metric: str, value: float, best: float | None) -> bool:
+    """BLEU is better when higher; loss and perplexity when lower."""
+    if best is None:
+        return True
+    return value > best if metric == "bleu" else value < best
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def prepare_model_dir(config: Config, *, overwrite: bool) -> Path:
+    """Create the model directory; refuse to mix a new run into a previous one."""
+    model_dir = Path(config.training.model_dir)
+    if model_dir.exists() and any(model_dir.iterdir()):
+        if not overwrite:
+            raise UserError(f"model directory {model_dir} is not empty. Pass --resume to continue the run in it, "
+                            "--overwrite to delete it and start again, or set training.model_dir to a new "
+                            "directory.")
+        if not (model_dir / "config.yaml").is_file():
+            raise UserError(f"model directory {model_dir} is not empty and holds no config.yaml, so it is not a "
+                            "model directory; --overwrite deletes only model directories. Choose another "
+                            "training.model_dir.")
+        shutil.rmtree(model_dir)
+    (model_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    return model_dir
+
+
+def fit(config: Config, *, overwrite: bool = False, resume: bool = False, resume_from: str | None = None,
+        config_source: str = "the config") -> dict[str, float]:
+    """Train a model as configured (or continue a stopped run); returns valid and, if configured, test BLEU."""
+    train = config.training
+    model_dir = Path(train.model_dir)
+    state = None
+    if resume or resume_from is not None:
+        if overwrite:
+            raise UserError("--resume and --overwrite contradict each other: pass one of them.")
+        state, checkpoint_path = load_resume_checkpoint(model_dir, resume_from)
+        check_compatible(state["config"], config, source=config_source)
+    else:
+        prepare_model_dir(config, overwrite=overwrite)
+    setup_logging(model_dir)
+    for stale in remove_stale_temporaries(model_dir / "checkpoints"):
+        log.info("removed %s, left by a save that was interrupted (the checkpoint it was replacing is intact)",
+                 stale)
+    save_config(config, model_dir / "config.yaml")
+    seed_everything(train.seed)
+    if train.num_threads:
+        torch.set_num_threads(train.num_threads)
+    device = pick_device(train.device)
+
+    src_tok, trg_tok, splits = prepare_data(config, model_dir)
+    model = build_model(config.model, src_vocab_size=src_tok.vocab_size, trg_vocab_size=trg_tok.vocab_size).to(device)
+    log.info("model: %d parameters; vocabularies: source %d, target %d pieces; device %s, %d threads",
+             count_parameters(model), src_tok.vocab_size, trg_tok.vocab_size, device, torch.get_num_threads())
+    optimizer = make_optimizer(model, config)
+    scheduler = make_scheduler(optimizer, config)
+    progress = Progress()
+    if state is not None:
+        progress = restore(state, model, optimizer, scheduler, model_dir / "metrics.jsonl")
+        log.info("resuming from %s: update %d, epoch %d, batch %d of the epoch", checkpoint_path, progress.step,
+                 progress.epoch + 1, progress.batch_in_epoch)
+    metrics = MetricsWriter(model_dir / "metrics.jsonl", elapsed=progress.elapsed)
+    trainer = Trainer(config, model, optimizer, scheduler, splits, src_tok, trg_tok, device, metrics, progress)
+    stop_reason = trainer.run()
+    log.info("training stopped: %s after %d updates, %.1f minutes", stop_reason, progress.step,
+             trainer.elapsed() / 60)
+    return final_report(model, model_dir, splits, src_tok, trg_tok, config, device, metrics, progress)
+
+
+def restore(state: dict[str, Any], model: Seq2Seq, optimizer: torch.optim.Optimizer, scheduler: Scheduler | None,
+            metrics_path: Path) -> Progress:
+    """Load a training state into fresh objects; cut metrics.jsonl back to what the checkpoint had seen."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state["scheduler"] is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    progress = Progress(**state["progress"])
+    if metrics_path.exists() and metrics_path.stat().st_size > progress.metrics_bytes:
+        with open(metrics_path, "r+b") as handle:  # events after the checkpoint will be written again
+            handle.truncate(progress.metrics_bytes)
+    set_rng_state(state["rng"])  # last: nothing after this may draw random numbers before training
+    return progress
+
+
+class Trainer:
+    """Runs the updates, validations and saves of one run from its current :class:`Progress`."""
+
+    def __init__(self, config: Config, model: Seq2Seq, optimizer: torch.optim.Optimizer,
+                 scheduler: Scheduler | None, splits: dict[str, Split], src_tok: Tokenizer, trg_tok: Tokenizer,
+                 device: torch.device, metrics: MetricsWriter, progress: Progress):
+        self.config, self.train = config, config.training
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.splits, self.src_tok, self.trg_tok = splits, src_tok, trg_tok
+        self.device, self.metrics, self.progress = device, metrics, progress
+        self.checkpoints = Path(self.train.model_dir) / "checkpoints"
+        self.valid_batches = make_batches(splits["valid"].examples, batch_tokens=self.train.batch_tokens,
+                                          shuffle=False)
+        self.session_start = time.monotonic()
+        self.elapsed_before = progress.elapsed
+        self.last_save, self.saved_step = self.session_start, progress.step
+        self.window_tokens, self.window_start, self.window_loss = 0, self.session_start, []
+
+    def elapsed(self) -> float:
+        """Seconds of training in this run, earlier sessions included."""
+        return self.elapsed_before + time.monotonic() - self.session_start
+
+    def run(self) -> str:
+        """Train until a limit, early stopping or a stop signal; returns why training stopped."""
+        with StopSignals() as signals:
+            while self.progress.epoch < self.train.max_epochs:
+                reason = self.run_epoch(signals)
+                if reason:
+                    return reason
+                self.progress.epoch += 1
+                self.progress.batch_in_epoch = 0
+                if self.progress.step % self.train.validate_every != 0 and self.validate():
+                    return self.early_stop_reason()
+                if signals.received:
+                    self.stop(signals.received)
+        return f"epoch limit of {self.train.max_epochs} reached"
+
+    def run_epoch(self, signals: StopSignals) -> str | None:
+        """The rest of the current epoch; returns a stop reason, or None when the epoch is done."""
+        progress = self.progress
+        batches = make_batches(self.splits["train"].examples, batch_tokens=self.train.batch_tokens,
+                               seed=self.train.seed, epoch=progress.epoch)
+        with tqdm(total=len(batches), initial=progress.batch_in_epoch, desc=f"epoch {progress.epoch + 1}",
+                  leave=False, disable=None, dynamic_ncols=True) as bar:
+            for batch in batches[progress.batch_in_epoch:]:
+                reason = self.train_on(batch, bar)
+                bar.update(1)
+                if reason:
+                    return reason
+                if signals.received:
+                    self.stop(signals.received)
+        return None
+
+    def train_on(self, batch: Batch, bar: tqdm) -> str | None:
+        """One update, then whatever is due after it (log, validation, save); returns a stop reason or None."""
+        train, progress = self.train, self.progress
+        loss = train_step(self.model, batch.to(self.device), self.optimizer, label_smoothing=train.label_smoothing,
+                          clip_grad_norm=train.clip_grad_norm, autocast=AUTOCAST_TYPES[train.autocast])
+        progress.batch_in_epoch += 1
+        if loss is None:
+            self.skipped()
+            return None
+        progress.consecutive_skips = 0
+        progress.step += 1
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.LambdaLR):
+            self.scheduler.step()
+        self.window_tokens += batch.num_target_tokens
+        self.window_loss.append(loss)
+        if progress.step % train.log_every == 0:
+            self.log_window(bar)
+        out_of_time = train.max_minutes and self.elapsed() >= train.max_minutes * 60
+        out_of_steps = 0 < train.max_steps <= progress.step
+        if progress.step % train.validate_every == 0 or out_of_time or out_of_steps:
+            if self.validate():
+                return self.early_stop_reason()
+            if out_of_time:
+                return f"time limit of {train.max_minutes} minutes reached"
+            if out_of_steps:
+                return f"step limit of {train.max_steps} reached"
+            self.window_start = time.monotonic()  # validation time is not training speed
+        elif self.save_due():
+            self.save()
+        return None
+
+    def skipped(self) -> None:
+        """Count an update skipped for a non-finite loss or gradient; give up after too many in a row."""
+        progress, train = self.progress, self.train
+        progress.skipped_updates += 1
+        progress.consecutive_skips += 1
+        self.metrics.write("skip", step=progress.step, epoch=progress.epoch, skipped_updates=progress.skipped_updates)
+        log.warning("update %d skipped: the loss or the gradient is not finite (%d in a row, %d in total)",
+                    progress.step + 1, progress.consecutive_skips, progress.skipped_updates)
+        if progress.consecutive_skips >= train.max_skipped_updates:
+            raise TrainingDiverged(
+                f"training stopped at update {progress.step}: {progress.consecutive_skips} updates in a row had a "
+                "non-finite loss or gradient (NaN or infinity). Likely causes: a learning rate that is too high "
+                f"(training.learning_rate = {train.learning_rate}), gradient clipping that is off or loose "
+                f"(training.clip_grad_norm = {train.clip_grad_norm}), or broken lines in the training data "
+                f"({self.config.data.train}). The weights were never updated with a non-finite value; the last "
+                f"saved state is {self.checkpoints / 'last.pt'}.")
+
+    def log_window(self, bar: tqdm) -> None:
+        speed = self.window_tokens / max(time.monotonic() - self.window_start, 1e-9)
+        lr = self.optimizer.param_groups[0]["lr"]
+        mean_loss = sum(self.window_loss) / len(self.window_loss)
+        bar.set_postfix(loss=f"{mean_loss:.3f}", tok_s=f"{speed:.0f}", lr=f"{lr:.2e}")
+        self.metrics.write("train", step=self.progress.step, epoch=self.progress.epoch, loss=mean_loss, lr=lr,
+                           tokens_per_second=speed, skipped_updates=self.progress.skipped_updates)
+        self.window_tokens, self.window_start, self.window_loss = 0, time.monotonic(), []
+
+    def validate(self) -> bool:
+        """Validate, save checkpoints, step the plateau schedule; True when early stopping says stop."""
+        train, progress = self.train, self.progress
+        figures = validate_model(self.model, self.splits["valid"], self.valid_batches, self.src_tok, self.trg_tok,
+                                 self.config, self.device)
+        value = figures[train.early_stopping_metric]
+        is_best = improved(train.early_stopping_metric, value, progress.best)
+        progress.best = value if is_best else progress.best
+        progress.bad_validations = 0 if is_best else progress.bad_validations + 1
+        progress.scores[progress.step] = value
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.metrics.write("valid", step=progress.step, epoch=progress.epoch, lr=lr, best=is_best, **figures)
+        log.info("valid step %d: loss %.3f, ppl %.2f, BLEU %.2f%s", progress.step, figures["loss"],
+                 figures["ppl"], figures["bleu"], " (best)" if is_best else "")
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(value)
+        self.save(snapshot=train.keep_last > 0 or train.keep_best > 0, best=is_best)
+        return 0 < train.patience <= progress.bad_validations
+
+    def early_stop_reason(self) -> str:
+        return f"no improvement of valid {self.train.early_stopping_metric} in {self.train.patience} validations"
+
+    def save_due(self) -> bool:
+        train = self.train
+        by_steps = train.save_every_steps and self.progress.step % train.save_every_steps == 0
+        by_time = train.save_every_minutes and time.monotonic() - self.last_save >= train.save_every_minutes * 60
+        return bool(by_steps or by_time)
+
+    def save(self, *, snapshot: bool = False, best: bool = False) -> None:
+        """Write last.pt (and a step checkpoint, best.pt) atomically, then prune old step checkpoints."""
+        progress = self.progress
+        progress.elapsed = self.elapsed()
+        progress.metrics_bytes = self.metrics.path.stat().st_size if self.metrics.path.exists() else 0
+        data = serialize_checkpoint({
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None, "progress": vars(progress),
+            "rng": rng_state(), "config": config_to_dict(self.config)})
+        atomic_write_bytes(self.checkpoints / "last.pt", data)
+        if snapshot:
+            atomic_write_bytes(step_checkpoint_path(self.checkpoints, progress.step), data)
+            prune_step_checkpoints(self.checkpoints, keep_last=self.train.keep_last, keep_best=self.train.keep_best,
+                                   scores=progress.scores,
+                                   higher_is_better=self.train.early_stopping_metric == "bleu")
+        if best:
+            atomic_write_bytes(self.checkpoints / "best.pt", data)
+        self.last_save, self.saved_step = time.monotonic(), progress.step
+
+    def stop(self, signal_name: str) -> None:
+        """Save unless the current update is already saved, then raise :class:`Interrupted`."""
+        if self.saved_step != self.progress.step or not (self.checkpoints / "last.pt").exists():
+            self.save()
+        raise Interrupted(signal_name, self.progress.step, self.checkpoints / "last.pt")
+
+
+def final_report(model: Seq2Seq, model_dir: Path, splits: dict[str, Split], src_tok: Tokenizer, trg_tok: Tokenizer,
+                 config: Config, device: torch.device, metrics: MetricsWriter, progress: Progress) -> dict[str, float]:
+    """Reload the best checkpoint; score valid and test (if configured) with the configured beam size."""
+    model.load_state_dict(load_checkpoint(model_dir / "checkpoints" / "best.pt")["model"])
+    beam = config.decoding.beam_size
+    report = {}
+    for name in ("valid", "test"):
+        if name in splits:
+            report[f"{name}_bleu"], hypotheses = score_split(model, splits[name], src_tok, trg_tok, config, device,
+                                                             beam_size=beam)
+            atomic_write_text(model_dir / f"{name}.hyp", "".join(h + "\n" for h in hypotheses))
+    metrics.write("final", step=progress.step, beam_size=beam, **report)
+    search_name = "greedy" if beam == 1 else f"beam {beam}"
+    for key, value in report.items():
+        log.info("%s (%s, best checkpoint): %.2f", key.replace("_bleu", " BLEU"), search_name, value)
+    return report
+
