@@ -165,7 +165,12 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command == "translate" and not any(word.startswith("-") for word in rest):
+        args.sentences += rest  # sentences after an option: `translate MODEL --beam 1 "A sentence."`
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="replace")  # a translation is never lost to the terminal's encoding
     try:

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 # time and step limits, patience, decoding, ...) may change between a stop and a resume.
 BREAKING_SECTIONS = ("tokenizer", "model")
 BREAKING_KEYS = {("data", "train"), ("data", "src_lang"), ("data", "trg_lang"), ("data", "max_length"),
-                 ("training", "optimizer"), ("training", "scheduler"), ("training", "model_dir")}
+                 ("training", "optimizer"), ("training", "scheduler")}
 
 
 @dataclass
