@@ -1,7 +1,7 @@
 """Read line-aligned parallel text files and validate them.
 
 Files are UTF-8 with one sentence per line. A UTF-8 byte-order mark and Windows line endings are accepted;
-a missing file, invalid UTF-8 or differing line counts raise :class:`DataError` naming the file and line.
+a missing file, invalid UTF-8, a NUL character or differing line counts raise :class:`DataError` naming the file and line.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ def read_lines(path: str | Path) -> list[str]:
         except UnicodeDecodeError as error:
             raise DataError(f"{path}, line {number}: invalid UTF-8 (byte {error.start + 1} of the line, "
                             f"{raw[error.start:error.start + 1]!r}). Re-encode the file as UTF-8.") from None
+        if "\x00" in out[-1]:
+            raise DataError(f"{path}, line {number}: NUL character (byte {raw.index(0) + 1} of the line); text "
+                            "corpora hold none, so the file is probably binary or corrupt.")
     return out
 
 

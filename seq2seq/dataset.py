@@ -39,6 +39,11 @@ def prepare_data(config: Config, model_dir: Path) -> tuple[Tokenizer, Tokenizer,
                         "has no pair with text on both sides; nothing to train on.")
     if config.data.test:
         raw["test"] = read_split(config, config.data.test)
+    for name in ("valid", "test"):
+        if name in raw and not raw[name]:
+            prefix = getattr(config.data, name)
+            raise DataError(f"the {name} split {prefix}.{{{config.data.src_lang},{config.data.trg_lang}}} is empty; "
+                            f"it needs at least one sentence pair to score (data.{name}).")
     tok = config.tokenizer
     src_tok, trg_tok = load_or_train(model_dir / "spm", raw["train"], vocab_sizes=(tok.src_vocab_size,
                                      tok.trg_vocab_size), model_type=tok.type, joint=tok.joint,

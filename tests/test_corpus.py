@@ -87,6 +87,16 @@ def test_missing_trailing_newline_gives_the_same_lines(tmp_path):
     assert read_lines(with_newline) == read_lines(without_newline) == ["one", "two"]
 
 
+def test_mixed_line_endings_give_the_same_lines(tmp_path):
+    path = write_bytes(tmp_path, "mixed.en", b"one\r\ntwo\nthree\r\nfour")
+    assert read_lines(path) == ["one", "two", "three", "four"]
+
+
+def test_nul_byte_names_file_line_and_byte(tmp_path):
+    path = write_bytes(tmp_path, "binary.en", b"one\ntwo\nab\x00c\n")
+    assert_mentions(data_error_of(read_lines, path), str(path), "line 3", "NUL", "byte 3")
+
+
 def test_empty_file_gives_no_lines(tmp_path):
     assert read_lines(write_bytes(tmp_path, "empty.en", b"")) == []
 

@@ -27,3 +27,18 @@ def test_filtering_counts_are_logged_and_valid_is_untouched(tmp_path, caplog):
     assert "44 read, 3 dropped as empty, 1 dropped as longer than 50 pieces, 40 kept" in caplog.text
     assert len(splits["valid"].examples) == 4 and splits["valid"].references[-1] == ""
     assert "test" not in splits
+
+
+def test_an_empty_valid_file_is_refused_before_training(tmp_path):
+    import pytest
+
+    from seq2seq.corpus import DataError
+
+    train = [(f"the dog {i} sleeps", f"der Hund {i} schläft") for i in range(40)]
+    config = config_from_dict({
+        "data": {"train": write_pair(tmp_path, "train", train), "valid": write_pair(tmp_path, "valid", [])},
+        "tokenizer": {"src_vocab_size": 40, "trg_vocab_size": 40},
+        "training": {"model_dir": str(tmp_path / "model")},
+    })
+    with pytest.raises(DataError, match=r"valid split .*valid\.\{en,de\} is empty"):
+        prepare_data(config, tmp_path / "model")
