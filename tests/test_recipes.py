@@ -31,6 +31,14 @@ def test_recipe_configs_load(name):
     assert config.data.test.endswith("test_2016_flickr") and config.training.max_minutes == 60
 
 
+def test_bench_config_has_the_sizes_the_performance_targets_name():
+    config = load_config(ROOT / "configs" / "bench.yaml")
+    tok, model = config.tokenizer, config.model
+    assert (tok.type, tok.src_vocab_size, tok.trg_vocab_size) == ("bpe", 8000, 8000)
+    assert (model.embedding_dim, model.encoder_hidden, model.encoder_layers, model.bidirectional) == (256, 256, 2, True)
+    assert (model.decoder_hidden, model.attention, model.dropout) == (512, "dot", 0.3)
+
+
 def fake_multi30k(directory: Path, short: str = "") -> None:
     directory.mkdir()
     for split, count in COUNTS.items():
