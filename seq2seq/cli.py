@@ -87,6 +87,8 @@ def run_train(args: argparse.Namespace) -> None:
         fit(config, overwrite=args.overwrite, resume=args.resume, resume_from=args.resume_from,
             config_source=args.config)
     except Interrupted as stop:
+        if not stop.is_main:
+            return
         sets = "".join(f" --set {override}" for override in args.overrides)
         print(f"seq2seq train: stopped by {stop.signal_name} after update {stop.step}; the state is saved in "
               f"{stop.checkpoint}. Continue with: seq2seq train {args.config}{sets} --resume", file=sys.stderr)

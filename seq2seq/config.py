@@ -104,6 +104,11 @@ class TrainingConfig:
     keep_last: int = doc("Keep the newest this many step checkpoints (checkpoints/step_N.pt, written at each "
                          "validation) for resuming and `seq2seq average`; 0 writes none.", 5)
     keep_best: int = doc("Also keep this many step checkpoints with the best validation metric.", 0)
+    backend: Literal["auto", "gloo", "nccl"] = doc(
+        "Process-group backend under torchrun: auto picks nccl with CUDA, gloo on CPU.", "auto")
+    collective_timeout_minutes: float = doc(
+        "Under torchrun, how long a process waits for the others (e.g. while rank 0 validates) before the "
+        "job fails.", 30.0)
     max_skipped_updates: int = doc("Stop when this many updates in a row had a non-finite loss or gradient "
                                    "(each is skipped with a warning).", 10)
 
@@ -250,7 +255,8 @@ def _check_values(config: Config, source: str) -> None:
                 ("model", "embedding_dim"), ("model", "encoder_hidden"), ("model", "encoder_layers"),
                 ("model", "decoder_hidden"), ("model", "decoder_layers"), ("training", "learning_rate"),
                 ("training", "batch_tokens"), ("training", "max_epochs"), ("training", "validate_every"),
-                ("training", "log_every"), ("training", "max_skipped_updates"), ("decoding", "beam_size"), ("decoding", "batch_size"),
+                ("training", "log_every"), ("training", "max_skipped_updates"),
+                ("training", "collective_timeout_minutes"), ("decoding", "beam_size"), ("decoding", "batch_size"),
                 ("decoding", "max_length_ratio")]
     for section, key in positive:
         value = getattr(getattr(config, section), key)

@@ -19,10 +19,10 @@ class _TqdmHandler(logging.StreamHandler):
         tqdm.write(self.format(record), file=sys.stderr)
 
 
-def setup_logging(model_dir: Path | None = None) -> None:
-    """INFO messages to stderr and, when given a model directory, appended to its train.log."""
+def setup_logging(model_dir: Path | None = None, *, level: int = logging.INFO) -> None:
+    """Messages to stderr and, when given a model directory, appended to its train.log."""
     root = logging.getLogger("seq2seq")
-    root.setLevel(logging.INFO)
+    root.setLevel(level)
     for handler in list(root.handlers):
         root.removeHandler(handler)
         handler.close()
@@ -41,11 +41,14 @@ class MetricsWriter:
     ``time`` is seconds since the run started; ``elapsed`` carries it over from the sessions before a resume.
     """
 
-    def __init__(self, path: Path, *, elapsed: float = 0.0):
+    def __init__(self, path: Path, *, elapsed: float = 0.0, enabled: bool = True):
         self.path = path
         self.start = time.monotonic() - elapsed
+        self.enabled = enabled  # in data-parallel training only rank 0 writes
 
     def write(self, event: str, **fields: Any) -> None:
+        if not self.enabled:
+            return
         record = {"event": event, "time": round(time.monotonic() - self.start, 3), **fields}
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")

@@ -4,6 +4,10 @@
 it. Everything that decides the next update lives in the checkpoint (see :mod:`seq2seq.resume`), so a run
 killed at any point and resumed from ``checkpoints/last.pt`` makes the same updates, bit for bit, as one
 that never stopped. SIGINT and SIGTERM stop after the current update and save first.
+
+Under torchrun the same code trains data-parallel (see :mod:`seq2seq.distributed`): every process runs
+the loop below on its share of each batch, rank 0 alone validates and writes files, and every decision
+to validate, save or stop is taken from values all processes share.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from seq2seq.batching import Batch, make_batches
@@ -25,6 +30,7 @@ from seq2seq.checkpoint import (atomic_write_bytes, atomic_write_text, load_chec
                                 remove_stale_temporaries, serialize_checkpoint, step_checkpoint_path)
 from seq2seq.config import Config, config_to_dict, save_config
 from seq2seq.dataset import Split, prepare_data
+from seq2seq.distributed import Distributed, setup, sharded_batches
 from seq2seq.errors import UserError
 from seq2seq.logs import MetricsWriter, setup_logging
 from seq2seq.model import Seq2Seq, build_model, count_parameters
@@ -32,7 +38,6 @@ from seq2seq.resume import Progress, check_compatible, load_resume_checkpoint, r
 from seq2seq.tokenizer import Tokenizer
 from seq2seq.training import AUTOCAST_TYPES, Scheduler, make_optimizer, make_scheduler, score_split, train_step
 from seq2seq.training import validate as validate_model
-from seq2seq.translator import pick_device
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +45,10 @@ log = logging.getLogger(__name__)
 class Interrupted(Exception):
     """Training stopped on SIGINT or SIGTERM after saving ``checkpoint``."""
 
-    def __init__(self, signal_name: str, step: int, checkpoint: Path):
+    def __init__(self, signal_name: str, step: int, checkpoint: Path, *, is_main: bool = True):
         super().__init__(f"{signal_name} at update {step}")
         self.signal_name, self.step, self.checkpoint = signal_name, step, checkpoint
+        self.is_main = is_main  # under torchrun every process stops; rank 0 reports it
 
 
 class TrainingDiverged(UserError):
@@ -108,58 +114,91 @@ def prepare_model_dir(config: Config, *, overwrite: bool) -> Path:
 
 def fit(config: Config, *, overwrite: bool = False, resume: bool = False, resume_from: str | None = None,
         config_source: str = "the config") -> dict[str, float]:
-    """Train a model as configured (or continue a stopped run); returns valid and, if configured, test BLEU."""
+    """Train a model as configured (or continue a stopped run); returns valid and, if configured, test BLEU.
+
+    Under torchrun this joins the job's process group first; rank 0 returns the figures, the others {}.
+    """
+    ctx = setup(config.training)
+    try:
+        return _fit(config, ctx, overwrite=overwrite, resume=resume or resume_from is not None,
+                    resume_from=resume_from, config_source=config_source)
+    finally:
+        ctx.close()
+
+
+def _fit(config: Config, ctx: Distributed, *, overwrite: bool, resume: bool, resume_from: str | None,
+         config_source: str) -> dict[str, float]:
     train = config.training
     model_dir = Path(train.model_dir)
     state = None
-    if resume or resume_from is not None:
+    if resume:
         if overwrite:
             raise UserError("--resume and --overwrite contradict each other: pass one of them.")
         state, checkpoint_path = load_resume_checkpoint(model_dir, resume_from)
         check_compatible(state["config"], config, source=config_source)
-    else:
+    elif ctx.is_main:
         prepare_model_dir(config, overwrite=overwrite)
-    setup_logging(model_dir)
-    for stale in remove_stale_temporaries(model_dir / "checkpoints"):
-        log.info("removed %s, left by a save that was interrupted (the checkpoint it was replacing is intact)",
-                 stale)
-    save_config(config, model_dir / "config.yaml")
-    seed_everything(train.seed)
+    ctx.barrier()
+    setup_logging(model_dir if ctx.is_main else None, level=logging.INFO if ctx.is_main else logging.ERROR)
+    if ctx.is_main:
+        for stale in remove_stale_temporaries(model_dir / "checkpoints"):
+            log.info("removed %s, left by a save that was interrupted (the checkpoint it was replacing is "
+                     "intact)", stale)
+        save_config(config, model_dir / "config.yaml")
+    seed_everything(train.seed)  # the same initial weights in every process
     if train.num_threads:
         torch.set_num_threads(train.num_threads)
-    device = pick_device(train.device)
 
-    src_tok, trg_tok, splits = prepare_data(config, model_dir)
-    model = build_model(config.model, src_vocab_size=src_tok.vocab_size, trg_vocab_size=trg_tok.vocab_size).to(device)
-    log.info("model: %d parameters; vocabularies: source %d, target %d pieces; device %s, %d threads",
-             count_parameters(model), src_tok.vocab_size, trg_tok.vocab_size, device, torch.get_num_threads())
+    if ctx.is_main:  # rank 0 trains the sentencepiece models once; the others then load them
+        src_tok, trg_tok, splits = prepare_data(config, model_dir)
+    ctx.barrier()
+    if not ctx.is_main:
+        src_tok, trg_tok, splits = prepare_data(config, model_dir)
+    model = build_model(config.model, src_vocab_size=src_tok.vocab_size, trg_vocab_size=trg_tok.vocab_size)
+    model = model.to(ctx.device)
+    log.info("model: %d parameters; vocabularies: source %d, target %d pieces; device %s, %d threads%s",
+             count_parameters(model), src_tok.vocab_size, trg_tok.vocab_size, ctx.device, torch.get_num_threads(),
+             f"; {ctx.world_size} processes" if ctx.enabled else "")
     optimizer = make_optimizer(model, config)
     scheduler = make_scheduler(optimizer, config)
     progress = Progress()
+    if ctx.enabled:
+        torch.manual_seed(train.seed + 1_000_003 * ctx.rank)  # distinct dropout masks in each process
     if state is not None:
-        progress = restore(state, model, optimizer, scheduler, model_dir / "metrics.jsonl")
+        progress = restore(state, model, optimizer, scheduler, model_dir / "metrics.jsonl", ctx)
         log.info("resuming from %s: update %d, epoch %d, batch %d of the epoch", checkpoint_path, progress.step,
                  progress.epoch + 1, progress.batch_in_epoch)
-    metrics = MetricsWriter(model_dir / "metrics.jsonl", elapsed=progress.elapsed)
-    trainer = Trainer(config, model, optimizer, scheduler, splits, src_tok, trg_tok, device, metrics, progress)
+    metrics = MetricsWriter(model_dir / "metrics.jsonl", elapsed=progress.elapsed, enabled=ctx.is_main)
+    trainer = Trainer(config, model, optimizer, scheduler, splits, src_tok, trg_tok, ctx, metrics, progress)
     stop_reason = trainer.run()
     log.info("training stopped: %s after %d updates, %.1f minutes", stop_reason, progress.step,
              trainer.elapsed() / 60)
-    return final_report(model, model_dir, splits, src_tok, trg_tok, config, device, metrics, progress)
+    if not ctx.is_main:
+        return {}
+    return final_report(model, model_dir, splits, src_tok, trg_tok, config, ctx.device, metrics, progress)
 
 
 def restore(state: dict[str, Any], model: Seq2Seq, optimizer: torch.optim.Optimizer, scheduler: Scheduler | None,
-            metrics_path: Path) -> Progress:
+            metrics_path: Path, ctx: Distributed) -> Progress:
     """Load a training state into fresh objects; cut metrics.jsonl back to what the checkpoint had seen."""
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None and state["scheduler"] is not None:
         scheduler.load_state_dict(state["scheduler"])
     progress = Progress(**state["progress"])
-    if metrics_path.exists() and metrics_path.stat().st_size > progress.metrics_bytes:
+    if ctx.is_main and metrics_path.exists() and metrics_path.stat().st_size > progress.metrics_bytes:
         with open(metrics_path, "r+b") as handle:  # events after the checkpoint will be written again
             handle.truncate(progress.metrics_bytes)
-    set_rng_state(state["rng"])  # last: nothing after this may draw random numbers before training
+    rng_per_process = state["rng"]  # one state per process of the run that saved it
+    if isinstance(rng_per_process, dict):
+        rng_per_process = [rng_per_process]
+    if len(rng_per_process) == ctx.world_size:
+        set_rng_state(rng_per_process[ctx.rank])  # last: nothing after this may draw random numbers
+    else:
+        log.warning("the checkpoint was written by %d processes and this run has %d: the batches continue "
+                    "where they stopped, but dropout draws differ from an uninterrupted run",
+                    len(rng_per_process), ctx.world_size)
+        torch.manual_seed(progress.step * 1_000_003 + ctx.rank)
     return progress
 
 
@@ -168,14 +207,18 @@ class Trainer:
 
     def __init__(self, config: Config, model: Seq2Seq, optimizer: torch.optim.Optimizer,
                  scheduler: Scheduler | None, splits: dict[str, Split], src_tok: Tokenizer, trg_tok: Tokenizer,
-                 device: torch.device, metrics: MetricsWriter, progress: Progress):
+                 ctx: Distributed, metrics: MetricsWriter, progress: Progress):
         self.config, self.train = config, config.training
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.net: torch.nn.Module = model  # the module that trains
+        if ctx.enabled:  # under torchrun, DDP averages the gradients across processes during backward
+            self.net = DistributedDataParallel(model, device_ids=[ctx.device] if ctx.device.type == "cuda" else None)
         self.splits, self.src_tok, self.trg_tok = splits, src_tok, trg_tok
-        self.device, self.metrics, self.progress = device, metrics, progress
+        self.ctx, self.device, self.metrics, self.progress = ctx, ctx.device, metrics, progress
         self.checkpoints = Path(self.train.model_dir) / "checkpoints"
         self.valid_batches = make_batches(splits["valid"].examples, batch_tokens=self.train.batch_tokens,
                                           shuffle=False)
+        self.signals = StopSignals()
         self.session_start = time.monotonic()
         self.elapsed_before = progress.elapsed
         self.last_save, self.saved_step = self.session_start, progress.step
@@ -187,65 +230,85 @@ class Trainer:
 
     def run(self) -> str:
         """Train until a limit, early stopping or a stop signal; returns why training stopped."""
-        with StopSignals() as signals:
+        with self.signals:
             while self.progress.epoch < self.train.max_epochs:
-                reason = self.run_epoch(signals)
+                reason = self.run_epoch()
                 if reason:
                     return reason
                 self.progress.epoch += 1
                 self.progress.batch_in_epoch = 0
                 if self.progress.step % self.train.validate_every != 0 and self.validate():
                     return self.early_stop_reason()
-                if signals.received:
-                    self.stop(signals.received)
+                if self.ctx.any([self.signals.received is not None])[0]:
+                    self.stop()
         return f"epoch limit of {self.train.max_epochs} reached"
 
-    def run_epoch(self, signals: StopSignals) -> str | None:
+    def run_epoch(self) -> str | None:
         """The rest of the current epoch; returns a stop reason, or None when the epoch is done."""
         progress = self.progress
-        batches = make_batches(self.splits["train"].examples, batch_tokens=self.train.batch_tokens,
-                               seed=self.train.seed, epoch=progress.epoch)
+        batches = sharded_batches(self.splits["train"].examples, batch_tokens=self.train.batch_tokens,
+                                  seed=self.train.seed, epoch=progress.epoch, ctx=self.ctx)
         with tqdm(total=len(batches), initial=progress.batch_in_epoch, desc=f"epoch {progress.epoch + 1}",
-                  leave=False, disable=None, dynamic_ncols=True) as bar:
-            for batch in batches[progress.batch_in_epoch:]:
-                reason = self.train_on(batch, bar)
+                  leave=False, disable=None if self.ctx.is_main else True, dynamic_ncols=True) as bar:
+            for batch, global_tokens in batches[progress.batch_in_epoch:]:
+                reason = self.train_on(batch, global_tokens, bar)
                 bar.update(1)
                 if reason:
                     return reason
-                if signals.received:
-                    self.stop(signals.received)
         return None
 
-    def train_on(self, batch: Batch, bar: tqdm) -> str | None:
-        """One update, then whatever is due after it (log, validation, save); returns a stop reason or None."""
-        train, progress = self.train, self.progress
-        loss = train_step(self.model, batch.to(self.device), self.optimizer, label_smoothing=train.label_smoothing,
-                          clip_grad_norm=train.clip_grad_norm, autocast=AUTOCAST_TYPES[train.autocast])
+    def train_on(self, batch: Batch, global_tokens: int, bar: tqdm) -> str | None:
+        """One update, then whatever is due after it (log, validation, save, stop); returns a stop reason."""
+        train, progress, ctx = self.train, self.progress, self.ctx
+        normalizer = global_tokens / ctx.world_size if ctx.enabled else None
+        loss = train_step(self.net, batch.to(self.device), self.optimizer, label_smoothing=train.label_smoothing,
+                          clip_grad_norm=train.clip_grad_norm, autocast=AUTOCAST_TYPES[train.autocast],
+                          normalizer=normalizer)
         progress.batch_in_epoch += 1
+        local_tokens = batch.num_target_tokens
+        # one collective per update: the loss for the log, and the flags every process must agree on
+        loss_sum, tokens, late, save_by_time, stop = ctx.sum([
+            (loss or 0.0) * local_tokens, local_tokens, self.out_of_time(), self.save_by_time(),
+            self.signals.received is not None])
         if loss is None:
             self.skipped()
-            return None
+        else:
+            reason = self.after_update(loss_sum / tokens, int(tokens), bar, late=late > 0, save=save_by_time > 0)
+            if reason:
+                return reason
+        if stop > 0:
+            self.stop()
+        return None
+
+    def after_update(self, loss: float, tokens: int, bar: tqdm, *, late: bool, save: bool) -> str | None:
+        train, progress = self.train, self.progress
         progress.consecutive_skips = 0
         progress.step += 1
         if isinstance(self.scheduler, torch.optim.lr_scheduler.LambdaLR):
             self.scheduler.step()
-        self.window_tokens += batch.num_target_tokens
+        self.window_tokens += tokens
         self.window_loss.append(loss)
         if progress.step % train.log_every == 0:
             self.log_window(bar)
-        out_of_time = train.max_minutes and self.elapsed() >= train.max_minutes * 60
         out_of_steps = 0 < train.max_steps <= progress.step
-        if progress.step % train.validate_every == 0 or out_of_time or out_of_steps:
+        if progress.step % train.validate_every == 0 or late or out_of_steps:
             if self.validate():
                 return self.early_stop_reason()
-            if out_of_time:
+            if late:
                 return f"time limit of {train.max_minutes} minutes reached"
             if out_of_steps:
                 return f"step limit of {train.max_steps} reached"
             self.window_start = time.monotonic()  # validation time is not training speed
-        elif self.save_due():
+        elif save or (train.save_every_steps and progress.step % train.save_every_steps == 0):
             self.save()
         return None
+
+    def out_of_time(self) -> bool:
+        return bool(self.train.max_minutes) and self.elapsed() >= self.train.max_minutes * 60
+
+    def save_by_time(self) -> bool:
+        minutes = self.train.save_every_minutes
+        return bool(minutes) and time.monotonic() - self.last_save >= minutes * 60
 
     def skipped(self) -> None:
         """Count an update skipped for a non-finite loss or gradient; give up after too many in a row."""
@@ -274,19 +337,25 @@ class Trainer:
         self.window_tokens, self.window_start, self.window_loss = 0, time.monotonic(), []
 
     def validate(self) -> bool:
-        """Validate, save checkpoints, step the plateau schedule; True when early stopping says stop."""
+        """Validate (rank 0), save checkpoints, step the plateau schedule; True when early stopping says stop.
+
+        Every process receives rank 0's validation metric, so schedules and early stopping agree.
+        """
         train, progress = self.train, self.progress
-        figures = validate_model(self.model, self.splits["valid"], self.valid_batches, self.src_tok, self.trg_tok,
-                                 self.config, self.device)
-        value = figures[train.early_stopping_metric]
+        figures = {}
+        if self.ctx.is_main:
+            figures = validate_model(self.model, self.splits["valid"], self.valid_batches, self.src_tok,
+                                     self.trg_tok, self.config, self.device)
+        value = self.ctx.broadcast(figures.get(train.early_stopping_metric, 0.0))
         is_best = improved(train.early_stopping_metric, value, progress.best)
         progress.best = value if is_best else progress.best
         progress.bad_validations = 0 if is_best else progress.bad_validations + 1
         progress.scores[progress.step] = value
-        lr = self.optimizer.param_groups[0]["lr"]
-        self.metrics.write("valid", step=progress.step, epoch=progress.epoch, lr=lr, best=is_best, **figures)
-        log.info("valid step %d: loss %.3f, ppl %.2f, BLEU %.2f%s", progress.step, figures["loss"],
-                 figures["ppl"], figures["bleu"], " (best)" if is_best else "")
+        if self.ctx.is_main:
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.metrics.write("valid", step=progress.step, epoch=progress.epoch, lr=lr, best=is_best, **figures)
+            log.info("valid step %d: loss %.3f, ppl %.2f, BLEU %.2f%s", progress.step, figures["loss"],
+                     figures["ppl"], figures["bleu"], " (best)" if is_best else "")
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.scheduler.step(value)
         self.save(snapshot=train.keep_last > 0 or train.keep_best > 0, best=is_best)
@@ -295,21 +364,22 @@ class Trainer:
     def early_stop_reason(self) -> str:
         return f"no improvement of valid {self.train.early_stopping_metric} in {self.train.patience} validations"
 
-    def save_due(self) -> bool:
-        train = self.train
-        by_steps = train.save_every_steps and self.progress.step % train.save_every_steps == 0
-        by_time = train.save_every_minutes and time.monotonic() - self.last_save >= train.save_every_minutes * 60
-        return bool(by_steps or by_time)
-
     def save(self, *, snapshot: bool = False, best: bool = False) -> None:
-        """Write last.pt (and a step checkpoint, best.pt) atomically, then prune old step checkpoints."""
+        """Write last.pt (and a step checkpoint, best.pt) atomically, then prune old step checkpoints.
+
+        Collective under torchrun: every process contributes its RNG state; rank 0 writes.
+        """
         progress = self.progress
+        rng_per_process = self.ctx.gather(rng_state())
+        self.last_save, self.saved_step = time.monotonic(), progress.step
+        if not self.ctx.is_main:
+            return
         progress.elapsed = self.elapsed()
         progress.metrics_bytes = self.metrics.path.stat().st_size if self.metrics.path.exists() else 0
         data = serialize_checkpoint({
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None, "progress": vars(progress),
-            "rng": rng_state(), "config": config_to_dict(self.config)})
+            "rng": rng_per_process, "config": config_to_dict(self.config)})
         atomic_write_bytes(self.checkpoints / "last.pt", data)
         if snapshot:
             atomic_write_bytes(step_checkpoint_path(self.checkpoints, progress.step), data)
@@ -318,13 +388,14 @@ class Trainer:
                                    higher_is_better=self.train.early_stopping_metric == "bleu")
         if best:
             atomic_write_bytes(self.checkpoints / "best.pt", data)
-        self.last_save, self.saved_step = time.monotonic(), progress.step
+        self.last_save = time.monotonic()
 
-    def stop(self, signal_name: str) -> None:
-        """Save unless the current update is already saved, then raise :class:`Interrupted`."""
+    def stop(self) -> None:
+        """Save unless the current update is already saved, then raise :class:`Interrupted` (all processes)."""
         if self.saved_step != self.progress.step or not (self.checkpoints / "last.pt").exists():
             self.save()
-        raise Interrupted(signal_name, self.progress.step, self.checkpoints / "last.pt")
+        name = self.signals.received or "a signal to another process"
+        raise Interrupted(name, self.progress.step, self.checkpoints / "last.pt", is_main=self.ctx.is_main)
 
 
 def final_report(model: Seq2Seq, model_dir: Path, splits: dict[str, Split], src_tok: Tokenizer, trg_tok: Tokenizer,

@@ -28,12 +28,16 @@ def sequence_loss(logits: torch.Tensor, targets: torch.Tensor, *, label_smoothin
     return loss, int((targets != PAD_ID).sum())
 
 
-def train_step(model: Seq2Seq, batch: Batch, optimizer: torch.optim.Optimizer, *, label_smoothing: float,
-               clip_grad_norm: float, autocast: torch.dtype | None = None, parallel: bool = True) -> float | None:
-    """One update on one batch; returns the mean loss per target token, or None when the update was skipped.
+def train_step(model: torch.nn.Module, batch: Batch, optimizer: torch.optim.Optimizer, *, label_smoothing: float,
+               clip_grad_norm: float, autocast: torch.dtype | None = None, parallel: bool = True,
+               normalizer: float | None = None) -> float | None:
+    """One update on one batch; returns the batch's mean loss per target token, or None if the update was skipped.
 
-    An update is skipped (the weights stay as they are) when the loss or the gradient is not finite: one
-    bad batch or an overflow must not turn every weight into NaN.
+    The gradient is that of the summed loss divided by ``normalizer`` (default: the batch's token count;
+    data-parallel training passes the global batch's count over the number of processes).
+    An update is skipped, leaving the weights as they were, when the gradient is not finite (a NaN or
+    infinite loss makes it so): one bad batch or an overflow must not turn every weight into NaN. The
+    decision depends only on the gradient, which data-parallel processes share, so they all decide alike.
     With ``autocast`` (torch.bfloat16) the forward pass runs matrix products in that type while the
     weights, gradients, optimizer state and the loss stay in float32.
     """
@@ -43,16 +47,13 @@ def train_step(model: Seq2Seq, batch: Batch, optimizer: torch.optim.Optimizer, *
         logits, _ = model(batch.src, batch.src_lengths, batch.trg_in, parallel=parallel)
     loss, num_tokens = sequence_loss(logits, batch.trg_out, label_smoothing=label_smoothing)
     optimizer.zero_grad(set_to_none=True)
-    mean_loss = loss / num_tokens
-    if not torch.isfinite(mean_loss):
-        return None
-    mean_loss.backward()
+    (loss / (normalizer or num_tokens)).backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm if clip_grad_norm > 0 else math.inf)
     if not torch.isfinite(grad_norm):
         optimizer.zero_grad(set_to_none=True)
         return None
     optimizer.step()
-    return mean_loss.item()
+    return loss.item() / num_tokens
 
 
 @torch.inference_mode()

@@ -1,0 +1,122 @@
+"""Data-parallel training under ``torchrun``: one process per CPU share or GPU, on one machine or several.
+
+torchrun starts the processes and sets RANK, WORLD_SIZE, LOCAL_RANK and the rendezvous address; we only
+join the process group (gloo on CPU, nccl on CUDA) and wrap the model in DistributedDataParallel.
+
+Every process builds the same global batches (same seed) and trains on its own share of each one. The loss
+of a share is divided by the *global* batch's token count times the number of processes, so that DDP's
+gradient average is exactly the gradient of the whole batch: ``training.batch_tokens`` is the global batch,
+and results do not depend on the number of processes. Decisions that must agree (stop, save, early
+stopping, the plateau schedule) are made once, or from values all processes share, and never diverge.
+
+Outside torchrun everything here reduces to the single-process case with no communication.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from seq2seq.batching import Batch, Example, collate, token_batches
+from seq2seq.config import TrainingConfig
+from seq2seq.errors import UserError
+from seq2seq.translator import pick_device
+
+
+@dataclass
+class Distributed:
+    """This process's place in the job (rank 0 of 1 when not under torchrun)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")  # where this process computes (and its collectives run)
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 writes every file and log line of the run."""
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def sum(self, values: list[float]) -> list[float]:
+        """Element-wise sum of ``values`` over all processes."""
+        if not self.enabled:
+            return values
+        tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(tensor)
+        return tensor.tolist()
+
+    def any(self, flags: list[bool]) -> list[bool]:
+        """For each flag: is it set in any process?"""
+        return [total > 0 for total in self.sum([float(flag) for flag in flags])]
+
+    def broadcast(self, value: float) -> float:
+        """Rank 0's ``value``, in every process."""
+        if not self.enabled:
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.broadcast(tensor, src=0)
+        return tensor.item()
+
+    def gather(self, obj: Any) -> list[Any]:
+        """Every process's ``obj``, in rank order (a picklable object, e.g. RNG states)."""
+        if not self.enabled:
+            return [obj]
+        gathered: list[Any] = [None] * self.world_size
+        dist.all_gather_object(gathered, obj)
+        return gathered
+
+    def close(self) -> None:
+        if self.enabled and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def setup(train: TrainingConfig) -> Distributed:
+    """Join the torchrun job described by the environment, or return the single-process context."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return Distributed(device=pick_device(train.device))
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = train.device == "cuda" or (train.device == "auto" and torch.cuda.is_available())
+    if use_cuda and not torch.cuda.is_available():
+        raise UserError("training.device is 'cuda' but PyTorch sees no CUDA device; use cpu or auto.")
+    device = torch.device(f"cuda:{local_rank}") if use_cuda else torch.device("cpu")
+    backend = train.backend if train.backend != "auto" else ("nccl" if use_cuda else "gloo")
+    if backend == "nccl" and not use_cuda:
+        raise UserError("training.backend is 'nccl', which needs CUDA devices; use gloo (or auto) on CPU.")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend, rank=rank, world_size=world_size,
+                            timeout=datetime.timedelta(minutes=train.collective_timeout_minutes))
+    return Distributed(rank, world_size, local_rank, device)
+
+
+def sharded_batches(examples: list[Example], *, batch_tokens: int, seed: int, epoch: int,
+                    ctx: Distributed) -> list[tuple[Batch, int]]:
+    """This process's share of every global batch of the epoch, with the global batch's target token count.
+
+    The global batches are those of single-process training; each is dealt out sentence by sentence
+    (sorted by length, so every share gets similar lengths). Global batches with fewer sentences than
+    processes cannot be shared and are left out by every process alike.
+    """
+    out = []
+    for indices in token_batches(examples, batch_tokens=batch_tokens, seed=seed, epoch=epoch):
+        if len(indices) < ctx.world_size:
+            continue
+        global_tokens = sum(len(examples[i].trg) + 1 for i in indices)  # + EOS, as the loss counts them
+        ordered = sorted(indices, key=lambda i: (len(examples[i].trg), len(examples[i].src)))
+        share = ordered[ctx.rank::ctx.world_size] if ctx.enabled else indices
+        out.append((collate([examples[i] for i in share]), global_tokens))
+    return out

@@ -1,0 +1,23 @@
+"""A torchrun entry point for tests/test_distributed.py: `seq2seq train`, then each rank dumps its weights.
+
+Usage: torchrun --nproc-per-node N tests/ddp_worker.py DUMP_DIR CONFIG [SECTION.KEY=VALUE ...]
+"""
+
+import sys
+
+import torch
+
+from seq2seq import trainer
+from seq2seq.config import load_config
+
+real_run = trainer.Trainer.run
+
+
+def run_and_dump(self: trainer.Trainer) -> str:
+    reason = real_run(self)
+    torch.save(self.model.state_dict(), f"{sys.argv[1]}/rank{self.ctx.rank}.pt")
+    return reason
+
+
+trainer.Trainer.run = run_and_dump
+trainer.fit(load_config(sys.argv[2], sys.argv[3:]))

@@ -1,0 +1,121 @@
+"""Data-parallel training with torchrun (gloo on CPU): 2 processes on a slice of the toy corpus."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from seq2seq.checkpoint import load_checkpoint
+from seq2seq.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+TOY = ROOT / "data" / "toy"
+CONFIG = str(ROOT / "configs" / "toy.yaml")
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+TINY = ["model.embedding_dim=16", "model.encoder_hidden=16", "model.decoder_hidden=32",
+        "tokenizer.src_vocab_size=150", "tokenizer.trg_vocab_size=150", "training.batch_tokens=600",
+        "training.validate_every=10", "training.log_every=1", "training.save_every_minutes=0",
+        "training.num_threads=1", "training.patience=0"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> list[str]:
+    root = tmp_path_factory.mktemp("corpus")
+    for split, lines in (("train", 400), ("valid", 20)):
+        for lang in ("en", "de"):
+            text = (TOY / f"{split}.{lang}").read_text(encoding="utf-8").splitlines(keepends=True)[:lines]
+            (root / f"{split}.{lang}").write_text("".join(text), encoding="utf-8")
+    return [f"data.train={root / 'train'}", f"data.valid={root / 'valid'}", "data.test=null", *TINY]
+
+
+def torchrun(dump: Path, overrides: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    dump.mkdir(exist_ok=True)
+    command = [*TORCHRUN, str(ROOT / "tests" / "ddp_worker.py"), str(dump), CONFIG, *overrides]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def test_two_processes_agree_with_each_other_and_with_one_process(corpus, tmp_path):
+    overrides = [*corpus, "model.dropout=0", "training.max_steps=30", f"training.model_dir={tmp_path / 'ddp'}"]
+    torchrun(tmp_path / "dump", overrides)
+    rank0 = torch.load(tmp_path / "dump" / "rank0.pt", weights_only=True)
+    rank1 = torch.load(tmp_path / "dump" / "rank1.pt", weights_only=True)
+    assert all(torch.equal(rank0[name], rank1[name]) for name in rank0)  # DDP keeps replicas bitwise equal
+
+    single = ["train", CONFIG]
+    for override in [*overrides[:-1], f"training.model_dir={tmp_path / 'single'}"]:
+        single += ["--set", override]
+    assert main(single) == 0
+    reference = load_checkpoint(tmp_path / "single" / "checkpoints" / "last.pt")["model"]
+    # Same global batches and the same gradient, summed in another order: equal up to float rounding.
+    worst = max((rank0[name] - reference[name]).abs().max().item() for name in rank0)
+    assert worst < 1e-4
+
+    written = sorted(path.name for path in tmp_path.iterdir())
+    assert written == ["ddp", "dump", "single"]  # one model directory from the two processes
+    ddp_files = sorted(str(p.relative_to(tmp_path / "ddp")) for p in (tmp_path / "ddp").rglob("*") if p.is_file())
+    single_files = sorted(str(p.relative_to(tmp_path / "single")) for p in (tmp_path / "single").rglob("*")
+                          if p.is_file())
+    assert ddp_files == single_files
+    events = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in events if e["event"] == "train"] == list(range(1, 31))  # written once, by rank 0
+
+
+def test_resume_under_two_processes_is_bitwise_identical(corpus, tmp_path):
+    base = [*corpus, "model.dropout=0.2"]  # dropout: each process's RNG state must be restored
+    torchrun(tmp_path / "straight", [*base, "training.max_steps=30", f"training.model_dir={tmp_path / 'a'}"])
+    # stop at a validation step: an extra validation would step the plateau schedule
+    torchrun(tmp_path / "first", [*base, "training.max_steps=20", f"training.model_dir={tmp_path / 'b'}"])
+    command = [*TORCHRUN, "-m", "seq2seq", "train", CONFIG, "--resume"]
+    for override in [*base, "training.max_steps=30", f"training.model_dir={tmp_path / 'b'}"]:
+        command += ["--set", override]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    straight = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")
+    resumed = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
+    assert straight["progress"]["step"] == resumed["progress"]["step"] == 30
+    assert all(torch.equal(straight["model"][name], resumed["model"][name]) for name in straight["model"])
+
+
+def children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+def rank_of(pid: int) -> int | None:
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    for entry in environ:
+        if entry.startswith(b"RANK="):
+            return int(entry[5:])
+    return None
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the worker processes through /proc")
+def test_killing_one_rank_ends_the_job_quickly(corpus, tmp_path):
+    model_dir = tmp_path / "model"
+    command = [*TORCHRUN, "-m", "seq2seq", "train", CONFIG]
+    for override in [*corpus, "training.max_steps=100000", f"training.model_dir={model_dir}"]:
+        command += ["--set", override]
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    metrics = model_dir / "metrics.jsonl"
+    while not (metrics.exists() and metrics.read_text().count('"train"') >= 3):
+        assert job.poll() is None and time.monotonic() < deadline, job.communicate()
+        time.sleep(0.05)
+    victim = next(pid for pid in children(job.pid) if rank_of(pid) == 1)
+    os.kill(victim, signal.SIGKILL)
+    killed_at = time.monotonic()
+    _, stderr = job.communicate(timeout=60)
+    assert job.returncode != 0
+    assert time.monotonic() - killed_at < 30
+    assert "rank" in stderr.lower() and ("Signals.SIGKILL" in stderr or "SIGKILL" in stderr or "exitcode" in stderr)
