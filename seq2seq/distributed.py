@@ -78,8 +78,11 @@ class Distributed:
         dist.all_gather_object(gathered, obj)
         return gathered
 
-    def close(self) -> None:
+    def close(self, *, wait: bool = True) -> None:
+        """Leave the job. ``wait``: first wait for every process, so none tears down a group others still use."""
         if self.enabled and dist.is_initialized():
+            if wait:
+                dist.barrier()
             dist.destroy_process_group()
 
 

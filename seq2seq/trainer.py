@@ -13,6 +13,7 @@ to validate, save or stop is taken from values all processes share.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import shutil
 import signal
@@ -123,7 +124,7 @@ def fit(config: Config, *, overwrite: bool = False, resume: bool = False, resume
         return _fit(config, ctx, overwrite=overwrite, resume=resume or resume_from is not None,
                     resume_from=resume_from, config_source=config_source)
     finally:
-        ctx.close()
+        ctx.close(wait=False)  # after an error other processes may never arrive; torchrun ends them
 
 
 def _fit(config: Config, ctx: Distributed, *, overwrite: bool, resume: bool, resume_from: str | None,
@@ -131,6 +132,8 @@ def _fit(config: Config, ctx: Distributed, *, overwrite: bool, resume: bool, res
     train = config.training
     model_dir = Path(train.model_dir)
     state = None
+    if elastic_restart() and (model_dir / "checkpoints" / "last.pt").is_file():
+        resume, resume_from, overwrite = True, None, False  # torchrun --max-restarts: continue, never start over
     if resume:
         if overwrite:
             raise UserError("--resume and --overwrite contradict each other: pass one of them.")
@@ -173,9 +176,15 @@ def _fit(config: Config, ctx: Distributed, *, overwrite: bool, resume: bool, res
     stop_reason = trainer.run()
     log.info("training stopped: %s after %d updates, %.1f minutes", stop_reason, progress.step,
              trainer.elapsed() / 60)
+    ctx.close()  # all processes leave together; the final scoring below needs no other process
     if not ctx.is_main:
         return {}
     return final_report(model, model_dir, splits, src_tok, trg_tok, config, ctx.device, metrics, progress)
+
+
+def elastic_restart() -> bool:
+    """True when torchrun restarted the job's processes after a failure (``--max-restarts``)."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
 
 
 def restore(state: dict[str, Any], model: Seq2Seq, optimizer: torch.optim.Optimizer, scheduler: Scheduler | None,

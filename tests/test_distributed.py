@@ -119,3 +119,4 @@ def test_killing_one_rank_ends_the_job_quickly(corpus, tmp_path):
     assert job.returncode != 0
     assert time.monotonic() - killed_at < 30
     assert "rank" in stderr.lower() and ("Signals.SIGKILL" in stderr or "SIGKILL" in stderr or "exitcode" in stderr)
+
