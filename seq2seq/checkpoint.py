@@ -90,7 +90,7 @@ def prune_step_checkpoints(directory: Path, *, keep_last: int, keep_best: int, s
     ``scores`` maps a step to its validation metric. Returns the deleted paths.
     """
     found = step_checkpoints(directory)
-    keep = {step for step, _ in found[len(found) - keep_last:]} if keep_last else set()
+    keep = {step for step, _ in found[max(len(found) - keep_last, 0):]} if keep_last else set()
     scored = [step for step, _ in found if step in scores]
     scored.sort(key=lambda step: scores[step], reverse=higher_is_better)
     keep.update(scored[:keep_best])

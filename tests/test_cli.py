@@ -6,19 +6,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers import write_slice
 from seq2seq.cli import main
 from seq2seq.config import load_config
 
-TOY = Path(__file__).resolve().parent.parent / "data" / "toy"
 TINY_MODEL = ["model.embedding_dim=16", "model.encoder_hidden=16", "model.decoder_hidden=32",
               "tokenizer.src_vocab_size=150", "tokenizer.trg_vocab_size=150"]
-
-
-def write_slice(directory: Path, split: str, lines: int) -> str:
-    for lang in ("en", "de"):
-        text = (TOY / f"{split}.{lang}").read_text(encoding="utf-8").splitlines(keepends=True)[:lines]
-        (directory / f"{split}.{lang}").write_text("".join(text), encoding="utf-8")
-    return str(directory / split)
 
 
 @pytest.fixture(scope="module")

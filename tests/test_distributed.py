@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import write_slice
 from seq2seq.checkpoint import load_checkpoint
 from seq2seq.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
-TOY = ROOT / "data" / "toy"
 CONFIG = str(ROOT / "configs" / "toy.yaml")
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
 TINY = ["model.embedding_dim=16", "model.encoder_hidden=16", "model.decoder_hidden=32",
@@ -27,11 +27,8 @@ TINY = ["model.embedding_dim=16", "model.encoder_hidden=16", "model.decoder_hidd
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> list[str]:
     root = tmp_path_factory.mktemp("corpus")
-    for split, lines in (("train", 400), ("valid", 20)):
-        for lang in ("en", "de"):
-            text = (TOY / f"{split}.{lang}").read_text(encoding="utf-8").splitlines(keepends=True)[:lines]
-            (root / f"{split}.{lang}").write_text("".join(text), encoding="utf-8")
-    return [f"data.train={root / 'train'}", f"data.valid={root / 'valid'}", "data.test=null", *TINY]
+    return [f"data.train={write_slice(root, 'train', 400)}", f"data.valid={write_slice(root, 'valid', 20)}",
+            "data.test=null", *TINY]
 
 
 def torchrun(dump: Path, overrides: list[str], timeout: float = 300) -> subprocess.CompletedProcess:

@@ -1,16 +1,14 @@
 """Arbitrary Unicode and arbitrary bytes never crash translation and never lose or add a line."""
 
 import io
-from pathlib import Path
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers import train_tiny
 from seq2seq.cli import main
 from seq2seq.translator import Translator
 
-ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = ["", " ", "\t \u3000", "\x07\x1b[31m", "e\u0301\u0301\u0301", "👩‍👩‍👧 🇩🇪", "שלום עולם", "مرحبا",
            "\u202eevil\u202c", "\ufeffbom", "a\u2028b", "\ud7ff\ue000\U0010ffff"]
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -19,21 +17,11 @@ SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[Healt
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     """A tiny model trained for 10 steps on 300 toy pairs: the test is about robustness, not quality."""
-    root = tmp_path_factory.mktemp("hostile")
-    for split, lines in (("train", 300), ("valid", 10)):
-        for lang in ("en", "de"):
-            text = (ROOT / "data" / "toy" / f"{split}.{lang}").read_text(encoding="utf-8").splitlines(True)[:lines]
-            (root / f"{split}.{lang}").write_text("".join(text), encoding="utf-8")
-    overrides = [f"data.train={root / 'train'}", f"data.valid={root / 'valid'}", "data.test=null",
-                 f"training.model_dir={root / 'model'}", "training.max_steps=10", "training.validate_every=10",
-                 "training.batch_tokens=800", "model.embedding_dim=8", "model.encoder_hidden=8",
-                 "model.decoder_hidden=16", "tokenizer.src_vocab_size=120", "tokenizer.trg_vocab_size=120",
-                 "data.max_length=30", "decoding.beam_size=3"]
-    args = ["train", str(ROOT / "configs" / "toy.yaml")]
-    for override in overrides:
-        args += ["--set", override]
-    assert main(args) == 0
-    return root / "model"
+    overrides = ["training.max_steps=10", "training.validate_every=10", "training.batch_tokens=800",
+                 "model.embedding_dim=8", "model.encoder_hidden=8", "model.decoder_hidden=16",
+                 "tokenizer.src_vocab_size=120", "tokenizer.trg_vocab_size=120", "data.max_length=30",
+                 "decoding.beam_size=3"]
+    return train_tiny(tmp_path_factory.mktemp("hostile"), overrides, train_lines=300, valid_lines=10)
 
 
 @pytest.fixture(scope="module")

@@ -11,24 +11,17 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import write_slice
 from seq2seq import training
 from seq2seq.checkpoint import (average_checkpoints, load_checkpoint, prune_step_checkpoints,
                                 remove_stale_temporaries, save_checkpoint, step_checkpoints)
 from seq2seq.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
-TOY = ROOT / "data" / "toy"
 CONFIG = str(ROOT / "configs" / "toy.yaml")
 TINY = ["model.embedding_dim=16", "model.encoder_hidden=16", "model.decoder_hidden=32",
         "tokenizer.src_vocab_size=150", "tokenizer.trg_vocab_size=150", "training.num_threads=1",
         "training.batch_tokens=300", "training.log_every=1", "training.save_every_minutes=0"]
-
-
-def write_slice(directory: Path, split: str, lines: int) -> str:
-    for lang in ("en", "de"):
-        text = (TOY / f"{split}.{lang}").read_text(encoding="utf-8").splitlines(keepends=True)[:lines]
-        (directory / f"{split}.{lang}").write_text("".join(text), encoding="utf-8")
-    return str(directory / split)
 
 
 @pytest.fixture(scope="module")
@@ -219,6 +212,13 @@ def test_prune_keeps_the_newest_and_the_best(tmp_path):
     assert [step for step, _ in step_checkpoints(tmp_path)] == [20, 30, 40, 50]
     prune_step_checkpoints(tmp_path, keep_last=1, keep_best=1, scores=scores, higher_is_better=False)
     assert [step for step, _ in step_checkpoints(tmp_path)] == [40, 50]  # lowest loss is step 40
+
+
+def test_prune_keeps_everything_while_there_are_fewer_than_keep_last(tmp_path):
+    for step in (10, 20, 30, 40):
+        save_checkpoint(tmp_path / f"step_{step:07d}.pt", {"model": {}})
+        prune_step_checkpoints(tmp_path, keep_last=5, keep_best=0, scores={}, higher_is_better=True)
+    assert [step for step, _ in step_checkpoints(tmp_path)] == [10, 20, 30, 40]
 
 
 def test_average_is_the_elementwise_mean(tmp_path):

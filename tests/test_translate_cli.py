@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import train_tiny
 from seq2seq.alignment import align_words, pharaoh, word_ids
 from seq2seq.cli import main
 from seq2seq.translator import Translator
@@ -19,21 +20,10 @@ SENTENCES = ["The dog sleeps.", "A cat reads the book.", "Because the man reads,
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     """A tiny model trained for 40 steps on 600 toy pairs (module-scoped: trained once)."""
-    root = tmp_path_factory.mktemp("tiny")
-    for split, lines in (("train", 600), ("valid", 30)):
-        for lang in ("en", "de"):
-            text = (ROOT / "data" / "toy" / f"{split}.{lang}").read_text(encoding="utf-8").splitlines(True)[:lines]
-            (root / f"{split}.{lang}").write_text("".join(text), encoding="utf-8")
-    overrides = [f"data.train={root / 'train'}", f"data.valid={root / 'valid'}", "data.test=null",
-                 f"training.model_dir={root / 'model'}", "training.max_steps=40", "training.validate_every=40",
-                 "training.batch_tokens=800", "model.embedding_dim=16", "model.encoder_hidden=16",
-                 "model.decoder_hidden=32", "tokenizer.src_vocab_size=150", "tokenizer.trg_vocab_size=150",
-                 "data.max_length=20"]
-    args = ["train", str(ROOT / "configs" / "toy.yaml")]
-    for override in overrides:
-        args += ["--set", override]
-    assert main(args) == 0
-    return root / "model"
+    overrides = ["training.max_steps=40", "training.validate_every=40", "training.batch_tokens=800",
+                 "model.embedding_dim=16", "model.encoder_hidden=16", "model.decoder_hidden=32",
+                 "tokenizer.src_vocab_size=150", "tokenizer.trg_vocab_size=150", "data.max_length=20"]
+    return train_tiny(tmp_path_factory.mktemp("tiny"), overrides, train_lines=600, valid_lines=30)
 
 
 def run(capsys, *args) -> tuple[int, str, str]:
