@@ -1,0 +1,73 @@
+"""Where a training step's time goes: torch.profiler over real batches, parallel decoder path vs step loop.
+
+Usage:
+  python scripts/profile_training.py --config configs/bench.yaml --model-dir runs/multi30k_de_en [--steps 10]
+      [--set section.key=value ...]
+
+--model-dir reuses that model's sentencepiece files (without it they are trained into a temporary
+directory). Prints, for each path, the wall time per batch and the operators with the most self CPU time,
+so that the parallel/step ratio in scripts/benchmark.py can be explained operator by operator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from seq2seq.batching import make_batches
+from seq2seq.config import load_config
+from seq2seq.dataset import prepare_data
+from seq2seq.model import build_model
+from seq2seq.training import AUTOCAST_TYPES, make_optimizer, train_step
+
+
+def profile_path(model, optimizer, batches, config, *, parallel: bool, rows: int) -> float:
+    """Print the profile of one pass over ``batches``; return seconds per batch (measured outside the profiler)."""
+    autocast = AUTOCAST_TYPES[config.training.autocast]
+
+    def run() -> None:
+        for batch in batches:
+            train_step(model, batch, optimizer, label_smoothing=config.training.label_smoothing,
+                       clip_grad_norm=config.training.clip_grad_norm, autocast=autocast, parallel=parallel)
+
+    run()  # warm-up
+    start = time.perf_counter()
+    run()
+    seconds = (time.perf_counter() - start) / len(batches)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        run()
+    name = "parallel decoder path" if parallel else "step loop"
+    print(f"\n=== {name}: {seconds * 1000:.0f} ms per batch ===")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=40))
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=Path("configs/bench.yaml"))
+    parser.add_argument("--model-dir", type=Path, help="reuse this model's sentencepiece files")
+    parser.add_argument("--steps", type=int, default=10, help="batches per pass")
+    parser.add_argument("--rows", type=int, default=15, help="operators shown per path")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    args = parser.parse_args()
+    config = load_config(args.config, args.overrides)
+    torch.manual_seed(config.training.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        src_tok, trg_tok, splits = prepare_data(config, args.model_dir or Path(tmp))
+    batches = make_batches(splits["train"].examples, batch_tokens=config.training.batch_tokens,
+                           seed=config.training.seed)[: args.steps]
+    model = build_model(config.model, src_vocab_size=src_tok.vocab_size, trg_vocab_size=trg_tok.vocab_size)
+    optimizer = make_optimizer(model, config)
+    parallel = profile_path(model, optimizer, batches, config, parallel=True, rows=args.rows)
+    step = profile_path(model, optimizer, batches, config, parallel=False, rows=args.rows)
+    print(f"\nparallel path is {step / parallel:.2f}x faster than the step loop "
+          f"({config.training.autocast} autocast, {torch.get_num_threads()} threads)")
+
+
+if __name__ == "__main__":
+    main()
