@@ -378,11 +378,13 @@ class Trainer:
 
         Collective under torchrun: every process contributes its RNG state; rank 0 writes.
         """
-        progress = self.progress
         rng_per_process = self.ctx.gather(rng_state())
-        self.last_save, self.saved_step = time.monotonic(), progress.step
-        if not self.ctx.is_main:
-            return
+        if self.ctx.is_main:
+            self.write_checkpoints(rng_per_process, snapshot=snapshot, best=best)
+        self.last_save, self.saved_step = time.monotonic(), self.progress.step
+
+    def write_checkpoints(self, rng_per_process: list[dict[str, Any]], *, snapshot: bool, best: bool) -> None:
+        progress = self.progress
         progress.elapsed = self.elapsed()
         progress.metrics_bytes = self.metrics.path.stat().st_size if self.metrics.path.exists() else 0
         data = serialize_checkpoint({
@@ -397,7 +399,6 @@ class Trainer:
                                    higher_is_better=self.train.early_stopping_metric == "bleu")
         if best:
             atomic_write_bytes(self.checkpoints / "best.pt", data)
-        self.last_save = time.monotonic()
 
     def stop(self) -> None:
         """Save unless the current update is already saved, then raise :class:`Interrupted` (all processes)."""

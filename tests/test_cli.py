@@ -1,12 +1,11 @@
 """End to end through the command line, on a slice of the shipped toy corpus."""
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml
 
-from helpers import write_slice
+from helpers import TOY_CONFIG, write_slice
 from seq2seq.cli import main
 from seq2seq.config import load_config
 
@@ -22,7 +21,7 @@ def trained(tmp_path_factory):
                  f"data.test={write_slice(root, 'test', 30)}", f"training.model_dir={root / 'model'}",
                  "training.max_steps=30", "training.validate_every=15", "training.batch_tokens=600",
                  "training.log_every=10", *TINY_MODEL]
-    config = str(Path(__file__).resolve().parent.parent / "configs" / "toy.yaml")
+    config = TOY_CONFIG
     args = ["train", config]
     for override in overrides:
         args += ["--set", override]
@@ -109,7 +108,7 @@ def test_overwrite_refuses_to_delete_a_directory_that_is_not_a_model_dir(trained
 
 
 def test_set_errors_name_the_override(tmp_path, capsys):
-    config = str(Path(__file__).resolve().parent.parent / "configs" / "toy.yaml")
+    config = TOY_CONFIG
     assert main(["train", config, "--set", "model.atention=dot"]) == 2
     error = capsys.readouterr().err
     assert "--set 'model.atention=dot'" in error and "Did you mean 'attention'" in error
