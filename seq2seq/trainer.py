@@ -37,7 +37,8 @@ from seq2seq.logs import MetricsWriter, setup_logging
 from seq2seq.model import Seq2Seq, build_model, count_parameters
 from seq2seq.resume import Progress, check_compatible, load_resume_checkpoint, rng_state, set_rng_state
 from seq2seq.tokenizer import Tokenizer
-from seq2seq.training import AUTOCAST_TYPES, Scheduler, make_optimizer, make_scheduler, score_split, train_step
+from seq2seq.training import (AUTOCAST_TYPES, Scheduler, autocast_supported, make_optimizer, make_scheduler,
+                              score_split, train_step)
 from seq2seq.training import validate as validate_model
 
 log = logging.getLogger(__name__)
@@ -227,6 +228,11 @@ class Trainer:
         self.checkpoints = Path(self.train.model_dir) / "checkpoints"
         self.valid_batches = make_batches(splits["valid"].examples, batch_tokens=self.train.batch_tokens,
                                           shuffle=False)
+        self.autocast = AUTOCAST_TYPES[self.train.autocast]
+        if self.autocast is not None and not autocast_supported(self.device.type, self.autocast):
+            log.warning("training.autocast = %s is not supported on this %s (oneDNN has no bfloat16 LSTM kernel "
+                        "without AVX-512): training in float32 instead", self.train.autocast, self.device.type)
+            self.autocast = None
         self.signals = StopSignals()
         self.session_start = time.monotonic()
         self.elapsed_before = progress.elapsed
@@ -271,7 +277,7 @@ class Trainer:
         train, progress, ctx = self.train, self.progress, self.ctx
         normalizer = global_tokens / ctx.world_size if ctx.enabled else None
         loss = train_step(self.net, batch.to(self.device), self.optimizer, label_smoothing=train.label_smoothing,
-                          clip_grad_norm=train.clip_grad_norm, autocast=AUTOCAST_TYPES[train.autocast],
+                          clip_grad_norm=train.clip_grad_norm, autocast=self.autocast,
                           normalizer=normalizer)
         progress.batch_in_epoch += 1
         local_tokens = batch.num_target_tokens

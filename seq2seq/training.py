@@ -4,6 +4,7 @@ optimizer and learning-rate schedule. :mod:`seq2seq.trainer` runs them in order.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -19,6 +20,22 @@ from seq2seq.translator import SearchOptions, translate_texts
 
 Scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau | torch.optim.lr_scheduler.LambdaLR
 AUTOCAST_TYPES = {"none": None, "bf16": torch.bfloat16}
+
+
+@functools.cache
+def autocast_supported(device_type: str, dtype: torch.dtype) -> bool:
+    """Whether this machine runs our layers under autocast to ``dtype``.
+
+    On CPUs without AVX-512 (e.g. AVX2-only ones) oneDNN has no bfloat16 LSTM kernel and an unpacked LSTM
+    call fails with "could not create a primitive descriptor"; a tiny probe finds out before training does.
+    """
+    lstm = torch.nn.LSTM(4, 4, batch_first=True).to(device_type)
+    try:
+        with torch.autocast(device_type, dtype=dtype):
+            lstm(torch.zeros(1, 2, 4, device=device_type))
+    except RuntimeError:
+        return False
+    return True
 
 
 def sequence_loss(logits: torch.Tensor, targets: torch.Tensor, *, label_smoothing: float) -> tuple[torch.Tensor, int]:
