@@ -32,10 +32,10 @@ from pathlib import Path
 
 import torch
 
-from seq2seq.batching import make_batches
 from seq2seq.config import Config, ModelConfig, load_config
 from seq2seq.corpus import read_parallel, split_paths
 from seq2seq.dataset import prepare_data
+from seq2seq.loader import first_batches
 from seq2seq.metrics import bleu
 from seq2seq.model import build_model
 from seq2seq.training import make_optimizer, train_step
@@ -110,9 +110,10 @@ def phase_train(args: argparse.Namespace) -> dict:
     """Training tokens/s of each variant on the same real batches, and the roofline."""
     config = load(args)
     torch.manual_seed(config.training.seed)
-    src_tok, trg_tok, splits = prepare_data(config, args.model_dir)  # reuses the model's sentencepiece files
-    batches = make_batches(splits["train"].examples, batch_tokens=config.training.batch_tokens,
-                           seed=config.training.seed)[: args.steps]
+    config.training.model_dir = str(args.model_dir)  # reuses the model's prepared data and sentencepiece files
+    src_tok, trg_tok, splits = prepare_data(config, args.model_dir)
+    batches = first_batches(splits["train"], batch_tokens=config.training.batch_tokens, seed=config.training.seed,
+                            count=args.steps)
     target_tokens = sum(b.num_target_tokens for b in batches)
     src_tokens = sum(int((b.src != 0).sum()) for b in batches)
     mean_src_len = src_tokens / sum(b.src.size(0) for b in batches)

@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from seq2seq.batching import make_batches
 from seq2seq.config import load_config
 from seq2seq.dataset import prepare_data
+from seq2seq.loader import first_batches
 from seq2seq.model import build_model
 from seq2seq.training import AUTOCAST_TYPES, make_optimizer, train_step
 
@@ -58,9 +58,10 @@ def main() -> None:
     config = load_config(args.config, args.overrides)
     torch.manual_seed(config.training.seed)
     with tempfile.TemporaryDirectory() as tmp:
-        src_tok, trg_tok, splits = prepare_data(config, args.model_dir or Path(tmp))
-    batches = make_batches(splits["train"].examples, batch_tokens=config.training.batch_tokens,
-                           seed=config.training.seed)[: args.steps]
+        config.training.model_dir = str(args.model_dir or tmp)  # reuses a model's prepared data when given
+        src_tok, trg_tok, splits = prepare_data(config, Path(config.training.model_dir))
+        batches = first_batches(splits["train"], batch_tokens=config.training.batch_tokens,
+                                seed=config.training.seed, count=args.steps)
     model = build_model(config.model, src_vocab_size=src_tok.vocab_size, trg_vocab_size=trg_tok.vocab_size)
     optimizer = make_optimizer(model, config)
     parallel = profile_path(model, optimizer, batches, config, parallel=True, rows=args.rows)

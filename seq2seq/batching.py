@@ -1,15 +1,18 @@
 """Turn id sequences into padded batches of similar length, limited by a token budget.
 
-Sentences are sorted by length (ties broken by a seeded shuffle) and cut into batches whose padded target
-size stays under ``batch_tokens``; the order of the batches is then shuffled with the same seed and the
-epoch number. Padding therefore stays small, and the same seed gives the same batches in every run.
+Sentences are sorted by length (ties broken by a seeded shuffle) and cut into batches whose padded size
+stays under ``batch_tokens``; the order of the batches is then shuffled with the same seed and the epoch
+number. Padding therefore stays small, and the same seed gives the same batches in every run. Planning
+needs only one small integer per sentence (its padded size), computed with NumPy, so a corpus of millions
+of pairs is planned in a second and in a few bytes per pair.
 """
 
 from __future__ import annotations
 
-import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -18,10 +21,10 @@ from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 @dataclass
 class Example:
-    """One sentence pair as piece ids, without BOS/EOS."""
+    """One sentence pair as piece ids (lists or NumPy arrays), without BOS/EOS."""
 
-    src: list[int]
-    trg: list[int]
+    src: Sequence[int]
+    trg: Sequence[int]
 
 
 @dataclass
@@ -41,62 +44,74 @@ class Batch:
         return Batch(self.src.to(device), self.src_lengths, self.trg_in.to(device), self.trg_out.to(device))
 
 
-def pad(sequences: list[list[int]]) -> Tensor:
-    """Right-pad id lists into a [B, max_len] long tensor."""
-    out = torch.full((len(sequences), max(len(s) for s in sequences)), PAD_ID, dtype=torch.long)
+def pad(sequences: Sequence[Sequence[int]], *, bos: bool = False, eos: bool = False) -> Tensor:
+    """Right-pad id sequences into a [B, max_len] long tensor, optionally framed by BOS and/or EOS."""
+    first = int(bos)
+    out = np.full((len(sequences), max(len(s) for s in sequences) + first + int(eos)), PAD_ID, dtype=np.int64)
     for row, seq in enumerate(sequences):
-        out[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-    return out
+        out[row, first:first + len(seq)] = seq
+        if eos:
+            out[row, first + len(seq)] = EOS_ID
+    if bos:
+        out[:, 0] = BOS_ID
+    return torch.from_numpy(out)
 
 
-def source_tensor(sources: list[list[int]]) -> tuple[Tensor, Tensor]:
+def source_tensor(sources: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
     """Source ids with EOS appended, padded: ([B, S], lengths [B]). Empty sources still get their EOS."""
-    with_eos = [s + [EOS_ID] for s in sources]
-    return pad(with_eos), torch.tensor([len(s) for s in with_eos], dtype=torch.long)
+    return pad(sources, eos=True), torch.tensor([len(s) + 1 for s in sources], dtype=torch.long)
 
 
-def collate(examples: list[Example]) -> Batch:
+def collate(examples: Sequence[Example]) -> Batch:
     src, src_lengths = source_tensor([e.src for e in examples])
-    trg_in = pad([[BOS_ID] + e.trg for e in examples])
-    trg_out = pad([e.trg + [EOS_ID] for e in examples])
-    return Batch(src, src_lengths, trg_in, trg_out)
+    targets = [e.trg for e in examples]
+    return Batch(src, src_lengths, pad(targets, bos=True), pad(targets, eos=True))
 
 
-def token_batches(examples: list[Example], *, batch_tokens: int, seed: int, epoch: int,
-                  shuffle: bool = True) -> list[list[int]]:
-    """Group example indices into batches of similar length with at most ``batch_tokens`` padded tokens.
+def padded_sizes(src_lengths: np.ndarray, trg_lengths: np.ndarray) -> np.ndarray:
+    """[N] what a pair costs in a batch: its longer side plus EOS, in the smallest unsigned type that fits."""
+    sizes = np.maximum(src_lengths, trg_lengths) + 1
+    return sizes.astype(np.min_scalar_type(int(sizes.max()) if len(sizes) else 0))
 
-    The budget counts the longer side of each pair (source or target, plus EOS), times the batch size; a
-    single sentence longer than the budget still forms its own batch.
+
+def plan_batches(sizes: np.ndarray, *, batch_tokens: int, seed: int = 0, epoch: int = 0,
+                 shuffle: bool = True) -> list[np.ndarray]:
+    """Group pair indices into batches of similar size with at most ``batch_tokens`` padded tokens.
+
+    ``sizes`` [N] is each pair's padded size (:func:`padded_sizes`); a batch costs its longest pair times
+    its number of pairs, and a single pair longer than the budget still forms its own batch. Returns index
+    arrays (views of one int32 array) in training order; the same (seed, epoch) gives the same plan.
     """
-    rng = random.Random(seed * 1_000_003 + epoch)
-    order = list(range(len(examples)))
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(sizes)) if shuffle else np.arange(len(sizes))  # random tie-breaking
+    order = order[np.argsort(sizes[order], kind="stable")].astype(np.int32)
+    sorted_sizes = sizes[order]
+    starts = [0]
+    while starts[-1] < len(order):
+        start = starts[-1]
+        # cost of the batch order[start:start + k] is sorted_sizes[start + k - 1] * k, non-decreasing in k
+        window = sorted_sizes[start:start + max(batch_tokens // int(sorted_sizes[start]), 1)].astype(np.int64)
+        cost = window * np.arange(1, len(window) + 1)
+        starts.append(start + max(int(np.searchsorted(cost, batch_tokens, side="right")), 1))
+    batches = [order[a:b] for a, b in zip(starts, starts[1:])]
     if shuffle:
-        rng.shuffle(order)  # random tie-breaking among equal lengths
-
-    def size(i: int) -> int:
-        return max(len(examples[i].src), len(examples[i].trg)) + 1
-
-    order.sort(key=size)
-    batches: list[list[int]] = []
-    current: list[int] = []
-    longest = 0
-    for i in order:
-        longest_if_added = max(longest, size(i))
-        if current and longest_if_added * (len(current) + 1) > batch_tokens:
-            batches.append(current)
-            current, longest_if_added = [], size(i)
-        current.append(i)
-        longest = longest_if_added
-    if current:
-        batches.append(current)
-    if shuffle:
-        rng.shuffle(batches)
+        batches = [batches[k] for k in rng.permutation(len(batches))]
     return batches
 
 
-def make_batches(examples: list[Example], *, batch_tokens: int, seed: int = 0, epoch: int = 0,
+def example_sizes(examples: Sequence[Example]) -> np.ndarray:
+    return padded_sizes(np.array([len(e.src) for e in examples]), np.array([len(e.trg) for e in examples]))
+
+
+def token_batches(examples: Sequence[Example], *, batch_tokens: int, seed: int, epoch: int,
+                  shuffle: bool = True) -> list[list[int]]:
+    """:func:`plan_batches` for examples in memory, as lists of indices."""
+    return [b.tolist() for b in plan_batches(example_sizes(examples), batch_tokens=batch_tokens, seed=seed,
+                                             epoch=epoch, shuffle=shuffle)]
+
+
+def make_batches(examples: Sequence[Example], *, batch_tokens: int, seed: int = 0, epoch: int = 0,
                  shuffle: bool = True) -> list[Batch]:
-    """Padded batches of ``examples`` (see :func:`token_batches`)."""
+    """Padded batches of ``examples`` (see :func:`plan_batches`)."""
     return [collate([examples[i] for i in idx])
             for idx in token_batches(examples, batch_tokens=batch_tokens, seed=seed, epoch=epoch, shuffle=shuffle)]

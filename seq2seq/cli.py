@@ -1,4 +1,4 @@
-"""Command line: ``seq2seq train|translate|evaluate|average``. Parses arguments and delegates; holds no logic.
+"""Command line: ``seq2seq prepare|train|translate|evaluate|average``. Parses arguments and delegates; holds no logic.
 
 Exit codes: 0 success, 2 usage or input error (one paragraph on stderr, no traceback), 1 a bug.
 """
@@ -28,10 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seq2seq", description="LSTM + Luong attention neural machine translation.")
     commands = parser.add_subparsers(dest="command", required=True)
 
+    prepare = commands.add_parser("prepare", help="prepare a config's corpus once (train runs it when needed)")
+    add_config_arguments(prepare)
+
     train = commands.add_parser("train", help="train a model from a YAML config")
-    train.add_argument("config", help="YAML config file (see configs/)")
-    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                       help="override a config value, e.g. --set training.max_steps=100 (repeatable)")
+    add_config_arguments(train)
     train.add_argument("--overwrite", action="store_true", help="delete a non-empty model directory first")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in training.model_dir from checkpoints/last.pt, exactly where it "
@@ -68,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="YAML config file (see configs/)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a config value, e.g. --set training.max_steps=100 (repeatable)")
+
+
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quantize", choices=["int8"], help="translate with int8 dynamic quantization of the "
                         "LSTM and Linear layers (CPU)")
@@ -76,6 +83,18 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beam", type=positive_int, help="beam size (default: the model's decoding.beam_size; "
                         "1 is greedy search)")
     parser.add_argument("--batch-size", type=positive_int, help="sentences per batch (default: decoding.batch_size)")
+
+
+def run_prepare(args: argparse.Namespace) -> None:
+    from seq2seq.config import load_config
+    from seq2seq.logs import setup_logging
+    from seq2seq.prepare import ensure_prepared, read_manifest
+
+    setup_logging()
+    directory = ensure_prepared(load_config(args.config, args.overrides))
+    counts = read_manifest(directory)["counts"]
+    splits = ", ".join(f"{name} {count['kept']:,} pairs" for name, count in counts.items())
+    print(f"prepared {directory}: {splits}")
 
 
 def run_train(args: argparse.Namespace) -> None:
@@ -183,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="replace")  # a translation is never lost to the terminal's encoding
     try:
-        commands = {"train": run_train, "translate": run_translate, "evaluate": run_evaluate, "average": run_average}
+        commands = {"prepare": run_prepare, "train": run_train, "translate": run_translate, "evaluate": run_evaluate, "average": run_average}
         commands[args.command](args)
     except UserError as error:
         print(f"seq2seq {args.command}: error: {error}", file=sys.stderr)

@@ -40,6 +40,9 @@ class DataConfig:
     src_lang: str = doc("File suffix of the source language.", "en")
     trg_lang: str = doc("File suffix of the target language.", "de")
     max_length: int = doc("Training pairs with more subword pieces than this on either side are dropped.", 100)
+    prepared: str | None = doc(
+        "Directory of the prepared data (token arrays, sentencepiece models, manifest.json); default "
+        "MODEL_DIR/data. Point several runs at one directory to prepare a big corpus once.", None)
 
 
 @dataclass
@@ -49,6 +52,9 @@ class TokenizerConfig:
     trg_vocab_size: int = doc("Target vocabulary size (ignored with joint: true).", 1000)
     joint: bool = doc("One shared sentencepiece model for both languages, sized src_vocab_size.", False)
     character_coverage: float = doc("Share of characters covered by the model (1.0 for small alphabets).", 1.0)
+    sample_sentences: int = doc("Train each sentencepiece model on a seeded random sample of at most this many "
+                                "training lines (all of them when the corpus is smaller).", 1_000_000)
+    sample_seed: int = doc("Seed of that sample.", 1)
 
 
 @dataclass
@@ -252,6 +258,7 @@ def _check_values(config: Config, source: str) -> None:
         if not getattr(getattr(config, section), key):
             raise ConfigError(f"{source}: {section}.{key} is required (a path); it is missing or empty.")
     positive = [("data", "max_length"), ("tokenizer", "src_vocab_size"), ("tokenizer", "trg_vocab_size"),
+                ("tokenizer", "sample_sentences"),
                 ("model", "embedding_dim"), ("model", "encoder_hidden"), ("model", "encoder_layers"),
                 ("model", "decoder_hidden"), ("model", "decoder_layers"), ("training", "learning_rate"),
                 ("training", "batch_tokens"), ("training", "max_epochs"), ("training", "validate_every"),

@@ -1,72 +1,91 @@
-"""From the config's file prefixes to tokenized examples: read, train/load sentencepiece, encode, filter."""
+"""The splits a run trains and validates on: prepared token arrays (memory-mapped) plus, for scoring, raw text.
+
+:func:`prepare_data` prepares the corpus when needed (:mod:`seq2seq.prepare`), installs the sentencepiece
+models in the model directory (so ``translate`` needs nothing else) and opens the arrays.
+"""
 
 from __future__ import annotations
 
-import logging
+import filecmp
 from dataclasses import dataclass
 from pathlib import Path
 
-from seq2seq.batching import Example
-from seq2seq.config import Config
-from seq2seq.corpus import DataError, read_parallel, split_paths
-from seq2seq.tokenizer import Tokenizer, load_or_train
+import numpy as np
 
-log = logging.getLogger(__name__)
+from seq2seq.arrays import TokenArray
+from seq2seq.batching import Example, padded_sizes
+from seq2seq.checkpoint import atomic_write_bytes
+from seq2seq.config import Config
+from seq2seq.corpus import read_parallel, split_paths
+from seq2seq.errors import UserError
+from seq2seq.prepare import ensure_prepared, prepared_dir, split_prefixes
+from seq2seq.tokenizer import Tokenizer, load_tokenizers
 
 
 @dataclass
 class Split:
-    """One split: raw text (for BLEU) and its encoded examples (for the loss)."""
+    """One split: memory-mapped piece ids (for the loss) and, for valid and test, raw text (for BLEU)."""
 
-    sources: list[str]
-    references: list[str]
-    examples: list[Example]
+    src: TokenArray
+    trg: TokenArray
+    sources: list[str] | None = None
+    references: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def sizes(self) -> np.ndarray:
+        """[N] each pair's padded size, the one number per pair that batch planning needs."""
+        return padded_sizes(self.src.lengths(), self.trg.lengths())
+
+    def examples(self, indices: np.ndarray) -> list[Example]:
+        return [Example(self.src[i], self.trg[i]) for i in indices]
+
+    def release(self) -> None:
+        self.src.release()
+        self.trg.release()
 
 
-def read_split(config: Config, prefix: str) -> list[tuple[str, str]]:
-    return read_parallel(*split_paths(prefix, config.data.src_lang, config.data.trg_lang))
+def prepare_data(config: Config, model_dir: Path, *, prepare: bool = True) -> tuple[Tokenizer, Tokenizer,
+                                                                                    dict[str, Split]]:
+    """Tokenizers and splits of a run: prepared (or reused), installed in ``model_dir/spm``, opened.
 
-
-def prepare_data(config: Config, model_dir: Path) -> tuple[Tokenizer, Tokenizer, dict[str, Split]]:
-    """Tokenizers (trained on the first run, reused afterwards) and the encoded splits.
-
-    Training pairs that are empty on either side, or longer than ``data.max_length`` pieces, are dropped
-    and counted in the log; validation and test pairs are all kept, so their BLEU is comparable.
+    ``prepare=False`` opens what another process prepared (under torchrun, rank 0 prepares).
     """
-    raw = {"train": read_split(config, config.data.train), "valid": read_split(config, config.data.valid)}
-    if not any(s.strip() and t.strip() for s, t in raw["train"]):
-        raise DataError(f"the training split {config.data.train}.{{{config.data.src_lang},{config.data.trg_lang}}} "
-                        "has no pair with text on both sides; nothing to train on.")
-    if config.data.test:
-        raw["test"] = read_split(config, config.data.test)
-    for name in ("valid", "test"):
-        if name in raw and not raw[name]:
-            prefix = getattr(config.data, name)
-            raise DataError(f"the {name} split {prefix}.{{{config.data.src_lang},{config.data.trg_lang}}} is empty; "
-                            f"it needs at least one sentence pair to score (data.{name}).")
-    tok = config.tokenizer
-    src_tok, trg_tok = load_or_train(model_dir / "spm", raw["train"], vocab_sizes=(tok.src_vocab_size,
-                                     tok.trg_vocab_size), model_type=tok.type, joint=tok.joint,
-                                     character_coverage=tok.character_coverage)
+    directory = ensure_prepared(config) if prepare else prepared_dir(config)
+    if prepare:
+        install_tokenizers(directory / "spm", Path(model_dir) / "spm")
+    src_tok, trg_tok = load_tokenizers(Path(model_dir) / "spm")
+    return src_tok, trg_tok, open_splits(config, directory)
+
+
+def install_tokenizers(prepared: Path, installed: Path) -> None:
+    """Copy the prepared sentencepiece models into the model directory; refuse to swap those of a run.
+
+    Models are compared by their ``.vocab`` files (pieces and scores): the ``.model`` files also record the
+    temporary path they were trained in, so equal vocabularies can differ in bytes.
+    """
+    for vocab in sorted(prepared.glob("*.vocab")):
+        model = vocab.with_suffix(".model")
+        if not (installed / model.name).exists():
+            atomic_write_bytes(installed / vocab.name, vocab.read_bytes())
+            atomic_write_bytes(installed / model.name, model.read_bytes())  # last: its presence means done
+        elif not filecmp.cmp(vocab, installed / vocab.name, shallow=False):
+            target = installed / model.name
+            raise UserError(f"{target} differs from the sentencepiece model prepared from the current data "
+                            f"({model}): the corpus or tokenizer changed since this run started, and the run's "
+                            "vocabulary cannot change. Restore the data, or start a new run (--overwrite or "
+                            "another training.model_dir).")
+
+
+def open_splits(config: Config, directory: Path) -> dict[str, Split]:
     splits = {}
-    for name, pairs in raw.items():
-        sources, references = [p[0] for p in pairs], [p[1] for p in pairs]
-        examples = [Example(s, t) for s, t in zip(src_tok.encode(sources), trg_tok.encode(references))]
-        if name == "train":
-            examples = _filter(examples, pairs, config.data.max_length)
-        splits[name] = Split(sources, references, examples)
-    return src_tok, trg_tok, splits
+    for name, prefix in split_prefixes(config).items():
+        split = Split(TokenArray(directory / f"{name}.src"), TokenArray(directory / f"{name}.trg"))
+        if name != "train":  # small: kept as text for BLEU against the raw references
+            pairs = read_parallel(*split_paths(prefix, config.data.src_lang, config.data.trg_lang))
+            split.sources, split.references = [s for s, _ in pairs], [t for _, t in pairs]
+        splits[name] = split
+    return splits
 
 
-def _filter(examples: list[Example], pairs: list[tuple[str, str]], max_length: int) -> list[Example]:
-    """Drop empty and over-long training pairs, logging how many of each."""
-    empty = [i for i, (s, t) in enumerate(pairs) if not s.strip() or not t.strip()]
-    too_long = [i for i, e in enumerate(examples) if len(e.src) > max_length or len(e.trg) > max_length]
-    dropped = set(empty) | set(too_long)
-    log.info("training pairs: %d read, %d dropped as empty, %d dropped as longer than %d pieces, %d kept",
-             len(pairs), len(empty), len(set(too_long) - set(empty)), max_length, len(pairs) - len(dropped))
-    kept = [e for i, e in enumerate(examples) if i not in dropped]
-    if not kept:
-        raise DataError(f"no training pairs are left after dropping those longer than data.max_length = "
-                        f"{max_length} pieces; raise data.max_length.")
-    return kept

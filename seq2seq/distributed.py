@@ -3,7 +3,8 @@
 torchrun starts the processes and sets RANK, WORLD_SIZE, LOCAL_RANK and the rendezvous address; we only
 join the process group (gloo on CPU, nccl on CUDA) and wrap the model in DistributedDataParallel.
 
-Every process builds the same global batches (same seed) and trains on its own share of each one. The loss
+Every process plans the same global batches (same seed) and trains on its own share of each one (see
+:mod:`seq2seq.loader`). The loss
 of a share is divided by the *global* batch's token count times the number of processes, so that DDP's
 gradient average is exactly the gradient of the whole batch: ``training.batch_tokens`` is the global batch,
 and results do not depend on the number of processes. Decisions that must agree (stop, save, early
@@ -22,7 +23,6 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from seq2seq.batching import Batch, Example, collate, token_batches
 from seq2seq.config import TrainingConfig
 from seq2seq.errors import UserError
 from seq2seq.translator import pick_device
@@ -105,21 +105,3 @@ def setup(train: TrainingConfig) -> Distributed:
                             timeout=datetime.timedelta(minutes=train.collective_timeout_minutes))
     return Distributed(rank, world_size, local_rank, device)
 
-
-def sharded_batches(examples: list[Example], *, batch_tokens: int, seed: int, epoch: int,
-                    ctx: Distributed) -> list[tuple[Batch, int]]:
-    """This process's share of every global batch of the epoch, with the global batch's target token count.
-
-    The global batches are those of single-process training; each is dealt out sentence by sentence
-    (sorted by length, so every share gets similar lengths). Global batches with fewer sentences than
-    processes cannot be shared and are left out by every process alike.
-    """
-    out = []
-    for indices in token_batches(examples, batch_tokens=batch_tokens, seed=seed, epoch=epoch):
-        if len(indices) < ctx.world_size:
-            continue
-        global_tokens = sum(len(examples[i].trg) + 1 for i in indices)  # + EOS, as the loss counts them
-        ordered = sorted(indices, key=lambda i: (len(examples[i].trg), len(examples[i].src)))
-        share = ordered[ctx.rank::ctx.world_size] if ctx.enabled else indices
-        out.append((collate([examples[i] for i in share]), global_tokens))
-    return out

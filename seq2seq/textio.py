@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from itertools import islice
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 REPLACEMENT = "\ufffd"
 PROGRESS_MIN_LINES = 300  # smaller inputs finish before a progress bar would help
 
@@ -44,7 +45,7 @@ def read_input(stream: BinaryIO, source: str) -> Iterator[tuple[int, str]]:
         yield number, decode_line(raw, line=number, source=source)
 
 
-def chunks(items: Iterable[tuple[int, str]], size: int) -> Iterator[list[tuple[int, str]]]:
+def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
     """Consecutive groups of ``size`` items (the last may be shorter)."""
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):

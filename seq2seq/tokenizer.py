@@ -1,4 +1,4 @@
-"""Subword tokenization with sentencepiece: train on the training split once, reuse afterwards.
+"""Subword tokenization with sentencepiece: train on (a sample of) the training split once, reuse afterwards.
 
 The special ids are fixed for every model this toolkit trains, so batching and search can use constants.
 """
@@ -28,8 +28,8 @@ class Tokenizer:
     def vocab_size(self) -> int:
         return self.processor.get_piece_size()
 
-    def encode(self, texts: list[str]) -> list[list[int]]:
-        return self.processor.encode(texts, out_type=int)
+    def encode(self, texts: list[str], *, num_threads: int = 1) -> list[list[int]]:
+        return self.processor.encode(texts, out_type=int, num_threads=num_threads)
 
     def decode(self, ids: list[list[int]]) -> list[str]:
         return self.processor.decode(ids)
@@ -39,11 +39,12 @@ class Tokenizer:
 
 
 def train_sentencepiece(sentences: list[str], model_path: Path, *, vocab_size: int, model_type: str,
-                        character_coverage: float) -> None:
+                        character_coverage: float, num_threads: int = 1) -> None:
     """Train a model on ``sentences`` and write ``model_path`` (and its .vocab) atomically.
 
     Training happens in a temporary directory and the files are moved into place at the end, so an
-    interrupted run never leaves a half-written model that a later run would reuse.
+    interrupted run never leaves a half-written model that a later run would reuse. The model is the same
+    on every run with the same sentences and ``num_threads`` (other thread counts give a slightly different one).
     """
     model_path = Path(model_path)
     model_path.parent.mkdir(parents=True, exist_ok=True)
@@ -57,7 +58,7 @@ def train_sentencepiece(sentences: list[str], model_path: Path, *, vocab_size: i
             character_coverage=character_coverage,
             pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
             hard_vocab_limit=False,  # a small corpus may not support the requested size: use what it has
-            num_threads=1,  # single-threaded training gives the same model on every run
+            num_threads=num_threads,
             minloglevel=2,
         )
         atomic_write_bytes(model_path.with_suffix(".vocab"), Path(f"{prefix}.vocab").read_bytes())
@@ -65,10 +66,11 @@ def train_sentencepiece(sentences: list[str], model_path: Path, *, vocab_size: i
 
 
 def load_or_train(spm_dir: Path, pairs: list[tuple[str, str]], *, vocab_sizes: tuple[int, int],
-                  model_type: str, joint: bool, character_coverage: float) -> tuple[Tokenizer, Tokenizer]:
+                  model_type: str, joint: bool, character_coverage: float,
+                  num_threads: int = 1) -> tuple[Tokenizer, Tokenizer]:
     """Source and target tokenizers from ``spm_dir``, training them on ``pairs`` if they are not there."""
     spm_dir = Path(spm_dir)
-    options = dict(model_type=model_type, character_coverage=character_coverage)
+    options = dict(model_type=model_type, character_coverage=character_coverage, num_threads=num_threads)
     if joint:
         path = spm_dir / "joint.model"
         if not path.is_file():

@@ -26,15 +26,17 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from seq2seq.batching import Batch, make_batches
+from seq2seq.batching import Batch
 from seq2seq.checkpoint import (atomic_write_bytes, atomic_write_text, load_checkpoint, prune_step_checkpoints,
                                 remove_stale_temporaries, serialize_checkpoint, step_checkpoint_path)
 from seq2seq.config import Config, config_to_dict, save_config
 from seq2seq.dataset import Split, prepare_data
-from seq2seq.distributed import Distributed, setup, sharded_batches
+from seq2seq.distributed import Distributed, setup
 from seq2seq.errors import UserError
+from seq2seq.loader import Prefetcher, epoch_plan, evaluation_batches, training_batches
 from seq2seq.logs import MetricsWriter, setup_logging
 from seq2seq.model import Seq2Seq, build_model, count_parameters
+from seq2seq.prepare import prepared_dir
 from seq2seq.resume import Progress, check_compatible, load_resume_checkpoint, rng_state, set_rng_state
 from seq2seq.tokenizer import Tokenizer
 from seq2seq.training import (AUTOCAST_TYPES, Scheduler, autocast_supported, make_optimizer, make_scheduler,
@@ -98,9 +100,15 @@ def seed_everything(seed: int) -> None:
 
 
 def prepare_model_dir(config: Config, *, overwrite: bool) -> Path:
-    """Create the model directory; refuse to mix a new run into a previous one."""
+    """Create the model directory; refuse to mix a new run into a previous one.
+
+    Prepared data inside it (``MODEL_DIR/data``, e.g. from ``seq2seq prepare``) is not part of a run: it
+    does not make the directory "not empty", and ``--overwrite`` keeps it (it is checked for staleness).
+    """
     model_dir = Path(config.training.model_dir)
-    if model_dir.exists() and any(model_dir.iterdir()):
+    keep = prepared_dir(config).resolve()
+    entries = [p for p in model_dir.iterdir() if p.resolve() != keep] if model_dir.exists() else []
+    if entries:
         if not overwrite:
             raise UserError(f"model directory {model_dir} is not empty. Pass --resume to continue the run in it, "
                             "--overwrite to delete it and start again, or set training.model_dir to a new "
@@ -109,7 +117,8 @@ def prepare_model_dir(config: Config, *, overwrite: bool) -> Path:
             raise UserError(f"model directory {model_dir} is not empty and holds no config.yaml, so it is not a "
                             "model directory; --overwrite deletes only model directories. Choose another "
                             "training.model_dir.")
-        shutil.rmtree(model_dir)
+        for entry in entries:
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
     (model_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     return model_dir
 
@@ -153,11 +162,11 @@ def _fit(config: Config, ctx: Distributed, *, overwrite: bool, resume: bool, res
     if train.num_threads:
         torch.set_num_threads(train.num_threads)
 
-    if ctx.is_main:  # rank 0 trains the sentencepiece models once; the others then load them
+    if ctx.is_main:  # rank 0 prepares the data (or finds it prepared); the others then map the same files
         src_tok, trg_tok, splits = prepare_data(config, model_dir)
     ctx.barrier()
     if not ctx.is_main:
-        src_tok, trg_tok, splits = prepare_data(config, model_dir)
+        src_tok, trg_tok, splits = prepare_data(config, model_dir, prepare=False)
     model = build_model(config.model, src_vocab_size=src_tok.vocab_size, trg_vocab_size=trg_tok.vocab_size)
     model = model.to(ctx.device)
     log.info("model: %d parameters; vocabularies: source %d, target %d pieces; device %s, %d threads%s",
@@ -226,8 +235,7 @@ class Trainer:
         self.splits, self.src_tok, self.trg_tok = splits, src_tok, trg_tok
         self.ctx, self.device, self.metrics, self.progress = ctx, ctx.device, metrics, progress
         self.checkpoints = Path(self.train.model_dir) / "checkpoints"
-        self.valid_batches = make_batches(splits["valid"].examples, batch_tokens=self.train.batch_tokens,
-                                          shuffle=False)
+        self.train_sizes, self.valid_sizes = splits["train"].sizes(), splits["valid"].sizes()
         self.autocast = AUTOCAST_TYPES[self.train.autocast]
         if self.autocast is not None and not autocast_supported(self.device.type, self.autocast):
             log.warning("training.autocast = %s is not supported on this %s (oneDNN has no bfloat16 LSTM kernel "
@@ -260,12 +268,15 @@ class Trainer:
 
     def run_epoch(self) -> str | None:
         """The rest of the current epoch; returns a stop reason, or None when the epoch is done."""
-        progress = self.progress
-        batches = sharded_batches(self.splits["train"].examples, batch_tokens=self.train.batch_tokens,
-                                  seed=self.train.seed, epoch=progress.epoch, ctx=self.ctx)
-        with tqdm(total=len(batches), initial=progress.batch_in_epoch, desc=f"epoch {progress.epoch + 1}",
-                  leave=False, disable=None if self.ctx.is_main else True, dynamic_ncols=True) as bar:
-            for batch, global_tokens in batches[progress.batch_in_epoch:]:
+        progress, ctx = self.progress, self.ctx
+        plan = epoch_plan(self.train_sizes, batch_tokens=self.train.batch_tokens, seed=self.train.seed,
+                          epoch=progress.epoch, world_size=ctx.world_size)
+        batches = training_batches(self.splits["train"], plan[progress.batch_in_epoch:], rank=ctx.rank,
+                                   world_size=ctx.world_size)
+        with tqdm(total=len(plan), initial=progress.batch_in_epoch, desc=f"epoch {progress.epoch + 1}",
+                  leave=False, disable=None if ctx.is_main else True, dynamic_ncols=True) as bar, \
+                Prefetcher(batches) as prefetched:
+            for batch, global_tokens in prefetched:
                 reason = self.train_on(batch, global_tokens, bar)
                 bar.update(1)
                 if reason:
@@ -359,8 +370,9 @@ class Trainer:
         train, progress = self.train, self.progress
         figures = {}
         if self.ctx.is_main:
-            figures = validate_model(self.model, self.splits["valid"], self.valid_batches, self.src_tok,
-                                     self.trg_tok, self.config, self.device)
+            batches = evaluation_batches(self.splits["valid"], self.valid_sizes, batch_tokens=train.batch_tokens)
+            figures = validate_model(self.model, self.splits["valid"], batches, self.src_tok, self.trg_tok,
+                                     self.config, self.device)
         value = self.ctx.broadcast(figures.get(train.early_stopping_metric, 0.0))
         is_best = improved(train.early_stopping_metric, value, progress.best)
         progress.best = value if is_best else progress.best

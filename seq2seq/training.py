@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -74,7 +75,7 @@ def train_step(model: torch.nn.Module, batch: Batch, optimizer: torch.optim.Opti
 
 
 @torch.inference_mode()
-def evaluate_loss(model: Seq2Seq, batches: list[Batch], device: torch.device) -> float:
+def evaluate_loss(model: Seq2Seq, batches: Iterable[Batch], device: torch.device) -> float:
     """Mean cross-entropy per target token (no label smoothing), in nats."""
     model.eval()
     total, tokens = 0.0, 0
@@ -96,7 +97,7 @@ def score_split(model: Seq2Seq, split: Split, src_tok: Tokenizer, trg_tok: Token
     return bleu(hypotheses, split.references).score, hypotheses
 
 
-def validate(model: Seq2Seq, split: Split, batches: list[Batch], src_tok: Tokenizer, trg_tok: Tokenizer,
+def validate(model: Seq2Seq, split: Split, batches: Iterable[Batch], src_tok: Tokenizer, trg_tok: Tokenizer,
              config: Config, device: torch.device) -> dict[str, float]:
     loss = evaluate_loss(model, batches, device)
     bleu_score, _ = score_split(model, split, src_tok, trg_tok, config, device)

@@ -310,8 +310,12 @@ def test_sigint_in_process_stops_like_sigterm(corpus, tmp_path, monkeypatch, cap
         return real(logits, targets, label_smoothing=label_smoothing)
 
     monkeypatch.setattr(training, "sequence_loss", interrupting)
-    model_dir = tmp_path / "model"
-    assert main(train_args(model_dir, corpus, "training.max_steps=50")) == 0
-    assert "stopped by SIGINT after update 3" in capsys.readouterr().err
-    assert load_checkpoint(model_dir / "checkpoints" / "last.pt")["progress"]["step"] == 3
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a foreground shell
+    try:
+        model_dir = tmp_path / "model"
+        assert main(train_args(model_dir, corpus, "training.max_steps=50")) == 0
+        assert "stopped by SIGINT after update 3" in capsys.readouterr().err
+        assert load_checkpoint(model_dir / "checkpoints" / "last.pt")["progress"]["step"] == 3
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    finally:
+        signal.signal(signal.SIGINT, before)

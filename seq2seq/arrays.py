@@ -1,0 +1,106 @@
+"""Token arrays on disk: every sentence of a split side as one flat ``.npy`` of ids plus an offsets array.
+
+Sentence ``i`` is ``tokens[offsets[i]:offsets[i + 1]]``. Both files are opened with ``mmap_mode="r"``, so a
+corpus of millions of sentences costs no memory of its own: pages are read from the page cache as batches
+need them, and every process of a torchrun job shares that one copy. :meth:`TokenArray.release` drops the
+pages a process has touched from its resident set (they stay in the page cache), so a long epoch of random
+reads does not make the process look as large as the corpus.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+OFFSET_DTYPE = np.int64
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    """uint16 when every id fits (half the disk and page cache of int32), else int32."""
+    return np.dtype(np.uint16 if vocab_size <= np.iinfo(np.uint16).max + 1 else np.int32)
+
+
+def open_array(path: Path) -> np.ndarray:
+    """A read-only memory map of an ``.npy`` file (an empty array is read normally: it cannot be mapped)."""
+    array = np.load(path, mmap_mode="r")
+    return array if array.size else np.load(path)
+
+
+class TokenArray:
+    """The sentences of one split side, memory-mapped: ``len(array)``, ``array[i]`` → ids of sentence i."""
+
+    def __init__(self, prefix: Path):
+        self.tokens = open_array(Path(f"{prefix}.tokens.npy"))
+        self.offsets = open_array(Path(f"{prefix}.offsets.npy"))
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.tokens[self.offsets[index]:self.offsets[index + 1]]
+
+    def lengths(self) -> np.ndarray:
+        """[N] number of pieces of each sentence, read in chunks and released, as int32."""
+        out = np.empty(len(self), dtype=np.int32)
+        chunk = 1 << 20
+        for start in range(0, len(self), chunk):
+            out[start:start + chunk] = np.diff(self.offsets[start:start + chunk + 1])
+        self.release()
+        return out
+
+    def lengths_of(self, indices: np.ndarray) -> np.ndarray:
+        """[len(indices)] number of pieces of the given sentences."""
+        return (self.offsets[indices + 1] - self.offsets[indices]).astype(np.int64)
+
+    def release(self) -> None:
+        """Drop this process's mapping of the pages read so far (the kernel keeps them cached)."""
+        for array in (self.tokens, self.offsets):
+            mapping = getattr(array, "_mmap", None)
+            if mapping is not None:
+                mapping.madvise(mmap.MADV_DONTNEED)
+
+
+class TokenArrayWriter:
+    """Appends encoded sentences to ``PREFIX.tokens.npy`` / ``PREFIX.offsets.npy`` without holding them.
+
+    Ids stream into raw files as they come; :meth:`close` writes the ``.npy`` files (header, then the raw
+    bytes copied over), so no more than one chunk of sentences is ever in memory.
+    """
+
+    def __init__(self, prefix: Path, dtype: np.dtype):
+        self.prefix, self.dtype = Path(prefix), np.dtype(dtype)
+        self.tokens_raw = open(f"{prefix}.tokens.raw", "wb")
+        self.offsets_raw = open(f"{prefix}.offsets.raw", "wb")
+        self.end = 0  # tokens written so far
+        self.count = 0  # sentences written so far
+        np.asarray([0], dtype=OFFSET_DTYPE).tofile(self.offsets_raw)
+
+    def append(self, sentences: list[list[int]]) -> None:
+        if not sentences:
+            return
+        lengths = np.fromiter((len(s) for s in sentences), dtype=OFFSET_DTYPE, count=len(sentences))
+        flat = np.fromiter((i for s in sentences for i in s), dtype=self.dtype, count=int(lengths.sum()))
+        flat.tofile(self.tokens_raw)
+        (self.end + np.cumsum(lengths)).tofile(self.offsets_raw)
+        self.end += int(lengths.sum())
+        self.count += len(sentences)
+
+    def close(self) -> None:
+        for raw, name, dtype, length in ((self.tokens_raw, "tokens", self.dtype, self.end),
+                                         (self.offsets_raw, "offsets", np.dtype(OFFSET_DTYPE), self.count + 1)):
+            raw.close()
+            _raw_to_npy(Path(raw.name), Path(f"{self.prefix}.{name}.npy"), dtype, length)
+
+
+def _raw_to_npy(raw: Path, npy: Path, dtype: np.dtype, length: int) -> None:
+    with open(npy, "wb") as out, open(raw, "rb") as data:
+        np.lib.format.write_array_header_1_0(out, {"descr": np.lib.format.dtype_to_descr(dtype),
+                                                   "fortran_order": False, "shape": (length,)})
+        shutil.copyfileobj(data, out, 1 << 22)
+        out.flush()
+        os.fsync(out.fileno())
+    raw.unlink()
