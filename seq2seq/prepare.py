@@ -169,6 +169,14 @@ def build(config: Config, directory: Path, expected: dict[str, Any]) -> None:
         raise
 
 
+def is_prepared_data(path: Path, directory: Path) -> bool:
+    """Whether ``path`` is the prepared ``directory`` or a leftover of preparing it (not part of a run)."""
+    name = directory.name
+    return path.resolve() == directory.resolve() or (
+        path.parent.resolve() == directory.parent.resolve() and path.name.startswith(f".{name}.")
+        and path.name.endswith((".partial", ".old")))
+
+
 def remove_leftovers(directory: Path) -> None:
     """Delete what a prepare killed earlier left beside ``directory`` (never trusted, never reused)."""
     for pattern in (f".{directory.name}.*.partial", f".{directory.name}.*.old"):

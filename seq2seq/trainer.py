@@ -36,7 +36,7 @@ from seq2seq.errors import UserError
 from seq2seq.loader import Prefetcher, epoch_plan, evaluation_batches, training_batches
 from seq2seq.logs import MetricsWriter, setup_logging
 from seq2seq.model import Seq2Seq, build_model, count_parameters
-from seq2seq.prepare import prepared_dir
+from seq2seq.prepare import is_prepared_data, prepared_dir
 from seq2seq.resume import Progress, check_compatible, load_resume_checkpoint, rng_state, set_rng_state
 from seq2seq.tokenizer import Tokenizer
 from seq2seq.training import (AUTOCAST_TYPES, Scheduler, autocast_supported, make_optimizer, make_scheduler,
@@ -106,8 +106,8 @@ def prepare_model_dir(config: Config, *, overwrite: bool) -> Path:
     does not make the directory "not empty", and ``--overwrite`` keeps it (it is checked for staleness).
     """
     model_dir = Path(config.training.model_dir)
-    keep = prepared_dir(config).resolve()
-    entries = [p for p in model_dir.iterdir() if p.resolve() != keep] if model_dir.exists() else []
+    prepared = prepared_dir(config)
+    entries = [p for p in model_dir.iterdir() if not is_prepared_data(p, prepared)] if model_dir.exists() else []
     if entries:
         if not overwrite:
             raise UserError(f"model directory {model_dir} is not empty. Pass --resume to continue the run in it, "
