@@ -50,34 +50,47 @@ class LuongDecoder(nn.Module):
         return torch.tanh(self.combine(torch.cat([context, outputs], dim=-1))), weights
 
     def forward(self, trg_in: Tensor, state: DecoderState, keys: AttentionKeys, *,
-                parallel: bool = True) -> tuple[Tensor, Tensor]:
+                parallel: bool = True, project: bool = True) -> tuple[Tensor, Tensor]:
         """Teacher forcing: inputs [B, T] → logits [B, T, V] and attention weights [B, T, S].
 
         Runs all steps at once unless input feeding (or ``parallel=False``) requires the step loop.
+        ``project=False`` returns the output layer's inputs (dropout(s~) [B, T, H]) instead of logits, for a
+        loss that applies the layer itself (:mod:`seq2seq.loss`).
         """
         if self.input_feeding or not parallel:
-            return self.forward_steps(trg_in, state, keys)
-        embedded = self.dropout(self.embedding(trg_in))  # [B, T, E]
-        outputs, _ = self.lstm(embedded, (state.h, state.c))  # [B, T, H]
-        attentional, weights = self.attentional(outputs, keys)
-        return self.output(self.dropout(attentional)), weights
+            features, weights = self.forward_steps(trg_in, state, keys)
+        else:
+            embedded = self.dropout(self.embedding(trg_in))  # [B, T, E]
+            outputs, _ = self.lstm(embedded, (state.h, state.c))  # [B, T, H]
+            attentional, weights = self.attentional(outputs, keys)
+            features = self.dropout(attentional)
+        return (self.output(features) if project else features), weights
 
     def forward_steps(self, trg_in: Tensor, state: DecoderState, keys: AttentionKeys) -> tuple[Tensor, Tensor]:
-        """Teacher forcing one step at a time (needed by input feeding): same shapes as :meth:`forward`."""
-        logits, weights = [], []
+        """Teacher forcing one step at a time (needed by input feeding): dropout(s~) [B, T, H], weights [B, T, S].
+
+        The output layer needs only s~, so :meth:`forward` applies it once to all steps, as one matmul.
+        """
+        features, weights = [], []
         for t in range(trg_in.size(1)):
-            step_logits, state, step_weights = self.step(trg_in[:, t], state, keys)
-            logits.append(step_logits)
+            step_features, state, step_weights = self.step_features(trg_in[:, t], state, keys)
+            features.append(step_features)
             weights.append(step_weights)
-        return torch.stack(logits, dim=1), torch.stack(weights, dim=1)
+        return torch.stack(features, dim=1), torch.stack(weights, dim=1)
 
     def step(self, prev_tokens: Tensor, state: DecoderState, keys: AttentionKeys) -> tuple[Tensor, DecoderState,
                                                                                             Tensor]:
         """One step: previous tokens [B] → logits [B, V], the next state, attention weights [B, S]."""
+        features, state, weights = self.step_features(prev_tokens, state, keys)
+        return self.output(features), state, weights
+
+    def step_features(self, prev_tokens: Tensor, state: DecoderState,
+                      keys: AttentionKeys) -> tuple[Tensor, DecoderState, Tensor]:
+        """One step up to the output layer: dropout(s~_t) [B, H], the next state, attention weights [B, S]."""
         embedded = self.dropout(self.embedding(prev_tokens)).unsqueeze(1)  # [B, 1, E]
         if self.input_feeding:
             embedded = torch.cat([embedded, state.feed.unsqueeze(1)], dim=-1)  # [B, 1, E + H]
         output, (h, c) = self.lstm(embedded, (state.h, state.c))  # output [B, 1, H]
         attentional, weights = self.attentional(output, keys)  # [B, 1, H], [B, 1, S]
-        logits = self.output(self.dropout(attentional))  # [B, 1, V]
-        return logits.squeeze(1), DecoderState(h, c, attentional.squeeze(1)), weights.squeeze(1)
+        features = self.dropout(attentional).squeeze(1)  # [B, H]
+        return features, DecoderState(h, c, attentional.squeeze(1)), weights.squeeze(1)

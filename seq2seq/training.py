@@ -9,14 +9,14 @@ import math
 from collections.abc import Iterable
 
 import torch
-import torch.nn.functional as F
 
 from seq2seq.batching import Batch
 from seq2seq.config import Config
 from seq2seq.dataset import Split
+from seq2seq.loss import output_loss
 from seq2seq.metrics import bleu
 from seq2seq.model import Seq2Seq
-from seq2seq.tokenizer import PAD_ID, Tokenizer
+from seq2seq.tokenizer import Tokenizer
 from seq2seq.translator import SearchOptions, translate_texts
 
 Scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau | torch.optim.lr_scheduler.LambdaLR
@@ -39,13 +39,6 @@ def autocast_supported(device_type: str, dtype: torch.dtype) -> bool:
     return True
 
 
-def sequence_loss(logits: torch.Tensor, targets: torch.Tensor, *, label_smoothing: float) -> tuple[torch.Tensor, int]:
-    """Summed token cross-entropy (padding ignored) and the number of real tokens: [B, T, V], [B, T]."""
-    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=PAD_ID,
-                           label_smoothing=label_smoothing, reduction="sum")
-    return loss, int((targets != PAD_ID).sum())
-
-
 def train_step(model: torch.nn.Module, batch: Batch, optimizer: torch.optim.Optimizer, *, label_smoothing: float,
                clip_grad_norm: float, autocast: torch.dtype | None = None, parallel: bool = True,
                normalizer: float | None = None) -> float | None:
@@ -62,8 +55,9 @@ def train_step(model: torch.nn.Module, batch: Batch, optimizer: torch.optim.Opti
     model.train()
     device_type = batch.src.device.type
     with torch.autocast(device_type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
-        logits, _ = model(batch.src, batch.src_lengths, batch.trg_in, parallel=parallel)
-    loss, num_tokens = sequence_loss(logits, batch.trg_out, label_smoothing=label_smoothing)
+        features, _ = model(batch.src, batch.src_lengths, batch.trg_in, parallel=parallel, project=False)
+        loss, num_tokens = output_loss(features, unwrap(model).decoder.output, batch.trg_out,
+                                       label_smoothing=label_smoothing)
     optimizer.zero_grad(set_to_none=True)
     (loss / (normalizer or num_tokens)).backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm if clip_grad_norm > 0 else math.inf)
@@ -74,6 +68,11 @@ def train_step(model: torch.nn.Module, batch: Batch, optimizer: torch.optim.Opti
     return loss.item() / num_tokens
 
 
+def unwrap(model: torch.nn.Module) -> Seq2Seq:
+    """The Seq2Seq inside a DistributedDataParallel wrapper (or the model itself)."""
+    return getattr(model, "module", model)
+
+
 @torch.inference_mode()
 def evaluate_loss(model: Seq2Seq, batches: Iterable[Batch], device: torch.device) -> float:
     """Mean cross-entropy per target token (no label smoothing), in nats."""
@@ -81,8 +80,8 @@ def evaluate_loss(model: Seq2Seq, batches: Iterable[Batch], device: torch.device
     total, tokens = 0.0, 0
     for batch in batches:
         batch = batch.to(device)
-        logits, _ = model(batch.src, batch.src_lengths, batch.trg_in)
-        loss, num_tokens = sequence_loss(logits, batch.trg_out, label_smoothing=0.0)
+        features, _ = model(batch.src, batch.src_lengths, batch.trg_in, project=False)
+        loss, num_tokens = output_loss(features, model.decoder.output, batch.trg_out, label_smoothing=0.0)
         total, tokens = total + loss.item(), tokens + num_tokens
     return total / max(tokens, 1)
 

@@ -49,7 +49,7 @@ def test_parallel_path_equals_step_path(attention, bridge):
     with torch.no_grad():
         keys, state = model.start(model.encode(batch.src, batch.src_lengths))
         parallel_logits, parallel_weights = model.decoder(batch.trg_in, state, keys)
-        step_logits, step_weights = model.decoder.forward_steps(batch.trg_in, state, keys)
+        step_logits, step_weights = model.decoder(batch.trg_in, state, keys, parallel=False)
     assert torch.allclose(parallel_logits, step_logits, atol=1e-5)
     assert torch.allclose(parallel_weights, step_weights, atol=1e-6)
 

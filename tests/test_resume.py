@@ -262,11 +262,11 @@ class InfiniteGradient(torch.autograd.Function):
 
 def inject_faults(monkeypatch, faulty_calls: set[int] | None, kind: str) -> None:
     """Make the training loss NaN (or its gradient infinite) on the given training calls (None: all)."""
-    real = training.sequence_loss
+    real = training.output_loss
     calls = [0]
 
-    def faulty(logits, targets, *, label_smoothing):
-        loss, tokens = real(logits, targets, label_smoothing=label_smoothing)
+    def faulty(features, output, targets, *, label_smoothing):
+        loss, tokens = real(features, output, targets, label_smoothing=label_smoothing)
         if not torch.is_grad_enabled():  # validation: leave alone
             return loss, tokens
         calls[0] += 1
@@ -274,7 +274,7 @@ def inject_faults(monkeypatch, faulty_calls: set[int] | None, kind: str) -> None
             loss = loss * float("nan") if kind == "loss" else InfiniteGradient.apply(loss)
         return loss, tokens
 
-    monkeypatch.setattr(training, "sequence_loss", faulty)
+    monkeypatch.setattr(training, "output_loss", faulty)
 
 
 @pytest.mark.parametrize("kind", ["loss", "gradient"])
@@ -299,17 +299,17 @@ def test_training_stops_after_too_many_skips_in_a_row(corpus, tmp_path, monkeypa
 
 def test_sigint_in_process_stops_like_sigterm(corpus, tmp_path, monkeypatch, capsys):
     """The same path through the handler, without a subprocess: a signal raised during an update."""
-    real = training.sequence_loss
+    real = training.output_loss
     calls = [0]
 
-    def interrupting(logits, targets, *, label_smoothing):
+    def interrupting(features, output, targets, *, label_smoothing):
         if torch.is_grad_enabled():
             calls[0] += 1
             if calls[0] == 3:
                 os.kill(os.getpid(), signal.SIGINT)
-        return real(logits, targets, label_smoothing=label_smoothing)
+        return real(features, output, targets, label_smoothing=label_smoothing)
 
-    monkeypatch.setattr(training, "sequence_loss", interrupting)
+    monkeypatch.setattr(training, "output_loss", interrupting)
     before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a foreground shell
     try:
         model_dir = tmp_path / "model"

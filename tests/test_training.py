@@ -11,7 +11,10 @@ from seq2seq.config import ModelConfig, config_from_dict
 from seq2seq.errors import UserError
 from seq2seq.model import build_model
 from seq2seq.trainer import improved
-from seq2seq.training import autocast_supported, make_optimizer, make_scheduler, sequence_loss, train_step
+import seq2seq.loss as loss_module
+from seq2seq.loss import output_loss
+from seq2seq.tokenizer import PAD_ID
+from seq2seq.training import autocast_supported, make_optimizer, make_scheduler, train_step
 
 
 def config(**training):
@@ -19,11 +22,42 @@ def config(**training):
                              "training": {"model_dir": "m", "learning_rate": 1.0, **training}})
 
 
-def test_sequence_loss_ignores_padding_and_matches_hand_value():
-    logits = torch.zeros(1, 3, 4)  # [B=1, T=3, V=4]: uniform predictions
+def test_output_loss_ignores_padding_and_matches_hand_value():
+    output = torch.nn.Linear(2, 4)  # H=2 → V=4, all zero: uniform predictions
+    torch.nn.init.zeros_(output.weight)
+    torch.nn.init.zeros_(output.bias)
+    features = torch.randn(1, 3, 2)  # [B=1, T=3, H=2]
     targets = torch.tensor([[2, 3, 0]])  # the last position is padding
-    loss, tokens = sequence_loss(logits, targets, label_smoothing=0.0)
+    loss, tokens = output_loss(features, output, targets, label_smoothing=0.0)
     assert tokens == 2 and loss.item() == pytest.approx(2 * math.log(4))
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("chunk_logits", [7, 1 << 22])  # 7: one token per chunk; else all at once
+def test_fused_output_loss_equals_cross_entropy_of_the_logits_in_value_and_gradients(
+        monkeypatch, label_smoothing, chunk_logits):
+    monkeypatch.setattr(loss_module, "CHUNK_LOGITS", chunk_logits)
+    torch.manual_seed(0)
+    output = torch.nn.Linear(16, 7)
+    features = torch.randn(3, 5, 16, requires_grad=True)  # [B, T, H]
+    targets = torch.randint(4, 7, (3, 5))
+    targets[0, 3:] = PAD_ID
+    targets[2, 1:] = PAD_ID
+
+    def gradients(loss):
+        loss.backward()
+        out = [t.grad.clone() for t in (features, output.weight, output.bias)]
+        features.grad = output.weight.grad = output.bias.grad = None
+        return out
+
+    fused, tokens = output_loss(features, output, targets, label_smoothing=label_smoothing)
+    fused_grads = gradients(fused)
+    plain = torch.nn.functional.cross_entropy(output(features).reshape(-1, 7), targets.reshape(-1),
+                                              ignore_index=PAD_ID, label_smoothing=label_smoothing, reduction="sum")
+    assert tokens == 15 - 2 - 4
+    assert fused.item() == pytest.approx(plain.item(), abs=1e-5)
+    for mine, reference in zip(fused_grads, gradients(plain)):
+        assert torch.allclose(mine, reference, atol=1e-6)
 
 
 def test_warmup_decay_schedule_rises_then_decays():
