@@ -6,26 +6,29 @@ over the destination (rename is atomic on POSIX within one file system).
 
 from __future__ import annotations
 
-import io
 import os
 import re
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
 from seq2seq.errors import UserError
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically."""
+@contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A binary file handle whose contents replace ``path`` atomically when the block ends without error."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
@@ -35,20 +38,30 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     _fsync_directory(path.parent)
 
 
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically."""
+    with atomic_file(path) as handle:
+        handle.write(data)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def serialize_checkpoint(state: dict[str, Any]) -> bytes:
-    """``state`` as torch.save writes it (serialized once, it can be written to several files)."""
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    return buffer.getvalue()
+def atomic_copy(source: Path, path: Path) -> None:
+    """Replace ``path`` with a copy of ``source`` atomically."""
+    with atomic_file(path) as handle, open(source, "rb") as original:
+        shutil.copyfileobj(original, handle, 1 << 22)
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Serialize ``state`` with torch.save and write it atomically."""
-    atomic_write_bytes(path, serialize_checkpoint(state))
+    """torch.save ``state`` straight into a temporary file, then rename it over ``path``.
+
+    Streaming to the file (rather than serializing into memory first) keeps a save from holding a second
+    copy of the model and optimizer state: that copy was the largest transient of a training run.
+    """
+    with atomic_file(path) as handle:
+        torch.save(state, handle)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

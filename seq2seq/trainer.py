@@ -27,8 +27,8 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from seq2seq.batching import Batch
-from seq2seq.checkpoint import (atomic_write_bytes, atomic_write_text, load_checkpoint, prune_step_checkpoints,
-                                remove_stale_temporaries, serialize_checkpoint, step_checkpoint_path)
+from seq2seq.checkpoint import (atomic_copy, atomic_write_text, load_checkpoint, prune_step_checkpoints,
+                                remove_stale_temporaries, save_checkpoint, step_checkpoint_path)
 from seq2seq.config import Config, config_to_dict, save_config
 from seq2seq.dataset import Split, prepare_data
 from seq2seq.distributed import Distributed, setup
@@ -405,18 +405,18 @@ class Trainer:
         progress = self.progress
         progress.elapsed = self.elapsed()
         progress.metrics_bytes = self.metrics.path.stat().st_size if self.metrics.path.exists() else 0
-        data = serialize_checkpoint({
+        last = self.checkpoints / "last.pt"
+        save_checkpoint(last, {
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None, "progress": vars(progress),
             "rng": rng_per_process, "config": config_to_dict(self.config)})
-        atomic_write_bytes(self.checkpoints / "last.pt", data)
         if snapshot:
-            atomic_write_bytes(step_checkpoint_path(self.checkpoints, progress.step), data)
+            atomic_copy(last, step_checkpoint_path(self.checkpoints, progress.step))
             prune_step_checkpoints(self.checkpoints, keep_last=self.train.keep_last, keep_best=self.train.keep_best,
                                    scores=progress.scores,
                                    higher_is_better=self.train.early_stopping_metric == "bleu")
         if best:
-            atomic_write_bytes(self.checkpoints / "best.pt", data)
+            atomic_copy(last, self.checkpoints / "best.pt")
 
     def stop(self) -> None:
         """Save unless the current update is already saved, then raise :class:`Interrupted` (all processes)."""
