@@ -1,5 +1,6 @@
 """Smoke run of the benchmark harness with tiny sizes: it runs end to end and reports every key."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -26,3 +27,35 @@ def test_benchmark_reports_every_figure(tmp_path):
     assert result["translate_sent_s"].keys() == result["bleu"].keys() == translate_keys
     assert all(v > 0 for v in result["translate_sent_s"].values())
     assert result["peak_rss_mb"]["train"] > 50 and result["peak_rss_mb"]["translate"] > 50
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_scale_corpora_are_unique_deterministic_and_nested(tmp_path):
+    scale = load_script("scale_benchmark")
+    small = scale.build_corpus(tmp_path / "small", 300, valid_pairs=20)
+    large = scale.build_corpus(tmp_path / "large", 600, valid_pairs=20)
+    sources = (large / "train.en").read_text(encoding="utf-8").splitlines()
+    valid = (large / "valid.en").read_text(encoding="utf-8").splitlines()
+    assert len(sources) == 600 and len(set(sources + valid)) == 620  # unique, and never in valid
+    assert sources[:300] == (small / "train.en").read_text(encoding="utf-8").splitlines()
+    assert len((large / "train.de").read_text(encoding="utf-8").splitlines()) == 600
+
+
+def test_scale_benchmark_measures_prepare_training_and_torchrun(tmp_path):
+    command = [sys.executable, str(ROOT / "scripts" / "scale_benchmark.py"), "--json", "--sizes", "200",
+               "--updates", "3", "--processes", "2", "--valid-pairs", "20", "--work", str(tmp_path), "--config",
+               str(ROOT / "configs" / "toy.yaml")]
+    for override in TINY:
+        command += ["--set", override]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (result,) = json.loads(done.stdout)
+    assert result["pairs"] == 200 and result["prepare_s"] > 0 and result["disk_mb"] > 0
+    assert 0 < result["startup_s"] < 120 and result["train_tok_s"] > 0
+    assert result["train_peak_rss_mb"] > 50 and len(result["ddp_peak_rss_mb"]) == 2
