@@ -83,9 +83,12 @@ def plan_batches(sizes: np.ndarray, *, batch_tokens: int, seed: int = 0, epoch: 
     arrays (views of one int32 array) in training order; the same (seed, epoch) gives the same plan.
     """
     rng = np.random.default_rng([seed, epoch])
-    order = rng.permutation(len(sizes)) if shuffle else np.arange(len(sizes))  # random tie-breaking
-    order = order[np.argsort(sizes[order], kind="stable")].astype(np.int32)
+    order = np.argsort(sizes, kind="stable").astype(np.int32)  # by size; int32 halves what an epoch holds
     sorted_sizes = sizes[order]
+    if shuffle:  # random order among pairs of equal size, shuffled in place, one size at a time
+        ends = np.cumsum(np.bincount(sorted_sizes))
+        for start, end in zip(np.concatenate([[0], ends[:-1]]), ends):
+            rng.shuffle(order[start:end])
     starts = [0]
     while starts[-1] < len(order):
         start = starts[-1]
