@@ -1,4 +1,4 @@
-"""Command line: ``seq2seq prepare|train|translate|evaluate|average``. Parses arguments and delegates; holds no logic.
+"""Command line: ``seq2seq prepare|train|translate|evaluate|average|serve``. Parses arguments and delegates; holds no logic.
 
 Exit codes: 0 success, 2 usage or input error (one paragraph on stderr, no traceback), 1 a bug.
 """
@@ -66,7 +66,31 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--ref", required=True, help="reference translations, line-aligned with --src")
     add_search_arguments(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    add_serve_parser(commands)
     return parser
+
+
+def add_serve_parser(commands: argparse._SubParsersAction) -> None:
+    serve = commands.add_parser("serve", help="serve models over HTTP: a LibreTranslate-compatible API, a native "
+                                "API and a web page (needs the serve extra)")
+    serve.add_argument("model_dirs", nargs="+", metavar="MODEL_DIR", help="trained model directories; each "
+                       "serves its language pair, named after its directory")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine "
+                       "only; 0.0.0.0 for every interface)")
+    serve.add_argument("--port", type=int, default=5000, help="port (default 5000, LibreTranslate's)")
+    serve.add_argument("--beam", type=positive_int, help="default beam size (default: each model's "
+                       "decoding.beam_size)")
+    serve.add_argument("--checkpoint", default="best.pt", help="checkpoint file in MODEL_DIR/checkpoints")
+    serve.add_argument("--quantize", choices=["int8"], help="int8 dynamic quantization of the LSTM and Linear "
+                       "layers (CPU)")
+    serve.add_argument("--max-batch", type=positive_int, default=32, help="sentences decoded together, across "
+                       "requests (default 32)")
+    serve.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a sentence waits for others to "
+                       "batch with (default 5)")
+    serve.add_argument("--max-texts", type=positive_int, default=64, help="texts per request (default 64; 413 "
+                       "above)")
+    serve.add_argument("--max-chars", type=positive_int, default=5000, help="characters per text (default 5000; "
+                       "413 above)")
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -185,6 +209,23 @@ def run_evaluate(args: argparse.Namespace) -> None:
         print(f"{result['sentences']} sentences, beam {result['beam']}")
 
 
+def run_serve(args: argparse.Namespace) -> None:
+    from seq2seq.logs import setup_logging
+
+    try:
+        from seq2seq.serve.limits import Limits
+        from seq2seq.serve.server import serve
+    except ImportError as error:
+        raise UserError(f"serving needs the serve extra ({error.name} is missing): pip install -e '.[serve]'") \
+            from None
+    setup_logging()
+    if args.max_wait_ms < 0:
+        raise UserError(f"--max-wait-ms must be ≥ 0, got {args.max_wait_ms}.")
+    serve(args.model_dirs, host=args.host, port=args.port, beam=args.beam, checkpoint=args.checkpoint,
+          quantize=args.quantize, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+          limits=Limits(max_texts=args.max_texts, max_chars=args.max_chars))
+
+
 # oneDNN (bf16 autocast on CPU) caches a compiled kernel per tensor shape, 1,024 by default; token batches
 # have many shapes, and on the benchmark config the cache alone grew training memory by about 640 MB.
 # 16 entries cost no measurable speed. Set before torch is imported; a user's own setting wins.
@@ -202,7 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="replace")  # a translation is never lost to the terminal's encoding
     try:
-        commands = {"prepare": run_prepare, "train": run_train, "translate": run_translate, "evaluate": run_evaluate, "average": run_average}
+        commands = {"prepare": run_prepare, "train": run_train, "translate": run_translate, "evaluate": run_evaluate,
+                    "average": run_average, "serve": run_serve}
         commands[args.command](args)
     except UserError as error:
         print(f"seq2seq {args.command}: error: {error}", file=sys.stderr)

@@ -1,0 +1,104 @@
+"""The FastAPI app: both APIs, the web page, offline API docs, and errors as ``{"error": "..."}``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+import seq2seq
+from seq2seq.serve import libre, native
+from seq2seq.serve.batcher import Batcher
+from seq2seq.serve.limits import ApiError
+from seq2seq.serve.state import ServeState
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(state: ServeState) -> FastAPI:
+    """An app serving ``state.models``; its batcher starts and stops with the app (uvicorn's lifespan)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.batcher = Batcher(state.decode, max_batch=state.max_batch, max_wait_ms=state.max_wait_ms)
+        state.batcher.start()
+        yield
+        await state.batcher.stop()
+
+    app = FastAPI(title="seq2seq", version=seq2seq.__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  description="Neural machine translation with an LSTM encoder and a Luong-attention decoder: "
+                              "a LibreTranslate-compatible API and a native API with attention and alignments.")
+    app.state.serve = state
+    app.include_router(libre.router)
+    app.include_router(native.router)
+    add_error_handlers(app)
+    add_pages(app)
+    return app
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Every refusal is ``{"error": "..."}``: bad types and malformed bodies are 400 (never 422 or 500)."""
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, error: ApiError) -> JSONResponse:
+        return JSONResponse({"error": error.message}, status_code=error.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": f"Invalid request: {describe_validation(error)}"}, status_code=400)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, error: Exception) -> JSONResponse:
+        log.exception("error while answering %s %s", request.method, request.url.path)
+        return JSONResponse({"error": f"Cannot translate text: {type(error).__name__}: {error}"}, status_code=500)
+
+
+def describe_validation(error: RequestValidationError) -> str:
+    """``texts.0: Input should be a valid string; beam: ...`` from pydantic's error list."""
+    parts = []
+    for problem in error.errors()[:5]:
+        if problem.get("type") == "json_invalid":
+            return f"the body is not valid JSON ({problem.get('ctx', {}).get('error', 'cannot parse it')})"
+        where = ".".join(str(part) for part in problem.get("loc", ()) if part != "body") or "body"
+        parts.append(f"{where}: {problem.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def add_pages(app: FastAPI) -> None:
+    """The web page at ``/``, the health check, and Swagger UI at ``/docs`` from files shipped in packages."""
+    import swagger_ui_bundle
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="seq2seq API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
+
+    @app.get("/health", tags=["native"], summary="Health and batching counters")
+    async def health(request: Request) -> dict:
+        state: ServeState = request.app.state.serve
+        stats = state.batcher.stats if state.batcher else None
+        return {"status": "ok", "models": list(state.models), "queued": state.batcher.queued if state.batcher else 0,
+                "batches": stats.batches if stats else 0, "sentences": stats.sentences if stats else 0}

@@ -1,0 +1,66 @@
+"""``seq2seq serve``: load the models, bind the port, run uvicorn until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import signal
+import socket
+
+from seq2seq.errors import UserError
+from seq2seq.serve.limits import ApiError, Limits
+from seq2seq.serve.models import load_models
+from seq2seq.serve.state import ServeState
+
+log = logging.getLogger(__name__)
+
+GRACEFUL_SECONDS = 30  # SIGTERM: how long in-flight requests may take to finish before the server exits
+
+
+def serve(model_dirs: list[str], *, host: str = "127.0.0.1", port: int = 5000, beam: int | None = None,
+          checkpoint: str = "best.pt", quantize: str | None = None, max_batch: int = 32, max_wait_ms: float = 5.0,
+          limits: Limits = Limits()) -> None:
+    """Serve until stopped. Loading errors and a port in use raise :class:`UserError` before anything is served."""
+    import uvicorn
+
+    from seq2seq.serve.app import create_app
+
+    models = load_models(model_dirs, checkpoint=checkpoint, quantize=quantize)
+    state = ServeState(models, limits=limits, beam=beam, max_batch=max_batch, max_wait_ms=max_wait_ms)
+    for model in models.values():
+        try:
+            limits.check_search(state.default_beam(model), 1, model.translator.trg_tok.vocab_size)
+        except ApiError as error:
+            raise UserError(f"{model.name}'s default beam: {error.message}") from None
+    listener = bind(host, port)
+    server = uvicorn.Server(uvicorn.Config(create_app(state), log_level="info",
+                                           timeout_graceful_shutdown=GRACEFUL_SECONDS))
+    log.info("serving %s on http://%s:%d (web page at /, API docs at /docs)", ", ".join(models), host,
+             listener.getsockname()[1])
+    # uvicorn finishes the in-flight requests on SIGTERM, then raises the signal again for the handler that
+    # was installed before it: ignoring it there makes a requested stop exit with code 0.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        server.run(sockets=[listener])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        listener.close()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, or a :class:`UserError` that says why not (port in use, unknown host, no permission)."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except socket.gaierror as error:
+        raise UserError(f"--host {host}: cannot resolve it ({error.strerror}).") from None
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        if error.errno == errno.EADDRINUSE:
+            raise UserError(f"port {port} on {host} is already in use; stop the other server or pass --port.") from None
+        raise UserError(f"cannot listen on {host}:{port}: {error.strerror}.") from None
+    listener.listen(2048)
+    return listener

@@ -1,0 +1,53 @@
+"""What every endpoint shares: the models, the batcher that decodes for them, and the request limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fastapi import Request
+
+from seq2seq.serve.batcher import Batcher, DecodeKey
+from seq2seq.serve.limits import ApiError, Limits
+from seq2seq.serve.models import ServedModel
+from seq2seq.translator import Translation
+
+
+@dataclass
+class ServeState:
+    models: dict[str, ServedModel]
+    limits: Limits = field(default_factory=Limits)
+    beam: int | None = None  # the server's --beam; None: each model's decoding.beam_size
+    max_batch: int = 32
+    max_wait_ms: float = 5.0
+    batcher: Batcher | None = None  # made when the server starts (it needs the running event loop)
+
+    def model(self, name: str | None) -> ServedModel:
+        """The named model (the first served one for None); 404 naming the served models otherwise."""
+        if name is None:
+            return next(iter(self.models.values()))
+        if name not in self.models:
+            raise ApiError(404, f"unknown model {name!r}; this server has: {', '.join(self.models)}.")
+        return self.models[name]
+
+    def default_beam(self, model: ServedModel) -> int:
+        return self.beam if self.beam is not None else model.default_beam
+
+    def decode(self, key: DecodeKey, texts: list[str]) -> list[list[Translation]]:
+        """One model call for a batch of texts (runs on the batcher's worker thread)."""
+        translator = self.models[key.model].translator
+        return translator.translate_n_best(texts, beam=key.beam, n_best=key.n_best, batch_size=self.max_batch)
+
+    async def translate(self, model: ServedModel, texts: list[str], *, beam: int,
+                        n_best: int = 1) -> list[list[Translation]]:
+        """Check the search settings, then decode the texts together with other requests'.
+
+        The caller has checked the request's texts against ``limits.check_texts``.
+        """
+        self.limits.check_search(beam, n_best, model.translator.trg_tok.vocab_size)
+        assert self.batcher is not None, "the batcher starts with the server"
+        return await self.batcher.translate(DecodeKey(model.name, beam, n_best), texts)
+
+
+def serve_state(request: Request) -> ServeState:
+    """FastAPI dependency: the app's :class:`ServeState`."""
+    return request.app.state.serve

@@ -1,0 +1,353 @@
+"""seq2seq serve: LibreTranslate-compatible and native APIs, batching across requests, limits and faults."""
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("fastapi", reason="serving needs the serve extra: pip install -e '.[serve]'")
+
+from fastapi.testclient import TestClient  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from helpers import train_tiny  # noqa: E402
+from seq2seq.alignment import align_words, pharaoh  # noqa: E402
+from seq2seq.serve.app import create_app  # noqa: E402
+from seq2seq.serve.batcher import Batcher, DecodeKey  # noqa: E402
+from seq2seq.serve.limits import Limits  # noqa: E402
+from seq2seq.serve.models import load_models  # noqa: E402
+from seq2seq.serve.state import ServeState  # noqa: E402
+from seq2seq.translator import Translation, Translator  # noqa: E402
+
+SENTENCES = ["The dog sleeps.", "A cat reads the book.", "Because the man reads, the woman sleeps."]
+TINY = ["training.max_steps=40", "training.validate_every=40", "training.batch_tokens=800", "model.embedding_dim=16",
+        "model.encoder_hidden=16", "model.decoder_hidden=32", "tokenizer.src_vocab_size=150",
+        "tokenizer.trg_vocab_size=150", "data.max_length=20", "decoding.beam_size=3"]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Two tiny models: en→de and de→en, trained once for the module."""
+    root = tmp_path_factory.mktemp("serve")
+    (root / "en_de").mkdir()
+    (root / "de_en").mkdir()
+    en_de = train_tiny(root / "en_de", TINY, train_lines=600, valid_lines=30)
+    de_en = train_tiny(root / "de_en", [*TINY, "data.src_lang=de", "data.trg_lang=en"], train_lines=600,
+                       valid_lines=30)
+    return {"en_de": en_de, "de_en": de_en}
+
+
+def make_client(model_dirs, **state_options) -> TestClient:
+    served = load_models(model_dirs)
+    return TestClient(create_app(ServeState(served, **state_options)), raise_server_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def client(models):
+    # the directories are both named "model"; serve them under distinct names
+    links = models["en_de"].parent.parent / "served"
+    links.mkdir(exist_ok=True)
+    for name, directory in models.items():
+        if not (links / name).exists():
+            (links / name).symlink_to(directory)
+    with make_client([links / "en_de", links / "de_en"], limits=Limits(max_texts=8, max_chars=300),
+                     max_wait_ms=20) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def translator(models):
+    return Translator.from_dir(models["en_de"])
+
+
+# --- LibreTranslate-compatible API -------------------------------------------------------------------------------
+
+def test_libretranslate_json_string_and_list_match_the_translator(client, translator):
+    expected = translator.translate(SENTENCES, beam=3)
+    one = client.post("/translate", json={"q": SENTENCES[0], "source": "en", "target": "de", "format": "text"})
+    assert one.status_code == 200 and one.json() == {"translatedText": expected[0]}
+    many = client.post("/translate", json={"q": SENTENCES, "source": "en", "target": "de"})
+    assert many.status_code == 200 and many.json() == {"translatedText": expected}
+
+
+def test_libretranslate_form_body_and_query_string(client, translator):
+    expected = translator.translate(SENTENCES[:1], beam=3)[0]
+    form = client.post("/translate", data={"q": SENTENCES[0], "source": "en", "target": "de", "api_key": "x"})
+    assert form.status_code == 200 and form.json() == {"translatedText": expected}
+    query = client.post("/translate", params={"q": SENTENCES[0], "source": "en", "target": "de"})
+    assert query.json() == {"translatedText": expected}
+
+
+def test_libretranslate_other_pair_empty_and_multiline_text(client, models):
+    de_en = Translator.from_dir(models["de_en"])
+    german = ["Der Hund schläft.", "Die Katze liest."]
+    response = client.post("/translate", json={"q": ["\n".join(german), ""], "source": "de", "target": "en"})
+    lines = de_en.translate(german, beam=3)
+    assert response.json() == {"translatedText": ["\n".join(lines), ""]}
+
+
+def test_libretranslate_alternatives_are_other_beam_hypotheses(client, translator):
+    n_best = translator.translate_n_best([SENTENCES[1]], beam=3, n_best=3)[0]
+    body = client.post("/translate", json={"q": SENTENCES[1], "source": "en", "target": "de",
+                                           "alternatives": 2}).json()
+    assert body["translatedText"] == n_best[0].text
+    assert body["alternatives"] == list(dict.fromkeys(t.text for t in n_best[1:] if t.text != n_best[0].text))
+
+
+def test_libretranslate_auto_source_resolves_the_only_served_source(client, translator):
+    body = client.post("/translate", json={"q": SENTENCES[0], "source": "auto", "target": "de"}).json()
+    assert body == {"translatedText": translator.translate(SENTENCES[:1], beam=3)[0],
+                    "detectedLanguage": {"confidence": 100.0, "language": "en"}}
+
+
+def test_languages_lists_each_language_with_its_targets(client):
+    assert client.get("/languages").json() == [{"code": "de", "name": "German", "targets": ["en"]},
+                                               {"code": "en", "name": "English", "targets": ["de"]}]
+
+
+@pytest.mark.parametrize("body, status, message", [
+    ({"source": "en", "target": "de"}, 400, "Invalid request: missing q parameter"),
+    ({"q": "x", "target": "de"}, 400, "Invalid request: missing source parameter"),
+    ({"q": "x", "source": "en"}, 400, "Invalid request: missing target parameter"),
+    ({"q": "x", "source": "en", "target": "fr"}, 400, "fr is not supported"),
+    ({"q": "x", "source": "en", "target": "en"}, 400,
+     "English (en) is not available as a target language from English (en)"),
+    ({"q": "x", "source": "en", "target": "de", "format": "html"}, 400, "html format is not supported"),
+    ({"q": [1, 2], "source": "en", "target": "de"}, 400, "Invalid request: q must be a string or a list of strings"),
+    ({"q": "x", "source": "en", "target": "de", "alternatives": "many"}, 400,
+     "Invalid request: alternatives parameter is not a number"),
+    ({"q": ["x"] * 9, "source": "en", "target": "de"}, 413, "at most 8 per request (max_texts)"),
+    ({"q": "x" * 301, "source": "en", "target": "de"}, 413, "at most 300 per text (max_chars)"),
+])
+def test_libretranslate_errors_name_the_problem(client, body, status, message):
+    response = client.post("/translate", json=body)
+    assert response.status_code == status and message in response.json()["error"]
+
+
+def test_malformed_json_is_400_never_500(client):
+    for path in ("/translate", "/v1/translate"):
+        response = client.post(path, content=b'{"q": ', headers={"Content-Type": "application/json"})
+        assert response.status_code == 400 and "JSON" in response.json()["error"]
+
+
+# --- native API --------------------------------------------------------------------------------------------------
+
+def test_native_translate_returns_n_best_pieces_attention_and_alignment(client, translator):
+    response = client.post("/v1/translate", json={"texts": SENTENCES[:2], "model": "en_de", "beam": 3, "n_best": 2,
+                                                   "attention": True, "align": True})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model"] == "en_de" and body["beam"] == 3
+    expected = translator.translate_n_best(SENTENCES[:2], beam=3, n_best=2)
+    for result, text, n_best in zip(body["results"], SENTENCES, expected):
+        assert result["source"] == text and result["src_pieces"] == n_best[0].src_pieces
+        assert [t["text"] for t in result["translations"]] == [t.text for t in n_best]
+        scores = [t["score"] for t in result["translations"]]
+        assert scores == pytest.approx([t.score for t in n_best], abs=1e-5)
+        for got, want in zip(result["translations"], n_best):
+            weights = torch.tensor(got["attention"])  # [T (+ EOS), S + EOS]
+            assert weights.shape == want.attention.shape
+            assert weights.shape[1] == len(result["src_pieces"]) + 1
+            assert torch.allclose(weights.sum(dim=1), torch.ones(weights.shape[0]), atol=1e-3)
+            assert got["alignment"] == pharaoh(align_words(want.attention, want.src_pieces, want.trg_pieces))
+
+
+def test_native_beam_1_equals_greedy_and_details_are_optional(client, translator):
+    body = client.post("/v1/translate", json={"texts": SENTENCES, "beam": 1}).json()
+    assert [r["translations"][0]["text"] for r in body["results"]] == translator.translate(SENTENCES, beam=1)
+    assert "attention" not in body["results"][0]["translations"][0]
+    assert "alignment" not in body["results"][0]["translations"][0]
+
+
+def test_native_empty_text_gives_an_empty_translation(client):
+    result = client.post("/v1/translate", json={"texts": ["", "  "], "attention": True}).json()["results"]
+    assert [r["translations"][0]["text"] for r in result] == ["", ""]
+    assert result[0]["translations"][0]["attention"] == []
+
+
+@pytest.mark.parametrize("body, status, message", [
+    ({"texts": ["x"], "model": "nope"}, 404, "unknown model 'nope'; this server has: en_de, de_en"),
+    ({"texts": "x"}, 400, "texts: Input should be a valid list"),
+    ({"texts": [1]}, 400, "texts.0: Input should be a valid string"),
+    ({"texts": ["x"], "beam": "5"}, 400, "beam: Input should be a valid integer"),
+    ({"texts": ["x"], "beam": 0}, 400, "beam must be between 1 and 16"),
+    ({"texts": ["x"], "beam": 2, "n_best": 3}, 400, "n_best must be between 1 and the beam size (2)"),
+    ({"texts": ["x"], "colour": "red"}, 400, "colour: Extra inputs are not permitted"),
+    ({"texts": ["x"] * 9}, 413, "max_texts"),
+])
+def test_native_errors_name_the_problem(client, body, status, message):
+    response = client.post("/v1/translate", json=body)
+    assert response.status_code == status and message in response.json()["error"]
+
+
+def test_models_describe_languages_sizes_and_training_bleu(client, models):
+    described = {m["name"]: m for m in client.get("/v1/models").json()}
+    assert set(described) == {"en_de", "de_en"}
+    final = [json.loads(line) for line in (models["en_de"] / "metrics.jsonl").read_text().splitlines()]
+    final = [e for e in final if e["event"] == "final"][-1]
+    en_de = described["en_de"]
+    assert (en_de["source"], en_de["target"], en_de["checkpoint"], en_de["beam_size"]) == ("en", "de", "best.pt", 3)
+    assert en_de["bleu"]["valid"] == pytest.approx(final["valid_bleu"])
+    assert en_de["parameters"] == sum(p.numel() for p in Translator.from_dir(models["en_de"]).model.parameters())
+
+
+def test_health_page_docs_and_unknown_routes(client):
+    assert client.get("/health").json()["status"] == "ok"
+    page = client.get("/")
+    assert page.status_code == 200 and "/static/app.js" in page.text and "cdn" not in page.text.lower()
+    assert client.get("/static/app.js").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in docs.text
+    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    assert "/v1/translate" in client.get("/openapi.json").json()["paths"]
+    missing = client.get("/no/such/page")
+    assert missing.status_code == 404 and missing.json() == {"error": "Not Found"}
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+                           lambda children: st.lists(children, max_size=4)
+                           | st.dictionaries(st.text(max_size=8), children, max_size=4), max_leaves=10)
+bodies = st.one_of(
+    st.binary(max_size=200).map(lambda raw: ("application/json", raw)),
+    st.binary(max_size=200).map(lambda raw: ("application/x-www-form-urlencoded", raw)),
+    json_values.map(lambda value: ("application/json", json.dumps(value).encode())),
+    st.fixed_dictionaries({}, optional={"q": json_values, "source": st.sampled_from(["en", "de", "auto", "xx", 3]),
+                                        "target": st.sampled_from(["en", "de", None]), "alternatives": json_values,
+                                        "texts": json_values, "beam": json_values, "n_best": json_values,
+                                        "model": json_values, "attention": json_values})
+    .map(lambda value: ("application/json", json.dumps(value).encode())),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=bodies, path=st.sampled_from(["/translate", "/v1/translate"]))
+def test_arbitrary_bodies_never_get_a_500(client, body, path):
+    content_type, raw = body
+    response = client.post(path, content=raw, headers={"Content-Type": content_type})
+    assert response.status_code in (200, 400, 404, 413), response.text
+    assert ("error" in response.json()) == (response.status_code != 200)
+    assert client.get("/health").status_code == 200
+
+
+# --- batching across requests ------------------------------------------------------------------------------------
+
+def fake_translation(text: str) -> Translation:
+    return Translation(text.upper(), [], [], 0.0, torch.zeros(0, 0))
+
+
+def test_concurrent_requests_are_decoded_together_in_order():
+    calls = []
+
+    def decode(key, texts):
+        calls.append((key, list(texts)))
+        time.sleep(0.01)
+        return [[fake_translation(text)] for text in texts]
+
+    async def scenario():
+        batcher = Batcher(decode, max_batch=8, max_wait_ms=50)
+        batcher.start()
+        greedy, beam = DecodeKey("m", 1, 1), DecodeKey("m", 5, 1)
+        requests = [batcher.translate(greedy, [f"a{i}", f"b{i}"]) for i in range(6)]
+        requests.append(batcher.translate(beam, ["beam"]))
+        results = await asyncio.gather(*requests)
+        await batcher.stop()
+        return results, batcher.stats
+
+    results, stats = asyncio.run(scenario())
+    for i, result in enumerate(results[:6]):
+        assert [n_best[0].text for n_best in result] == [f"A{i}", f"B{i}"]
+    assert results[6][0][0].text == "BEAM"
+    assert all(len(texts) <= 8 for _, texts in calls)
+    assert all(("beam" in texts) == (key.beam == 5) for key, texts in calls)  # settings never mix
+    assert [len(texts) for key, texts in calls if key.beam == 1] == [8, 4]  # 12 sentences: two model calls
+    assert stats.batches == 3 and stats.sentences == 13
+
+
+def test_a_failing_batch_fails_its_requests_and_the_batcher_goes_on():
+    def decode(key, texts):
+        if "boom" in texts:
+            raise RuntimeError("model failed")
+        return [[fake_translation(text)] for text in texts]
+
+    async def scenario():
+        batcher = Batcher(decode, max_batch=4, max_wait_ms=0)
+        batcher.start()
+        with pytest.raises(RuntimeError, match="model failed"):
+            await batcher.translate(DecodeKey("m", 1, 1), ["boom"])
+        result = await batcher.translate(DecodeKey("m", 1, 1), ["fine"])
+        await batcher.stop()
+        return result
+
+    assert asyncio.run(scenario())[0][0].text == "FINE"
+
+
+# --- the real server ---------------------------------------------------------------------------------------------
+
+def start_server(*args: str) -> tuple[subprocess.Popen, str]:
+    """``seq2seq serve ... --port 0``; the process and its base URL, read from the log line."""
+    process = subprocess.Popen([sys.executable, "-m", "seq2seq", "serve", *args, "--port", "0"],
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 60
+    for line in process.stderr:
+        found = re.search(r"on (http://127\.0\.0\.1:\d+)", line)
+        if found:
+            base = found.group(1)
+            break
+        assert time.monotonic() < deadline, "the server did not start"
+    else:
+        raise AssertionError(f"the server exited with {process.wait()}")
+    while True:  # the log line comes just before uvicorn accepts connections
+        try:
+            urllib.request.urlopen(base + "/health", timeout=5)
+            break
+        except urllib.error.URLError:
+            assert time.monotonic() < deadline, "the server does not answer"
+            time.sleep(0.1)
+    threading.Thread(target=process.stderr.read, daemon=True).start()  # keep the pipe drained
+    return process, base
+
+
+def test_the_official_libretranslate_client_works_and_sigterm_finishes_in_flight_requests(models, translator):
+    libretranslatepy = pytest.importorskip("libretranslatepy")
+    process, base = start_server(str(models["en_de"]), "--max-wait-ms", "1500")
+    try:
+        client = libretranslatepy.LibreTranslateAPI(base + "/")
+        assert client.languages() == [{"code": "de", "name": "German", "targets": []},
+                                      {"code": "en", "name": "English", "targets": ["de"]}]
+        assert client.translate(SENTENCES[0], "en", "de") == translator.translate(SENTENCES[:1], beam=3)[0]
+        answers = []
+        request = threading.Thread(target=lambda: answers.append(client.translate(SENTENCES[1], "en", "de")))
+        request.start()
+        time.sleep(0.5)  # the request is waiting in the batcher (1.5 s) when the server is told to stop
+        process.send_signal(signal.SIGTERM)
+        request.join(timeout=30)
+        assert answers == translator.translate(SENTENCES[1:2], beam=3)
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+
+
+def test_loading_errors_and_a_busy_port_exit_2(models, tmp_path):
+    missing = subprocess.run([sys.executable, "-m", "seq2seq", "serve", str(tmp_path / "nothing")],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and "is not a model directory" in missing.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "seq2seq", "serve", str(models["en_de"]), "--port",
+                                 str(port)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and f"port {port} on 127.0.0.1 is already in use" in result.stderr
