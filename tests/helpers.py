@@ -1,5 +1,13 @@
-"""Shared by the tests: slices of the shipped toy corpus and tiny models trained on them."""
+"""Shared by the tests: slices of the shipped toy corpus, tiny models trained on them, a served model."""
 
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from seq2seq.cli import main
@@ -26,3 +34,27 @@ def train_tiny(root: Path, overrides: list[str], *, train_lines: int, valid_line
         args += ["--set", override]
     assert main(args) == 0
     return root / "model"
+
+
+def start_server(*args: str) -> tuple[subprocess.Popen, str]:
+    """``seq2seq serve ... --port 0``; the process and its base URL, read from the log line."""
+    process = subprocess.Popen([sys.executable, "-m", "seq2seq", "serve", *args, "--port", "0"],
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 60
+    for line in process.stderr:
+        found = re.search(r"on (http://127\.0\.0\.1:\d+)", line)
+        if found:
+            base = found.group(1)
+            break
+        assert time.monotonic() < deadline, "the server did not start"
+    else:
+        raise AssertionError(f"the server exited with {process.wait()}")
+    while True:  # the log line comes just before uvicorn accepts connections
+        try:
+            urllib.request.urlopen(base + "/health", timeout=5)
+            break
+        except urllib.error.URLError:
+            assert time.monotonic() < deadline, "the server does not answer"
+            time.sleep(0.1)
+    threading.Thread(target=process.stderr.read, daemon=True).start()  # keep the pipe drained
+    return process, base

@@ -17,18 +17,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
 
 from seq2seq.serve.limits import ApiError
 from seq2seq.serve.models import LANGUAGE_NAMES, ServedModel, languages, model_for_pair
-from seq2seq.serve.state import ServeState, serve_state
+from seq2seq.serve.state import ServeState, State
 
 router = APIRouter(tags=["LibreTranslate"])
 
 
 @router.get("/languages", summary="Supported languages (LibreTranslate)")
-async def get_languages(state: ServeState = Depends(serve_state)) -> list[dict[str, Any]]:
+async def get_languages(state: State) -> list[dict[str, Any]]:
     """Each language code with its English name and the codes it can be translated into."""
     return languages(state.models)
 
@@ -52,7 +52,7 @@ REQUEST_SCHEMA = {
              openapi_extra={"requestBody": {"required": True, "content": {
                  "application/json": {"schema": REQUEST_SCHEMA},
                  "application/x-www-form-urlencoded": {"schema": REQUEST_SCHEMA}}}})
-async def translate(request: Request, state: ServeState = Depends(serve_state)) -> dict[str, Any]:
+async def translate(request: Request, state: State) -> dict[str, Any]:
     """``{"q": "Hallo Welt!", "source": "de", "target": "en"}`` → ``{"translatedText": "Hello world!"}``."""
     params = await request_params(request)
     texts, is_list = parse_q(params.get("q"))
@@ -89,7 +89,7 @@ async def request_params(request: Request) -> dict[str, Any]:
         form = await request.form()
     except Exception as error:  # noqa: BLE001 - multipart's parser raises several kinds
         raise ApiError(400, f"Invalid request: the body is neither JSON nor a form ({error})") from None
-    for key in form.keys():
+    for key in form:
         values = form.getlist(key)
         if any(isinstance(value, UploadFile) for value in values):
             raise ApiError(400, f"Invalid request: {key} must be text, not a file")

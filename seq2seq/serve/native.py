@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from seq2seq.alignment import align_words, pharaoh
-from seq2seq.serve.state import ServeState, serve_state
+from seq2seq.serve.state import State
 from seq2seq.translator import Translation
 
 router = APIRouter(prefix="/v1", tags=["native"])
@@ -56,7 +56,7 @@ class TranslateResponse(BaseModel):
 
 @router.post("/translate", summary="Translate with details", response_model=TranslateResponse,
              response_model_exclude_none=True)
-async def translate(request: TranslateRequest, state: ServeState = Depends(serve_state)) -> TranslateResponse:
+async def translate(request: TranslateRequest, state: State) -> TranslateResponse:
     """The n-best translations of each text with scores, pieces and, on request, attention and alignment."""
     model = state.model(request.model)
     state.limits.check_texts(request.texts)
@@ -77,6 +77,6 @@ def hypothesis(translation: Translation, *, attention: bool, align: bool) -> Hyp
 
 
 @router.get("/models", summary="Served models")
-async def models(state: ServeState = Depends(serve_state)) -> list[dict[str, Any]]:
+async def models(state: State) -> list[dict[str, Any]]:
     """Languages, sizes, checkpoint, default beam and the valid/test BLEU measured at the end of training."""
     return [{**model.describe(), "beam_size": state.default_beam(model)} for model in state.models.values()]

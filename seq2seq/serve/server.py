@@ -19,12 +19,13 @@ GRACEFUL_SECONDS = 30  # SIGTERM: how long in-flight requests may take to finish
 
 def serve(model_dirs: list[str], *, host: str = "127.0.0.1", port: int = 5000, beam: int | None = None,
           checkpoint: str = "best.pt", quantize: str | None = None, max_batch: int = 32, max_wait_ms: float = 5.0,
-          limits: Limits = Limits()) -> None:
+          limits: Limits | None = None) -> None:
     """Serve until stopped. Loading errors and a port in use raise :class:`UserError` before anything is served."""
     import uvicorn
 
     from seq2seq.serve.app import create_app
 
+    limits = limits or Limits()
     models = load_models(model_dirs, checkpoint=checkpoint, quantize=quantize)
     state = ServeState(models, limits=limits, beam=beam, max_batch=max_batch, max_wait_ms=max_wait_ms)
     for model in models.values():

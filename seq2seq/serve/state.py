@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from seq2seq.serve.batcher import Batcher, DecodeKey
 from seq2seq.serve.limits import ApiError, Limits
@@ -51,3 +52,6 @@ class ServeState:
 def serve_state(request: Request) -> ServeState:
     """FastAPI dependency: the app's :class:`ServeState`."""
     return request.app.state.serve
+
+
+State = Annotated[ServeState, Depends(serve_state)]  # an endpoint parameter of this type receives the state

@@ -44,8 +44,8 @@ function describeModel() {
   $("source-label").textContent = `Source text (${model.source})`;
   if (!$("source").value.trim() && EXAMPLES[model.source]) $("source").value = EXAMPLES[model.source];
   const bleu = model.bleu && model.bleu.test !== undefined ? ` · test BLEU ${model.bleu.test.toFixed(2)}` : "";
-  const millions = (model.parameters / 1e6).toFixed(1);
-  $("model-info").textContent = `${model.name}: ${model.source} → ${model.target}, ${millions}M parameters, ` +
+  const size = model.parameters >= 1e6 ? `${(model.parameters / 1e6).toFixed(1)}M` : `${Math.round(model.parameters / 1e3)}K`;
+  $("model-info").textContent = `${model.name}: ${model.source} → ${model.target}, ${size} parameters, ` +
     `${model.attention} attention${bleu}`;
 }
 

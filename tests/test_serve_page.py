@@ -1,0 +1,119 @@
+"""The web page in a real browser: type a sentence, translate, read the output, the n-best list and the heatmap.
+
+Needs Chromium and its driver (Debian: ``apt-get install chromium chromium-driver``) and selenium; skips without
+them. ``SEQ2SEQ_PAGE_MODEL=MODEL_DIR`` serves that model instead of a tiny one, and
+``SEQ2SEQ_PAGE_SCREENSHOT=FILE.png`` keeps the screenshot (the README's comes from the Multi30k model), taken
+with beam ``SEQ2SEQ_PAGE_BEAM`` (default 1).
+"""
+
+import json
+import os
+import shutil
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi", reason="serving needs the serve extra: pip install -e '.[serve]'")
+webdriver = pytest.importorskip("selenium.webdriver", reason="the page test needs selenium (the test extra)")
+
+from helpers import start_server, train_tiny
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+from seq2seq.config import load_config
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Chromium and chromedriver "
+                                "(Debian: apt-get install chromium chromium-driver)")
+EXAMPLES = {"en": "Because the old man reads the book, the woman calls her dog.",
+            "de": "Ein Mann mit einem orangefarbenen Hut starrt auf etwas."}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    if os.environ.get("SEQ2SEQ_PAGE_MODEL"):
+        return Path(os.environ["SEQ2SEQ_PAGE_MODEL"])
+    overrides = ["training.max_steps=200", "training.validate_every=200", "training.batch_tokens=1500",
+                 "model.embedding_dim=32", "model.encoder_hidden=32", "model.decoder_hidden=64",
+                 "tokenizer.src_vocab_size=200", "tokenizer.trg_vocab_size=200", "data.max_length=40"]
+    return train_tiny(tmp_path_factory.mktemp("page"), overrides, train_lines=1000, valid_lines=20)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-quic", "--window-size=1280,1400", "--force-device-scale-factor=1",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
+    yield driver
+    driver.quit()
+
+
+def api_translation(base: str, text: str, beam: int, n_best: int) -> dict:
+    body = json.dumps({"texts": [text], "beam": beam, "n_best": n_best, "attention": True, "align": True}).encode()
+    request = urllib.request.Request(base + "/v1/translate", data=body, headers={"Content-Type": "application/json"})
+    return json.loads(urllib.request.urlopen(request, timeout=60).read())["results"][0]
+
+
+def translate_on_page(browser, text: str, beam: int, n_best: int) -> None:
+    """Fill in the form as a user does and press Ctrl+Enter; wait for the new result."""
+    for field, value in (("beam", beam), ("nbest", n_best)):
+        box = browser.find_element(By.ID, field)
+        box.clear()
+        box.send_keys(str(value))
+    source = browser.find_element(By.ID, "source")
+    source.clear()
+    source.send_keys(text)
+    browser.execute_script("document.getElementById('result').hidden = true")
+    source.send_keys(Keys.CONTROL, Keys.ENTER)
+    WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "result").is_displayed())
+
+
+def test_page_translates_and_draws_one_heatmap_row_per_target_piece(model_dir, browser, tmp_path):
+    process, base = start_server(str(model_dir))
+    try:
+        text = EXAMPLES[load_config(model_dir / "config.yaml").data.src_lang]
+        browser.get(base + "/")
+        WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#model option"))
+
+        translate_on_page(browser, text, beam=3, n_best=3)
+        expected = api_translation(base, text, beam=3, n_best=3)
+        rows = browser.find_elements(By.CSS_SELECTOR, "#nbest-list tbody tr")
+        assert [row.find_elements(By.TAG_NAME, "td")[1].text for row in rows] == \
+            [t["text"].strip() for t in expected["translations"]]
+
+        # greedy: a tiny model's beam search may prefer the empty output, greedy search does not stop that early
+        beam = int(os.environ.get("SEQ2SEQ_PAGE_BEAM", "1"))
+        translate_on_page(browser, text, beam=beam, n_best=1)
+        expected = api_translation(base, text, beam=beam, n_best=1)
+        best = expected["translations"][0]
+        assert best["trg_pieces"], "the model translated the example into nothing"
+        assert browser.find_element(By.ID, "output").text == best["text"].strip()
+        heatmap_rows = browser.find_elements(By.CSS_SELECTOR, "#heatmap tr.trg-row:not(.eos)")
+        columns = browser.find_elements(By.CSS_SELECTOR, "#heatmap th.src:not(.eos)")
+        assert len(heatmap_rows) == len(best["trg_pieces"]) and len(columns) == len(expected["src_pieces"])
+        cells = heatmap_rows[0].find_elements(By.CSS_SELECTOR, "td.cell")
+        assert len(cells) == len(expected["src_pieces"]) + 1  # and the end-of-sentence column
+
+        ActionChains(browser).move_to_element(heatmap_rows[0].find_element(By.CSS_SELECTOR, "th.trg")).perform()
+        assert "attends to" in browser.find_element(By.ID, "focus").text
+        ActionChains(browser).move_to_element(columns[0]).perform()
+        assert "is attended by" in browser.find_element(By.ID, "focus").text
+        links = browser.find_elements(By.CSS_SELECTOR, "#alignment line.link")
+        assert len(links) == len(best["alignment"].split())
+
+        ActionChains(browser).move_to_element(heatmap_rows[min(2, len(heatmap_rows) - 1)]).perform()
+        screenshot = Path(os.environ.get("SEQ2SEQ_PAGE_SCREENSHOT") or tmp_path / "page.png")
+        browser.find_element(By.TAG_NAME, "body").screenshot(str(screenshot))
+        assert screenshot.stat().st_size > 10_000
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
