@@ -56,7 +56,8 @@ def offline_rate(model_dir: Path, sentences: list[str], beam: int) -> float:
 def start_server(model_dir: Path, args: argparse.Namespace) -> tuple[subprocess.Popen, int]:
     command = [sys.executable, "-m", "seq2seq", "serve", str(model_dir), "--port", "0", "--beam", str(args.beam),
                "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
     for line in process.stderr:
         found = re.search(r"on http://127\.0\.0\.1:(\d+)", line)
         if found:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -322,3 +323,13 @@ def test_loading_errors_and_a_busy_port_exit_2(models, tmp_path):
         result = subprocess.run([sys.executable, "-m", "seq2seq", "serve", str(models["en_de"]), "--port",
                                  str(port)], check=False, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and f"port {port} on 127.0.0.1 is already in use" in result.stderr
+
+
+def test_load_test_script_measures_a_served_model(models):
+    script = Path(__file__).resolve().parent.parent / "scripts" / "load_test.py"
+    run = subprocess.run([sys.executable, str(script), str(models["en_de"]), "--clients", "4", "--requests", "40",
+                          "--beam", "1", "--json"], check=False, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(run.stdout)
+    assert (result["requests"], result["errors"], result["exit_code"]) == (40, 0, 0)
+    assert result["served_sent_s"] > 0 and result["offline_sent_s"] > 0 and len(result["rss_samples_mb"]) == 10
