@@ -10,6 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
@@ -43,7 +44,28 @@ def create_app(state: ServeState) -> FastAPI:
     app.include_router(native.router)
     add_error_handlers(app)
     add_pages(app)
+    app.openapi = lambda: openapi_schema(app)
     return app
+
+
+def openapi_schema(app: FastAPI) -> dict:
+    """FastAPI's schema, with our refusals (400, 404, 413 as ``{"error": ...}``) in place of its 422."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        error = {"content": {"application/json": {"schema": {
+            "type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}}}}
+        refusals = {"400": "Invalid request (missing or mistyped field, malformed body, unsupported language)",
+                    "404": "Unknown model", "413": "Too many texts or too long a text for this server's limits"}
+        for path in schema["paths"].values():
+            for operation in path.values():
+                if operation.get("requestBody"):
+                    operation["responses"].pop("422", None)
+                    operation["responses"].update({code: {"description": text, **error}
+                                                   for code, text in refusals.items()})
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def add_error_handlers(app: FastAPI) -> None:
