@@ -38,13 +38,14 @@ def serve(model_dirs: list[str], *, host: str = "127.0.0.1", port: int = 5000, b
                                            timeout_graceful_shutdown=GRACEFUL_SECONDS))
     log.info("serving %s on http://%s:%d (web page at /, API docs at /docs)", ", ".join(models), host,
              listener.getsockname()[1])
-    # uvicorn finishes the in-flight requests on SIGTERM, then raises the signal again for the handler that
-    # was installed before it: ignoring it there makes a requested stop exit with code 0.
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    # uvicorn finishes the in-flight requests on SIGTERM or Ctrl-C, then raises the signal again for the handler
+    # that was installed before it: ignoring it there makes a requested stop exit with code 0.
+    previous = {sig: signal.signal(sig, lambda signum, frame: None) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         server.run(sockets=[listener])
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         listener.close()
 
 
