@@ -24,6 +24,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def port_number(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seq2seq", description="LSTM + Luong attention neural machine translation.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -77,7 +84,8 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
                        "serves its language pair, named after its directory")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine "
                        "only; 0.0.0.0 for every interface)")
-    serve.add_argument("--port", type=int, default=5000, help="port (default 5000, LibreTranslate's)")
+    serve.add_argument("--port", type=port_number, default=5000, help="port (default 5000, LibreTranslate's; 0 "
+                       "lets the system choose)")
     serve.add_argument("--beam", type=positive_int, help="default beam size (default: each model's "
                        "decoding.beam_size)")
     serve.add_argument("--checkpoint", default="best.pt", help="checkpoint file in MODEL_DIR/checkpoints")
@@ -219,8 +227,8 @@ def run_serve(args: argparse.Namespace) -> None:
         raise UserError(f"serving needs the serve extra ({error.name} is missing): pip install -e '.[serve]'") \
             from None
     setup_logging()
-    if args.max_wait_ms < 0:
-        raise UserError(f"--max-wait-ms must be ≥ 0, got {args.max_wait_ms}.")
+    if not 0 <= args.max_wait_ms <= 60_000:
+        raise UserError(f"--max-wait-ms must be between 0 and 60000 milliseconds, got {args.max_wait_ms}.")
     serve(args.model_dirs, host=args.host, port=args.port, beam=args.beam, checkpoint=args.checkpoint,
           quantize=args.quantize, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
           limits=Limits(max_texts=args.max_texts, max_chars=args.max_chars))

@@ -145,8 +145,15 @@ class Translator:
             raise UserError(f"{model_dir} is not a model directory: it has no config.yaml. "
                             "Pass the training.model_dir of a trained model.")
         config = load_config(model_dir / "config.yaml")
-        src_tok, trg_tok = load_tokenizers(model_dir / "spm")
+        try:
+            src_tok, trg_tok = load_tokenizers(model_dir / "spm")
+        except (OSError, RuntimeError) as error:  # sentencepiece raises RuntimeError for a corrupt model file
+            raise UserError(f"{model_dir / 'spm'} holds no readable sentencepiece models: "
+                            f"{str(error).splitlines()[0]}") from None
         state = load_checkpoint(model_dir / "checkpoints" / checkpoint)
+        if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
+            raise UserError(f"{model_dir / 'checkpoints' / checkpoint} is not a seq2seq checkpoint: it holds no "
+                            "model weights.")
         model = build_model(config.model, src_vocab_size=src_tok.vocab_size, trg_vocab_size=trg_tok.vocab_size)
         try:
             model.load_state_dict(state["model"])

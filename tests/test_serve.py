@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -135,8 +136,29 @@ def test_libretranslate_errors_name_the_problem(client, body, status, message):
 
 def test_malformed_json_is_400_never_500(client):
     for path in ("/translate", "/v1/translate"):
-        response = client.post(path, content=b'{"q": ', headers={"Content-Type": "application/json"})
-        assert response.status_code == 400 and "JSON" in response.json()["error"]
+        for body in (b'{"q": ', b"[" * 100_000, b'{"alternatives": ' + b"9" * 5000 + b"}"):
+            response = client.post(path, content=body, headers={"Content-Type": "application/json"})
+            assert response.status_code == 400 and "JSON" in response.json()["error"]
+
+
+def test_a_lone_surrogate_is_400_and_does_not_fail_other_requests(client):
+    bad = b'{"q": "\\ud800 dog", "source": "en", "target": "de"}'
+    response = client.post("/translate", content=bad, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and "surrogate" in response.json()["error"]
+    response = client.post("/translate", content=b'{"q": "x", "source": "\\ud800", "target": "de"}',
+                           headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and "\\ud800" in response.json()["error"]
+    response = client.post("/v1/translate", content=b'{"texts": ["ok", "\\udfff"]}',
+                           headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and "text 1" in response.json()["error"]
+
+
+def test_lines_count_against_the_text_limit_and_oversized_bodies_are_refused_unread(client):
+    response = client.post("/translate", json={"q": "a\n" * 9, "source": "en", "target": "de"})
+    assert response.status_code == 413 and "9 lines" in response.json()["error"]
+    limit = Limits(max_texts=8, max_chars=300).max_body_bytes
+    response = client.post("/translate", content=b"x" * (limit + 1), headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and f"at most {limit}" in response.json()["error"]
 
 
 # --- native API --------------------------------------------------------------------------------------------------
@@ -213,7 +235,8 @@ def test_health_page_docs_and_unknown_routes(client):
     assert missing.status_code == 404 and missing.json() == {"error": "Not Found"}
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+any_text = st.text(st.characters(exclude_categories=()), max_size=30)  # lone surrogates included
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | any_text,
                            lambda children: st.lists(children, max_size=4)
                            | st.dictionaries(st.text(max_size=8), children, max_size=4), max_leaves=10)
 bodies = st.one_of(
@@ -272,22 +295,25 @@ def test_concurrent_requests_are_decoded_together_in_order():
     assert stats.batches == 3 and stats.sentences == 13
 
 
-def test_a_failing_batch_fails_its_requests_and_the_batcher_goes_on():
+def test_a_failing_sentence_fails_only_its_own_request_and_the_batcher_goes_on():
     def decode(key, texts):
         if "boom" in texts:
             raise RuntimeError("model failed")
         return [[fake_translation(text)] for text in texts]
 
     async def scenario():
-        batcher = Batcher(decode, max_batch=4, max_wait_ms=0)
+        batcher = Batcher(decode, max_batch=4, max_wait_ms=50)
         batcher.start()
-        with pytest.raises(RuntimeError, match="model failed"):
-            await batcher.translate(DecodeKey("m", 1, 1), ["boom"])
-        result = await batcher.translate(DecodeKey("m", 1, 1), ["fine"])
+        key = DecodeKey("m", 1, 1)
+        bad, good = await asyncio.gather(batcher.translate(key, ["boom"]), batcher.translate(key, ["fine"]),
+                                         return_exceptions=True)
+        later = await batcher.translate(key, ["later"])
         await batcher.stop()
-        return result
+        return bad, good, later, batcher.alive
 
-    assert asyncio.run(scenario())[0][0].text == "FINE"
+    bad, good, later, alive = asyncio.run(scenario())
+    assert isinstance(bad, RuntimeError) and "model failed" in str(bad)
+    assert good[0][0].text == "FINE" and later[0][0].text == "LATER" and not alive
 
 
 # --- the real server ---------------------------------------------------------------------------------------------
@@ -316,6 +342,12 @@ def test_loading_errors_and_a_busy_port_exit_2(models, tmp_path):
     missing = subprocess.run([sys.executable, "-m", "seq2seq", "serve", str(tmp_path / "nothing")],
                              check=False, capture_output=True, text=True)
     assert missing.returncode == 2 and "is not a model directory" in missing.stderr
+    broken = tmp_path / "broken"
+    shutil.copytree(models["en_de"], broken)
+    (broken / "spm" / "src.model").write_bytes(b"not a sentencepiece model")
+    corrupt = subprocess.run([sys.executable, "-m", "seq2seq", "serve", str(broken)], check=False,
+                             capture_output=True, text=True)
+    assert corrupt.returncode == 2 and "no readable sentencepiece models" in corrupt.stderr
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

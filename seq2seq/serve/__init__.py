@@ -1,13 +1,15 @@
 """HTTP serving: ``seq2seq serve MODEL_DIR ...``.
 
-Layers, each importing only the ones above it:
+Modules, each importing only those listed before it:
 
 - ``models``: the served model directories (a :class:`~seq2seq.translator.Translator` each) and what
   ``/v1/models`` and ``/languages`` say about them;
 - ``batcher``: queues the sentences of concurrent requests and decodes them together, off the event loop;
-- ``api``: the FastAPI app (LibreTranslate-compatible ``/translate`` and ``/languages``, the native
-  ``/v1/...`` endpoints, the web page in ``static/``);
-- ``server``: binds the socket and runs uvicorn, with a graceful stop on SIGTERM.
+- ``limits``: what a request may ask for, and :class:`~seq2seq.serve.limits.ApiError` for what it may not;
+- ``state``: what every endpoint shares (models, batcher, limits);
+- ``libre`` and ``native``: the LibreTranslate-compatible endpoints and the native ``/v1`` ones;
+- ``app``: the FastAPI app: both APIs, errors as JSON, the web page in ``static/``, offline API docs;
+- ``server``: binds the socket and runs uvicorn, with a graceful stop on SIGTERM and Ctrl-C.
 
 Needs the ``serve`` extra (``pip install -e '.[serve]'``).
 """

@@ -43,6 +43,7 @@ def create_app(state: ServeState) -> FastAPI:
     app.include_router(libre.router)
     app.include_router(native.router)
     add_error_handlers(app)
+    add_body_limit(app, state.limits.max_body_bytes)
     add_pages(app)
     app.openapi = lambda: openapi_schema(app)
     return app
@@ -89,6 +90,18 @@ def add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": f"Cannot translate text: {type(error).__name__}: {error}"}, status_code=500)
 
 
+def add_body_limit(app: FastAPI, max_bytes: int) -> None:
+    """413 before reading a body that declares more bytes than any acceptable request needs."""
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            return JSONResponse({"error": f"Invalid request: the body has {int(declared)} bytes; this server "
+                                          f"accepts at most {max_bytes} (max_texts × max_chars)."}, status_code=413)
+        return await call_next(request)
+
+
 def describe_validation(error: RequestValidationError) -> str:
     """``texts.0: Input should be a valid string; beam: ...`` from pydantic's error list."""
     parts = []
@@ -119,8 +132,12 @@ def add_pages(app: FastAPI) -> None:
                                    swagger_favicon_url="/docs-assets/favicon-32x32.png")
 
     @app.get("/health", tags=["native"], summary="Health and batching counters")
-    async def health(request: Request) -> dict:
+    async def health(request: Request) -> JSONResponse:
+        """200 while the server decodes (503 if its batcher has stopped), with the queue and batch counters."""
         state: ServeState = request.app.state.serve
-        stats = state.batcher.stats if state.batcher else None
-        return {"status": "ok", "models": list(state.models), "queued": state.batcher.queued if state.batcher else 0,
-                "batches": stats.batches if stats else 0, "sentences": stats.sentences if stats else 0}
+        batcher = state.batcher
+        alive = batcher is not None and batcher.alive
+        counters = {"queued": batcher.queued, "batches": batcher.stats.batches,
+                    "sentences": batcher.stats.sentences} if batcher else {}
+        return JSONResponse({"status": "ok" if alive else "error", "models": list(state.models), **counters},
+                            status_code=200 if alive else 503)

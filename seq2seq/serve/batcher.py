@@ -11,6 +11,7 @@ blocks on the model and keeps accepting requests meanwhile. Results go back to e
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from typing import NamedTuple
 
 from seq2seq.translator import Translation
 
+log = logging.getLogger(__name__)
 
 class DecodeKey(NamedTuple):
     """Sentences decode together only when all of these agree."""
@@ -67,8 +69,26 @@ class Batcher:
     def queued(self) -> int:
         return len(self._pending)
 
+    @property
+    def alive(self) -> bool:
+        """False once the batching task has ended (stopped, or failed: the log says why)."""
+        return self._task is not None and not self._task.done()
+
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="seq2seq-batcher")
+        self._task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task) -> None:
+        """If the batching task died, fail the waiting requests instead of leaving them to hang."""
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            log.error("the batcher stopped: %r; waiting requests fail", error, exc_info=error)
+            for job in self._pending:
+                if not job.future.done():
+                    job.future.set_exception(RuntimeError(f"the batcher stopped: {error!r}"))
+            self._pending.clear()
 
     async def stop(self) -> None:
         """Stop taking batches (the server has finished its requests) and release the worker thread."""
@@ -88,7 +108,7 @@ class Batcher:
         self._arrived.set()
         try:
             return list(await asyncio.gather(*(job.future for job in jobs)))
-        except asyncio.CancelledError:  # the client went away: do not decode what nobody will read
+        except BaseException:  # a batch of ours failed, or the request was cancelled: decode no more of it
             for job in jobs:
                 job.future.cancel()
             raise
@@ -99,20 +119,29 @@ class Batcher:
             batch = await self._next_batch()
             if not batch:  # every waiting sentence was cancelled meanwhile
                 continue
-            texts = [job.text for job in batch]
             try:
-                results = await loop.run_in_executor(self._worker, self.decode, batch[0].key, texts)
+                await self._decode(loop, batch)
             except Exception as error:  # noqa: BLE001 - handed to the callers, whose requests fail with it
-                for job in batch:
-                    if not job.future.done():
-                        job.future.set_exception(error)
-                continue
-            self.stats.batches += 1
-            self.stats.sentences += len(batch)
-            self.stats.largest = max(self.stats.largest, len(batch))
-            for job, result in zip(batch, results):
-                if not job.future.done():
-                    job.future.set_result(result)
+                if len(batch) == 1:
+                    _fail(batch[0], error)
+                    continue
+                for job in batch:  # decode each sentence alone, so that only the culprit's request fails
+                    try:
+                        await self._decode(loop, [job])
+                    except Exception as alone:  # noqa: BLE001
+                        _fail(job, alone)
+
+    async def _decode(self, loop: asyncio.AbstractEventLoop, batch: list[_Job]) -> None:
+        """One model call on the worker thread; each job's future gets its result."""
+        results = await loop.run_in_executor(self._worker, self.decode, batch[0].key, [job.text for job in batch])
+        if len(results) != len(batch):
+            raise RuntimeError(f"decode returned {len(results)} results for {len(batch)} sentences")
+        self.stats.batches += 1
+        self.stats.sentences += len(batch)
+        self.stats.largest = max(self.stats.largest, len(batch))
+        for job, result in zip(batch, results):
+            if not job.future.done():
+                job.future.set_result(result)
 
     async def _next_batch(self) -> list[_Job]:
         """Wait for a sentence, then up to max_wait after it was queued for more with its key; take ≤ max_batch."""
@@ -151,3 +180,8 @@ class Batcher:
     def _drop_cancelled(self) -> None:
         if any(job.future.done() for job in self._pending):
             self._pending = deque(job for job in self._pending if not job.future.done())
+
+
+def _fail(job: _Job, error: Exception) -> None:
+    if not job.future.done():
+        job.future.set_exception(error)

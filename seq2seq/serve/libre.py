@@ -9,7 +9,7 @@ a request over this server's size limits gets 413.
 Where we differ, on purpose: an empty ``q`` translates to an empty string; ``source: "auto"`` resolves only
 when a single source language is served into the target (there is no language identifier), and reports it
 as ``detectedLanguage``; ``format: "html"`` is refused. The model translates one sentence per line, so a text
-with line breaks is translated line by line and joined again.
+with line breaks is translated line by line and joined again (each line counts against ``max_texts``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
 
-from seq2seq.serve.limits import ApiError
+from seq2seq.serve.limits import ApiError, check_text
 from seq2seq.serve.models import LANGUAGE_NAMES, ServedModel, languages, model_for_pair
 from seq2seq.serve.state import ServeState, State
 
@@ -76,10 +76,11 @@ async def translate(request: Request, state: State) -> dict[str, Any]:
 
 async def request_params(request: Request) -> dict[str, Any]:
     """The request's parameters: its JSON object, or its form fields and query string (as LibreTranslate)."""
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json":
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type == "application/json" or media_type.endswith("+json"):
         try:
             body = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, too deeply nested, an integer too long
             body = None
         if not isinstance(body, dict):
             raise ApiError(400, "Invalid JSON format")
@@ -114,15 +115,17 @@ def language_param(params: dict[str, Any], name: str) -> str:
         raise ApiError(400, f"Invalid request: missing {name} parameter")
     if not isinstance(value, str):
         raise ApiError(400, f"Invalid request: {name} must be a language code such as 'en'")
+    check_text(value, name)
     return value.lower()
 
 
 def parse_alternatives(value: Any, limit: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
+    """A whole number of alternatives, read as LibreTranslate reads it (``int()`` of the number or string)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ApiError(400, "Invalid request: alternatives parameter is not a number")
     try:
         count = max(0, int(value))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ApiError(400, "Invalid request: alternatives parameter is not a number") from None
     if count > limit:
         raise ApiError(400, f"Invalid request: alternatives parameter must be <= {limit}")
@@ -158,6 +161,7 @@ async def translate_lines(state: ServeState, model: ServedModel, texts: list[str
     """Each text translated line by line: the best translation and up to ``alternatives`` others."""
     lines = [text.splitlines() or [""] for text in texts]
     flat = [line for text_lines in lines for line in text_lines]
+    state.limits.check_texts(flat, unit="lines")  # each line is a sentence to decode
     n_best = alternatives + 1
     beam = max(state.default_beam(model), n_best)
     results = await state.translate(model, flat, beam=beam, n_best=n_best)

@@ -9,9 +9,19 @@ class ApiError(Exception):
     """A request the server refuses: answered with ``status`` and ``{"error": message}``, never a 500."""
 
     def __init__(self, status: int, message: str):
+        message = message.encode("utf-8", "backslashreplace").decode("utf-8")  # it may echo a lone surrogate
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+def check_text(value: str, what: str) -> None:
+    """400 for a string that is not valid Unicode text (a lone surrogate from a JSON escape like "\\ud800")."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ApiError(400, f"Invalid request: {what} holds a lone surrogate at character {error.start}, "
+                            "which is not text") from None
 
 
 @dataclass(frozen=True)
@@ -20,16 +30,23 @@ class Limits:
     max_chars: int = 5000  # characters per text (413 above)
     max_beam: int = 16  # beam size (400 above): the cost of a request grows with it
     max_alternatives: int = 4  # LibreTranslate's "alternatives" (400 above)
+    max_queued: int = 4096  # sentences waiting to be decoded (503 above: the server is overloaded)
 
-    def check_texts(self, texts: list[str]) -> None:
-        """413 naming the limit when a request holds too many texts or too long a text."""
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest request body worth reading: every text at its longest, 4 bytes a character, and slack."""
+        return self.max_texts * self.max_chars * 4 + 65536
+
+    def check_texts(self, texts: list[str], *, unit: str = "texts") -> None:
+        """413 naming the limit when a request holds too many texts (or lines) or too long a text; 400 for non-text."""
         if len(texts) > self.max_texts:
-            raise ApiError(413, f"Invalid request: the request holds {len(texts)} texts; this server accepts at most "
-                                f"{self.max_texts} per request (max_texts).")
+            raise ApiError(413, f"Invalid request: the request holds {len(texts)} {unit}; this server accepts at "
+                                f"most {self.max_texts} per request (max_texts).")
         for i, text in enumerate(texts):
             if len(text) > self.max_chars:
                 raise ApiError(413, f"Invalid request: text {i} has {len(text)} characters; this server accepts at "
                                     f"most {self.max_chars} per text (max_chars).")
+            check_text(text, f"text {i}")
 
     def check_search(self, beam: int, n_best: int, trg_vocab_size: int) -> None:
         """400 for a beam or n-best the server will not run."""

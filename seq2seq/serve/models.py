@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seq2seq.checkpoint import load_checkpoint
 from seq2seq.errors import UserError
 from seq2seq.translator import Translator
 
@@ -33,6 +34,8 @@ class ServedModel:
     translator: Translator
     checkpoint: str
     quantize: str | None
+    parameters: int  # counted from the checkpoint: int8 layers keep their weights outside .parameters()
+    bleu: dict[str, float] | None  # the BLEU training measured at its end, from metrics.jsonl
 
     @property
     def source(self) -> str:
@@ -51,11 +54,11 @@ class ServedModel:
         translator = self.translator
         return {
             "name": self.name, "source": self.source, "target": self.target,
-            "parameters": sum(p.numel() for p in translator.model.parameters()),
+            "parameters": self.parameters,
             "src_vocab_size": translator.src_tok.vocab_size, "trg_vocab_size": translator.trg_tok.vocab_size,
             "checkpoint": self.checkpoint, "quantize": self.quantize, "beam_size": self.default_beam,
             "attention": translator.config.model.attention,
-            "bleu": final_bleu(self.directory / "metrics.jsonl"),
+            "bleu": self.bleu,
         }
 
 
@@ -87,7 +90,10 @@ def load_models(directories: list[str | Path], *, checkpoint: str = "best.pt",
             raise UserError(f"two model directories are named {name!r} ({models[name].directory} and {directory}); "
                             "the name is how clients pick a model, so rename one of them.")
         translator = Translator.from_dir(directory, checkpoint=checkpoint, quantize=quantize)
-        models[name] = ServedModel(name, directory, translator, checkpoint, quantize)
+        weights = load_checkpoint(directory / "checkpoints" / checkpoint)["model"]
+        models[name] = ServedModel(name, directory, translator, checkpoint, quantize,
+                                   parameters=sum(tensor.numel() for tensor in weights.values()),
+                                   bleu=final_bleu(directory / "metrics.jsonl"))
         log.info("loaded %s: %s → %s from %s", name, models[name].source, models[name].target,
                  directory / "checkpoints" / checkpoint)
     return models

@@ -20,7 +20,8 @@ GRACEFUL_SECONDS = 30  # SIGTERM: how long in-flight requests may take to finish
 def serve(model_dirs: list[str], *, host: str = "127.0.0.1", port: int = 5000, beam: int | None = None,
           checkpoint: str = "best.pt", quantize: str | None = None, max_batch: int = 32, max_wait_ms: float = 5.0,
           limits: Limits | None = None) -> None:
-    """Serve until stopped. Loading errors and a port in use raise :class:`UserError` before anything is served."""
+    """Serve until stopped. Loading errors and a port in use raise :class:`UserError` before anything is served,
+    and so does a start-up that uvicorn itself gives up on."""
     import uvicorn
 
     from seq2seq.serve.app import create_app
@@ -34,15 +35,17 @@ def serve(model_dirs: list[str], *, host: str = "127.0.0.1", port: int = 5000, b
         except ApiError as error:
             raise UserError(f"{model.name}'s default beam: {error.message}") from None
     listener = bind(host, port)
-    server = uvicorn.Server(uvicorn.Config(create_app(state), log_level="info",
+    port = listener.getsockname()[1]  # the port the system chose for --port 0
+    server = uvicorn.Server(uvicorn.Config(create_app(state), host=host, port=port, log_level="info",
                                            timeout_graceful_shutdown=GRACEFUL_SECONDS))
-    log.info("serving %s on http://%s:%d (web page at /, API docs at /docs)", ", ".join(models), host,
-             listener.getsockname()[1])
+    log.info("serving %s on http://%s:%d (web page at /, API docs at /docs)", ", ".join(models), host, port)
     # uvicorn finishes the in-flight requests on SIGTERM or Ctrl-C, then raises the signal again for the handler
     # that was installed before it: ignoring it there makes a requested stop exit with code 0.
     previous = {sig: signal.signal(sig, lambda signum, frame: None) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         server.run(sockets=[listener])
+        if not server.started:
+            raise UserError("the server could not start; its log above says why.")
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

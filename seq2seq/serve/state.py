@@ -45,7 +45,12 @@ class ServeState:
         The caller has checked the request's texts against ``limits.check_texts``.
         """
         self.limits.check_search(beam, n_best, model.translator.trg_tok.vocab_size)
-        assert self.batcher is not None, "the batcher starts with the server"
+        if self.batcher is None or not self.batcher.alive:
+            raise ApiError(503, "the server is not decoding (it is starting, stopping, or its batcher failed; "
+                                "see its log)")
+        if self.batcher.queued + len(texts) > self.limits.max_queued:
+            raise ApiError(503, f"the server is overloaded: {self.batcher.queued} sentences are waiting to be "
+                                "decoded; retry later")
         return await self.batcher.translate(DecodeKey(model.name, beam, n_best), texts)
 
 

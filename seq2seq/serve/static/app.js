@@ -51,22 +51,22 @@ function describeModel() {
 
 async function translate() {
   const text = $("source").value.trim();
-  if (!text) return;
+  const button = $("translate");
+  if (!text || button.disabled) return;  // one request at a time: a slow answer never overwrites a newer one
   const beam = Number($("beam").value) || 1;
   const nBest = Math.min(Number($("nbest").value) || 1, beam);
-  const button = $("translate");
+  const model = currentModel();
   button.disabled = true;
   $("error").hidden = true;
   try {
     const response = await fetch("/v1/translate", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ texts: [text], model: currentModel().name, beam, n_best: nBest, attention: true,
-                             align: true }),
+      body: JSON.stringify({ texts: [text], model: model.name, beam, n_best: nBest, attention: true, align: true }),
     });
     const body = await response.json();
     if (!response.ok) throw new Error(body.error || response.statusText);
-    show(body.results[0]);
+    show(body.results[0], model);
   } catch (error) {
     $("error").textContent = error.message;
     $("error").hidden = false;
@@ -75,10 +75,10 @@ async function translate() {
   }
 }
 
-function show(result) {
+function show(result, model) {
   const best = result.translations[0];
   $("output").textContent = best.text;
-  $("output").lang = currentModel().target;
+  $("output").lang = model.target;
   const rows = result.translations.map((t, i) => {
     const row = el("tr", i === 0 ? { class: "best" } : {});
     row.append(el("td", {}, String(i + 1)), el("td", {}, t.text), el("td", { class: "score" }, t.score.toFixed(3)));
