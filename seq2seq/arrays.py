@@ -1,10 +1,14 @@
 """Token arrays on disk: every sentence of a split side as one flat ``.npy`` of ids plus an offsets array.
 
 Sentence ``i`` is ``tokens[offsets[i]:offsets[i + 1]]``. Both files are opened with ``mmap_mode="r"``, so a
-corpus of millions of sentences costs no memory of its own: pages are read from the page cache as batches
-need them, and every process of a torchrun job shares that one copy. :meth:`TokenArray.release` drops the
-pages a process has touched from its resident set (they stay in the page cache), so a long epoch of random
-reads does not make the process look as large as the corpus.
+corpus of millions of sentences costs no memory of its own: pages come from the page cache, and every
+process of a torchrun job shares that one copy.
+
+Batches pick sentences at random, and those are read with ``pread`` (:meth:`TokenArray.take`), not through
+the map: Linux maps a whole large folio of the page cache (up to 2 MB) into the process on each page fault,
+so the 190 random sentences of one training batch made about 200 MB of the corpus resident in the process
+(measured on a 5M-pair corpus). Sequential reads (the length arrays) go through the map, in chunks, and
+:meth:`TokenArray.release` drops those pages from the process again (they stay in the page cache).
 """
 
 from __future__ import annotations
@@ -36,6 +40,18 @@ class TokenArray:
     def __init__(self, prefix: Path):
         self.tokens = open_array(Path(f"{prefix}.tokens.npy"))
         self.offsets = open_array(Path(f"{prefix}.offsets.npy"))
+        self._tokens_file = open(f"{prefix}.tokens.npy", "rb")  # noqa: SIM115 - lives as long as the array
+        self._offsets_file = open(f"{prefix}.offsets.npy", "rb")  # noqa: SIM115
+
+    def take(self, indices: np.ndarray) -> list[np.ndarray]:
+        """The ids of the given sentences, read with ``pread``: nothing of the corpus is mapped into the process."""
+        if not isinstance(self.tokens, np.memmap) or not isinstance(self.offsets, np.memmap):
+            return [np.asarray(self[int(i)]) for i in indices]  # an empty split, loaded normally
+        out = []
+        for i in indices:
+            start, end = _pread(self._offsets_file, self.offsets, int(i), 2)
+            out.append(_pread(self._tokens_file, self.tokens, int(start), int(end - start)))
+        return out
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -52,16 +68,19 @@ class TokenArray:
         self.release()
         return out
 
-    def lengths_of(self, indices: np.ndarray) -> np.ndarray:
-        """[len(indices)] number of pieces of the given sentences."""
-        return (self.offsets[indices + 1] - self.offsets[indices]).astype(np.int64)
-
     def release(self) -> None:
         """Drop this process's mapping of the pages read so far (the kernel keeps them cached)."""
         for array in (self.tokens, self.offsets):
             mapping = getattr(array, "_mmap", None)
             if mapping is not None:
                 mapping.madvise(mmap.MADV_DONTNEED)
+
+
+def _pread(file, array: np.memmap, start: int, count: int) -> np.ndarray:
+    """``array[start:start + count]`` read from ``file`` at the array's byte offset, without touching the map."""
+    itemsize = array.dtype.itemsize
+    data = os.pread(file.fileno(), count * itemsize, array.offset + start * itemsize)
+    return np.frombuffer(data, dtype=array.dtype)
 
 
 class TokenArrayWriter:

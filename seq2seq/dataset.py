@@ -39,7 +39,8 @@ class Split:
         return padded_sizes(self.src.lengths(), self.trg.lengths())
 
     def examples(self, indices: np.ndarray) -> list[Example]:
-        return [Example(self.src[i], self.trg[i]) for i in indices]
+        """The given pairs, read from the arrays without mapping them (see :meth:`TokenArray.take`)."""
+        return [Example(src, trg) for src, trg in zip(self.src.take(indices), self.trg.take(indices))]
 
     def release(self) -> None:
         self.src.release()

@@ -22,10 +22,6 @@ from seq2seq.batching import Batch, collate, plan_batches
 from seq2seq.dataset import Split
 
 T = TypeVar("T")
-# Batches between drops of the pages read from the arrays (they stay in the page cache). Random batches touch a
-# page of each array per sentence, so 64 batches of a 1M-pair corpus kept ~110 MB of mapped pages resident; one
-# batch keeps ~3 MB, and the page faults of reading them again cost well under a millisecond per batch.
-RELEASE_EVERY = 1
 
 
 def epoch_plan(sizes: np.ndarray, *, batch_tokens: int, seed: int, epoch: int, world_size: int = 1) -> list[np.ndarray]:
@@ -36,20 +32,19 @@ def epoch_plan(sizes: np.ndarray, *, batch_tokens: int, seed: int, epoch: int, w
 
 def shard(split: Split, indices: np.ndarray, *, rank: int = 0, world_size: int = 1) -> tuple[Batch, int]:
     """This process's share of a global batch, collated, and the global batch's target token count."""
-    trg_lengths = split.trg.lengths_of(indices)
+    examples = split.examples(indices)
+    trg_lengths = np.array([len(e.trg) for e in examples])
     global_tokens = int(trg_lengths.sum()) + len(indices)  # + EOS, as the loss counts them
     if world_size > 1:
-        ordered = indices[np.lexsort((split.src.lengths_of(indices), trg_lengths))]
-        indices = ordered[rank::world_size]
-    return collate(split.examples(indices)), global_tokens
+        ordered = np.lexsort((np.array([len(e.src) for e in examples]), trg_lengths))
+        examples = [examples[k] for k in ordered[rank::world_size]]
+    return collate(examples), global_tokens
 
 
 def training_batches(split: Split, plan: list[np.ndarray], *, rank: int = 0,
                      world_size: int = 1) -> Iterator[tuple[Batch, int]]:
-    for number, indices in enumerate(plan, start=1):
+    for indices in plan:
         yield shard(split, indices, rank=rank, world_size=world_size)
-        if number % RELEASE_EVERY == 0:
-            split.release()
 
 
 def first_batches(split: Split, *, batch_tokens: int, seed: int, count: int) -> list[Batch]:

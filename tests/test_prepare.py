@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from helpers import TOY_CONFIG, write_slice
+from seq2seq.arrays import TokenArray, TokenArrayWriter
 from seq2seq.cli import main
 from seq2seq.config import config_from_dict
 from seq2seq.errors import UserError
@@ -107,6 +108,28 @@ def test_two_process_shares_split_each_global_batch(tmp_path):
         (first, tokens), (second, same_tokens) = (shard(splits["train"], indices, rank=r, world_size=2) for r in (0, 1))
         assert tokens == same_tokens == first.num_target_tokens + second.num_target_tokens
         assert first.src.size(0) + second.src.size(0) == len(indices)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads Linux's per-process memory counters")
+def test_random_reads_equal_the_mapped_arrays_and_leave_nothing_mapped(tmp_path):
+    prefix = tmp_path / "side"
+    writer = TokenArrayWriter(prefix, np.dtype(np.uint16))
+    sentences = [list(range(n % 1000, n % 1000 + n % 7)) for n in range(400_000)]  # lengths 0..6
+    writer.append(sentences)
+    writer.close()
+    array = TokenArray(prefix)
+    picked = np.random.default_rng(1).permutation(len(sentences))[:300]
+
+    def mapped_kib() -> int:
+        return int(Path("/proc/self/status").read_text().split("RssFile:")[1].split()[0])
+
+    before = mapped_kib()
+    taken = array.take(picked)
+    taken_cost = mapped_kib() - before
+    through_map = [array[i].tolist() for i in picked]
+    map_cost = mapped_kib() - before - taken_cost
+    assert [t.tolist() for t in taken] == [sentences[i] for i in picked] == through_map
+    assert taken_cost < 256 < map_cost  # KiB: 300 random reads through the map make ≥ 300 pages resident
 
 
 def test_prefetcher_hands_on_errors_and_stops_when_left_early():

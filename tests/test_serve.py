@@ -136,7 +136,7 @@ def test_libretranslate_errors_name_the_problem(client, body, status, message):
 
 def test_malformed_json_is_400_never_500(client):
     for path in ("/translate", "/v1/translate"):
-        for body in (b'{"q": ', b"[" * 100_000, b'{"alternatives": ' + b"9" * 5000 + b"}"):
+        for body in (b'{"q": ', b"[" * 10_000, b'{"alternatives": ' + b"9" * 5000 + b"}"):
             response = client.post(path, content=body, headers={"Content-Type": "application/json"})
             assert response.status_code == 400 and "JSON" in response.json()["error"]
 
