@@ -138,7 +138,8 @@ def test_malformed_json_is_400_never_500(client):
     for path in ("/translate", "/v1/translate"):
         for body in (b'{"q": ', b"[" * 10_000, b'{"alternatives": ' + b"9" * 5000 + b"}"):
             response = client.post(path, content=body, headers={"Content-Type": "application/json"})
-            assert response.status_code == 400 and "JSON" in response.json()["error"]
+            assert response.status_code == 400 and ("JSON" in response.json()["error"] or "body" in
+                                                    response.json()["error"])
 
 
 def test_a_lone_surrogate_is_400_and_does_not_fail_other_requests(client):
@@ -147,7 +148,7 @@ def test_a_lone_surrogate_is_400_and_does_not_fail_other_requests(client):
     assert response.status_code == 400 and "surrogate" in response.json()["error"]
     response = client.post("/translate", content=b'{"q": "x", "source": "\\ud800", "target": "de"}',
                            headers={"Content-Type": "application/json"})
-    assert response.status_code == 400 and "\\ud800" in response.json()["error"]
+    assert response.status_code == 400 and "source holds a lone surrogate" in response.json()["error"]
     response = client.post("/v1/translate", content=b'{"texts": ["ok", "\\udfff"]}',
                            headers={"Content-Type": "application/json"})
     assert response.status_code == 400 and "text 1" in response.json()["error"]
