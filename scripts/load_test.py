@@ -2,7 +2,7 @@
 
 Usage:
   python scripts/load_test.py MODEL_DIR [--sentences FILE] [--clients 32] [--requests 10000] [--beam 5]
-      [--max-seconds 900] [--max-batch 32] [--max-wait-ms 5] [--json]
+      [--max-seconds 900] [--max-batch 32] [--max-wait-ms 10] [--json]
 
 It first measures offline translation (the Translator, as ``seq2seq translate`` uses it, batches of
 decoding.batch_size) on the same sentences and beam, then starts the server on a free loopback port and
@@ -158,7 +158,7 @@ def main() -> None:
     parser.add_argument("--beam", type=int, default=5)
     parser.add_argument("--max-seconds", type=float, default=900, help="stop sending after this long")
     parser.add_argument("--max-batch", type=int, default=32)
-    parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument("--max-wait-ms", type=float, default=10.0)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))

@@ -93,8 +93,8 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
                        "layers (CPU)")
     serve.add_argument("--max-batch", type=positive_int, default=32, help="sentences decoded together, across "
                        "requests (default 32)")
-    serve.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a sentence waits for others to "
-                       "batch with (default 5)")
+    serve.add_argument("--max-wait-ms", type=float, default=10.0, help="how long a sentence waits for others to "
+                       "batch with (default 10)")
     serve.add_argument("--max-texts", type=positive_int, default=64, help="texts per request (default 64; 413 "
                        "above)")
     serve.add_argument("--max-chars", type=positive_int, default=5000, help="characters per text (default 5000; "

@@ -19,7 +19,7 @@ class ServeState:
     limits: Limits = field(default_factory=Limits)
     beam: int | None = None  # the server's --beam; None: each model's decoding.beam_size
     max_batch: int = 32
-    max_wait_ms: float = 5.0
+    max_wait_ms: float = 10.0
     batcher: Batcher | None = None  # made when the server starts (it needs the running event loop)
 
     def model(self, name: str | None) -> ServedModel:
