@@ -49,14 +49,14 @@ class ServedModel:
     def default_beam(self) -> int:
         return self.translator.config.decoding.beam_size
 
-    def describe(self) -> dict[str, Any]:
-        """What ``GET /v1/models`` reports: languages, sizes, checkpoint and the BLEU training measured."""
+    def describe(self, *, beam_size: int) -> dict[str, Any]:
+        """What ``GET /v1/models`` reports: languages, sizes, checkpoint, the served beam, the BLEU of training."""
         translator = self.translator
         return {
             "name": self.name, "source": self.source, "target": self.target,
             "parameters": self.parameters,
             "src_vocab_size": translator.src_tok.vocab_size, "trg_vocab_size": translator.trg_tok.vocab_size,
-            "checkpoint": self.checkpoint, "quantize": self.quantize, "beam_size": self.default_beam,
+            "checkpoint": self.checkpoint, "quantize": self.quantize, "beam_size": beam_size,
             "attention": translator.config.model.attention,
             "bleu": self.bleu,
         }

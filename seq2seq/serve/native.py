@@ -79,4 +79,4 @@ def hypothesis(translation: Translation, *, attention: bool, align: bool) -> Hyp
 @router.get("/models", summary="Served models")
 async def models(state: State) -> list[dict[str, Any]]:
     """Languages, sizes, checkpoint, default beam and the valid/test BLEU measured at the end of training."""
-    return [{**model.describe(), "beam_size": state.default_beam(model)} for model in state.models.values()]
+    return [model.describe(beam_size=state.default_beam(model)) for model in state.models.values()]
