@@ -2,11 +2,13 @@
 
 Usage:
   python scripts/benchmark.py [--config configs/toy.yaml] [--data-dir DIR] [--model-dir DIR] [--quick] [--json]
-      [--set section.key=value ...]
+      [--train-only] [--set section.key=value ...]
 
 Every figure is the median of several timed repetitions after a warm-up, and all are measured in one run,
-so ratios hold on a noisy machine. Training and translation run in child processes so that each reports
-its own peak resident memory. Without --model-dir, a model is first trained with the config (for
+so ratios hold on a noisy machine. Training is measured without input feeding (the parallel path), with
+it (the fused loop), with it through the plain step loop (the reference the fused loop replaces), and in
+bf16 autocast where this machine runs bf16 faster than fp32. Training and translation run in child
+processes so that each reports its own peak resident memory. Without --model-dir, a model is first trained with the config (for
 --train-minutes) so that translation speed comes with a meaningful BLEU.
 
 Model FLOPs per target token (multiply-adds count 2; training = 3 x forward: backward costs ~2 x forward):
@@ -41,11 +43,12 @@ from seq2seq.model import build_model
 from seq2seq.training import make_optimizer, train_step
 from seq2seq.translator import Translator
 
-TRAIN_VARIANTS = {  # name: (input feeding, parallel decoder path, autocast dtype)
-    "parallel": (False, True, None),
-    "step": (False, False, None),
-    "input_feeding": (True, False, None),
-    "parallel_bf16": (False, True, torch.bfloat16),
+TRAIN_VARIANTS = {  # name: (input feeding, plain step loop, autocast dtype)
+    "parallel": (False, False, None),  # no input feeding: all steps in one LSTM call
+    "input_feeding": (True, False, None),  # the fused loop (seq2seq/fused_loop.py)
+    "input_feeding_step_loop": (True, True, None),  # the same model through the plain step loop
+    "parallel_bf16": (False, False, torch.bfloat16),
+    "input_feeding_bf16": (True, False, torch.bfloat16),
 }
 TRANSLATE_VARIANTS = {"greedy_fp32": (1, None), "beam5_fp32": (5, None), "greedy_int8": (1, "int8"),
                       "beam5_int8": (5, "int8")}
@@ -63,10 +66,18 @@ def median_time(work, repeats: int) -> float:
 
 
 def gemm_gflops(repeats: int, size: int = 1024) -> float:
-    """fp32 matrix-multiply throughput of this machine at the current thread count: the roofline."""
+    """fp32 matrix-multiply throughput of this machine at the current thread count: the roofline.
+
+    The best of ``repeats`` runs, not their median: a roofline is what the machine can do, and on a shared
+    machine the slower runs measure the neighbours."""
     a, b = torch.randn(size, size), torch.randn(size, size)
-    seconds = median_time(lambda: [a @ b for _ in range(10)], repeats)
-    return 10 * 2 * size**3 / seconds / 1e9
+    [a @ b for _ in range(10)]  # warm-up
+    times = []
+    for _ in range(max(repeats, 5)):
+        start = time.perf_counter()
+        [a @ b for _ in range(10)]
+        times.append(time.perf_counter() - start)
+    return 10 * 2 * size**3 / min(times) / 1e9
 
 
 def flops_per_target_token(model: ModelConfig, *, src_vocab: int, trg_vocab: int, src_per_trg: float,
@@ -117,9 +128,10 @@ def phase_train(args: argparse.Namespace) -> dict:
     target_tokens = sum(b.num_target_tokens for b in batches)
     src_tokens = sum(int((b.src != 0).sum()) for b in batches)
     mean_src_len = src_tokens / sum(b.src.size(0) for b in batches)
-    result = {"gemm_gflops": gemm_gflops(args.repeats), "train_tok_s": {}, "roofline_pct": {}}
-    flops = {}
-    for name, (feeding, parallel, autocast) in TRAIN_VARIANTS.items():
+    result = {"gemm_gflops": gemm_gflops(args.repeats), "train_tok_s": {}, "roofline_pct": {},
+              "model_flops_per_token": {}}
+    flops = result["model_flops_per_token"]
+    for name, (feeding, step_loop, autocast) in TRAIN_VARIANTS.items():
         if autocast is not None and not bf16_supported():
             continue
         model_config = ModelConfig(**{**config.model.__dict__, "input_feeding": feeding})
@@ -129,14 +141,13 @@ def phase_train(args: argparse.Namespace) -> dict:
         def epoch() -> None:
             for batch in batches:
                 train_step(model, batch, optimizer, label_smoothing=config.training.label_smoothing,
-                           clip_grad_norm=config.training.clip_grad_norm, autocast=autocast, parallel=parallel)
+                           clip_grad_norm=config.training.clip_grad_norm, autocast=autocast, step_loop=step_loop)
 
         result["train_tok_s"][name] = target_tokens / median_time(epoch, args.repeats)
         flops[name] = flops_per_target_token(model_config, src_vocab=src_tok.vocab_size,
                                              trg_vocab=trg_tok.vocab_size, src_per_trg=src_tokens / target_tokens,
                                              src_len=mean_src_len)
         result["roofline_pct"][name] = 100 * result["train_tok_s"][name] * flops[name] / (result["gemm_gflops"] * 1e9)
-    result["model_flops_per_token"] = flops["parallel"]
     result["peak_rss_mb"] = peak_rss_mb()
     return result
 
@@ -203,15 +214,26 @@ def train_model(args: argparse.Namespace, model_dir: Path) -> None:
     subprocess.run(command, check=True, capture_output=True)
 
 
+def train_note(name: str, results: dict) -> str:
+    """What a training figure is compared with: the roofline, and its reference variant."""
+    speeds = results["train_tok_s"]
+    note = f"{results['roofline_pct'][name]:.1f}% of roofline"
+    if name == "input_feeding_step_loop":
+        note += f"; the fused loop is {speeds['input_feeding'] / speeds[name]:.2f}x faster"
+    elif name.endswith("_bf16"):
+        note += f", {speeds[name] / speeds[name.removesuffix('_bf16')]:.2f}x fp32"
+    return note
+
+
 def report(results: dict) -> str:
+    flops = results["model_flops_per_token"]
     lines = [f"{'figure':34} {'value':>12}  note", "-" * 70,
              f"{'gemm_gflops (fp32 roofline)':34} {results['gemm_gflops']:12.1f}",
-             f"{'model_flops_per_token (train)':34} {results['model_flops_per_token'] / 1e6:12.1f}  MFLOP"]
-    speeds = results["train_tok_s"]
-    for name, value in speeds.items():
-        note = f"{results['roofline_pct'][name]:.1f}% of roofline, {value / speeds['parallel']:.2f}x parallel"
-        lines.append(f"{'train tok/s ' + name:34} {value:12.0f}  {note}")
-    sentences = results["translate_sent_s"]
+             f"{'train MFLOP/token, parallel':34} {flops['parallel'] / 1e6:12.1f}  forward + backward",
+             f"{'train MFLOP/token, input feeding':34} {flops['input_feeding'] / 1e6:12.1f}"]
+    for name, value in results["train_tok_s"].items():
+        lines.append(f"{'train tok/s ' + name:34} {value:12.0f}  {train_note(name, results)}")
+    sentences = results.get("translate_sent_s", {})
     for name, value in sentences.items():
         fp32 = sentences[name.replace("int8", "fp32")]
         note = f"BLEU {results['bleu'][name]:.2f}, {value / fp32:.2f}x fp32"
@@ -231,6 +253,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=20, help="training batches per timed repetition")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sentences", type=int, default=1000, help="test sentences to translate")
+    parser.add_argument("--train-only", action="store_true", help="measure training speed only (no model needed)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     parser.add_argument("--phase", choices=["train", "translate"], help=argparse.SUPPRESS)
@@ -249,10 +272,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.model_dir is None:
             args.model_dir = Path(tmp) / "model"
-            train_model(args, args.model_dir)
-        train, translate = run_phase("train", args), run_phase("translate", args)
-    results = {**train, **translate, "peak_rss_mb": {"train": train["peak_rss_mb"],
-                                                     "translate": translate["peak_rss_mb"]}}
+            if not args.train_only:
+                train_model(args, args.model_dir)
+        train = run_phase("train", args)
+        translate = {} if args.train_only else run_phase("translate", args)
+    results = {**train, **translate, "peak_rss_mb": {"train": train["peak_rss_mb"]}}
+    if translate:
+        results["peak_rss_mb"]["translate"] = translate["peak_rss_mb"]
     print(json.dumps(results) if args.json else report(results))
 
 

@@ -8,8 +8,11 @@ Per step t, with decoder LSTM output s_t:
     logits_t = W_y s~_t + b_y
 With input feeding (§3.3) s~_{t-1} is concatenated to the embedding of the next input token.
 
-Two ways to run it, which agree numerically: :meth:`LuongDecoder.forward` runs all T steps at once when
-there is no input feeding (one LSTM call, one batched attention), and :meth:`LuongDecoder.step` runs one.
+Three ways to run teacher forcing, which agree numerically (tests check it):
+- without input feeding, all T steps at once: one LSTM call, one batched attention;
+- with input feeding, the fused loop of :mod:`seq2seq.fused_loop`: the recurrence by hand, forward and backward;
+- the plain step loop, :meth:`LuongDecoder.step` T times: the reference the other two are tested against.
+Search runs :meth:`LuongDecoder.step` one step at a time.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seq2seq.attention import Attention, AttentionKeys
+from seq2seq.fused_loop import LoopWeights, fused_decoder_loop
 from seq2seq.tokenizer import PAD_ID
 
 
@@ -50,15 +55,17 @@ class LuongDecoder(nn.Module):
         return torch.tanh(self.combine(torch.cat([context, outputs], dim=-1))), weights
 
     def forward(self, trg_in: Tensor, state: DecoderState, keys: AttentionKeys, *,
-                parallel: bool = True, project: bool = True) -> tuple[Tensor, Tensor]:
+                step_loop: bool = False, project: bool = True) -> tuple[Tensor, Tensor]:
         """Teacher forcing: inputs [B, T] → logits [B, T, V] and attention weights [B, T, S].
 
-        Runs all steps at once unless input feeding (or ``parallel=False``) requires the step loop.
+        ``step_loop=True`` runs the plain step loop instead of the fast path (the same numbers, slower).
         ``project=False`` returns the output layer's inputs (dropout(s~) [B, T, H]) instead of logits, for a
         loss that applies the layer itself (:mod:`seq2seq.loss`).
         """
-        if self.input_feeding or not parallel:
+        if step_loop:
             features, weights = self.forward_steps(trg_in, state, keys)
+        elif self.input_feeding:
+            features, weights = self.forward_fused(trg_in, state, keys)
         else:
             embedded = self.dropout(self.embedding(trg_in))  # [B, T, E]
             outputs, _ = self.lstm(embedded, (state.h, state.c))  # [B, T, H]
@@ -66,8 +73,33 @@ class LuongDecoder(nn.Module):
             features = self.dropout(attentional)
         return (self.output(features) if project else features), weights
 
+    def forward_fused(self, trg_in: Tensor, state: DecoderState, keys: AttentionKeys) -> tuple[Tensor, Tensor]:
+        """Input feeding through :func:`seq2seq.fused_loop.fused_decoder_loop`: dropout(s~) [B, T, H] and
+        weights [B, T, S].
+
+        The embedding half of the first layer's input projection is one matrix product over all steps.
+        """
+        lstm, embedding_dim = self.lstm, self.embedding.embedding_dim
+        embedded = self.dropout(self.embedding(trg_in.t()))  # [T, B, E]
+        pre = F.linear(embedded, lstm.weight_ih_l0[:, :embedding_dim], lstm.bias_ih_l0 + lstm.bias_hh_l0)  # [T, B, 4H]
+        layers = range(1, lstm.num_layers)
+        weights = LoopWeights(
+            recurrent=[torch.cat([lstm.weight_ih_l0[:, embedding_dim:], lstm.weight_hh_l0], dim=1)]
+            + [torch.cat([getattr(lstm, f"weight_ih_l{l}"), getattr(lstm, f"weight_hh_l{l}")], dim=1) for l in layers],
+            biases=[getattr(lstm, f"bias_ih_l{l}") + getattr(lstm, f"bias_hh_l{l}") for l in layers],
+            combine=self.combine.weight,
+            query_proj=self.attention.query_proj.weight if self.attention.kind == "concat" else None,
+            v=self.attention.v if self.attention.kind == "concat" else None)
+        layer_masks = None
+        if self.training and lstm.dropout > 0 and lstm.num_layers > 1:  # nn.LSTM's dropout between layers
+            keep = 1.0 - lstm.dropout
+            layer_masks = pre.new_empty(lstm.num_layers - 1, *pre.shape[:2], self.hidden_size).bernoulli_(keep) / keep
+        attentional, alpha = fused_decoder_loop(pre, state.h, state.c, state.feed, keys.keys, keys.values, keys.mask,
+                                                layer_masks, weights, attention=self.attention.kind)
+        return self.dropout(attentional.transpose(0, 1)), alpha.transpose(0, 1)  # [B, T, H], [B, T, S]
+
     def forward_steps(self, trg_in: Tensor, state: DecoderState, keys: AttentionKeys) -> tuple[Tensor, Tensor]:
-        """Teacher forcing one step at a time (needed by input feeding): dropout(s~) [B, T, H], weights [B, T, S].
+        """Teacher forcing one step at a time: dropout(s~) [B, T, H], weights [B, T, S].
 
         The output layer needs only s~, so :meth:`forward` applies it once to all steps, as one matmul.
         """

@@ -57,11 +57,11 @@ class Seq2Seq(nn.Module):
         return keys, DecoderState(h, c, feed)
 
     def forward(self, src: Tensor, src_lengths: Tensor, trg_in: Tensor, *,
-                parallel: bool = True, project: bool = True) -> tuple[Tensor, Tensor]:
-        """Teacher-forced logits [B, T, V] and attention weights [B, T, S] (``parallel=False``: step loop;
-        ``project=False``: the output layer's inputs [B, T, H] instead of logits)."""
+                step_loop: bool = False, project: bool = True) -> tuple[Tensor, Tensor]:
+        """Teacher-forced logits [B, T, V] and attention weights [B, T, S] (``step_loop=True``: the plain step
+        loop; ``project=False``: the output layer's inputs [B, T, H] instead of logits)."""
         keys, state = self.start(self.encode(src, src_lengths))
-        return self.decoder(trg_in, state, keys, parallel=parallel, project=project)
+        return self.decoder(trg_in, state, keys, step_loop=step_loop, project=project)
 
 
 def build_model(config: ModelConfig, *, src_vocab_size: int, trg_vocab_size: int) -> Seq2Seq:

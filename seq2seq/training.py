@@ -40,7 +40,7 @@ def autocast_supported(device_type: str, dtype: torch.dtype) -> bool:
 
 
 def train_step(model: torch.nn.Module, batch: Batch, optimizer: torch.optim.Optimizer, *, label_smoothing: float,
-               clip_grad_norm: float, autocast: torch.dtype | None = None, parallel: bool = True,
+               clip_grad_norm: float, autocast: torch.dtype | None = None, step_loop: bool = False,
                normalizer: float | None = None) -> float | None:
     """One update on one batch; returns the batch's mean loss per target token, or None if the update was skipped.
 
@@ -55,7 +55,8 @@ def train_step(model: torch.nn.Module, batch: Batch, optimizer: torch.optim.Opti
     model.train()
     device_type = batch.src.device.type
     with torch.autocast(device_type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
-        features, _ = model(batch.src, batch.src_lengths, batch.trg_in, parallel=parallel, project=False)
+        features, _ = model(batch.src, batch.src_lengths, batch.trg_in, step_loop=step_loop,
+                            project=False)
         loss, num_tokens = output_loss(features, unwrap(model).decoder.output, batch.trg_out,
                                        label_smoothing=label_smoothing)
     optimizer.zero_grad(set_to_none=True)
@@ -104,8 +105,11 @@ def validate(model: Seq2Seq, split: Split, batches: Iterable[Batch], src_tok: To
 
 
 def make_optimizer(model: Seq2Seq, config: Config) -> torch.optim.Optimizer:
+    """Adam or AdamW in its fused form: one kernel updates every parameter, where the default form runs some
+    ten operations per parameter tensor (on two CPU cores, 70 ms instead of 10 ms per update for 12M weights)."""
     cls = torch.optim.AdamW if config.training.optimizer == "adamw" else torch.optim.Adam
-    return cls(model.parameters(), lr=config.training.learning_rate, weight_decay=config.training.weight_decay)
+    return cls(model.parameters(), lr=config.training.learning_rate, weight_decay=config.training.weight_decay,
+               fused=True)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, config: Config) -> Scheduler | None:

@@ -1,10 +1,12 @@
-"""Model invariants: padding does not change results, the parallel path equals the step path, it can learn."""
+"""Model invariants: padding does not change results, the fast paths equal the plain step loop, it can learn."""
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from seq2seq.batching import Example, collate
 from seq2seq.config import ModelConfig
+from seq2seq.fused_loop import LoopWeights, fused_decoder_loop
 from seq2seq.model import build_model
 
 VOCAB = 20
@@ -41,17 +43,62 @@ def test_sentence_alone_equals_sentence_in_padded_batch(attention, input_feeding
             assert (weights[row, :, s:] == 0).all()  # padding gets no attention
 
 
-@pytest.mark.parametrize("attention", ["dot", "general", "concat"])
+@pytest.mark.parametrize("attention", ["dot", "general", "concat", "none"])
+@pytest.mark.parametrize("input_feeding", [False, True])
+@pytest.mark.parametrize("decoder_layers", [1, 2])
 @pytest.mark.parametrize("bridge", ["linear", "zeros"])
-def test_parallel_path_equals_step_path(attention, bridge):
-    model = tiny_model(attention=attention, bridge=bridge)
+def test_fast_path_equals_step_loop_in_values_and_gradients(attention, input_feeding, decoder_layers, bridge):
+    """The parallel path (no input feeding) and the fused loop (input feeding) against the plain step loop."""
+    model = tiny_model(attention=attention, input_feeding=input_feeding, decoder_layers=decoder_layers,
+                       bridge=bridge).train()  # dropout is 0: train mode, real gradients, no randomness
     batch = collate(EXAMPLES)
+    results = []
+    for step_loop in (False, True):
+        model.zero_grad()
+        logits, weights = model(batch.src, batch.src_lengths, batch.trg_in, step_loop=step_loop)
+        (logits.sin() * torch.arange(VOCAB)).sum().backward()  # a loss whose gradient differs per logit
+        grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+        results.append((logits.detach(), weights.detach(), grads))
+    (fast_logits, fast_weights, fast_grads), (step_logits, step_weights, step_grads) = results
+    assert torch.allclose(fast_logits, step_logits, atol=1e-5)
+    assert torch.allclose(fast_weights, step_weights, atol=1e-6)
+    assert fast_grads.keys() == step_grads.keys()
+    for name, grad in step_grads.items():
+        assert grad.abs().max() > 0 or attention == "none", name  # every weight is reached (none: no keys)
+        assert torch.allclose(fast_grads[name], grad, atol=1e-5, rtol=1e-4), name
+
+
+def test_fused_loop_applies_dropout_between_layers():
+    """A 2-layer decoder's between-layer dropout reaches the fused loop as masks on the lower layer's output:
+    masks of ones change nothing, and masks of 2 (what dropout 0.5 keeps) equal doubling the weights that
+    read that output."""
+    model = tiny_model(input_feeding=True, decoder_layers=2)
+    decoder = model.decoder
+    batch = collate(EXAMPLES)
+    keys, state = model.start(model.encode(batch.src, batch.src_lengths))
+    steps, size = batch.trg_in.size(1), decoder.hidden_size
+
+    def run(mask_value: float):
+        embedded = decoder.embedding(batch.trg_in.t())  # [T, B, E]
+        lstm, e = decoder.lstm, decoder.embedding.embedding_dim
+        pre = F.linear(embedded, lstm.weight_ih_l0[:, :e], lstm.bias_ih_l0 + lstm.bias_hh_l0)
+        weights = LoopWeights(
+            recurrent=[torch.cat([lstm.weight_ih_l0[:, e:], lstm.weight_hh_l0], 1),
+                       torch.cat([lstm.weight_ih_l1, lstm.weight_hh_l1], 1)],
+            biases=[lstm.bias_ih_l1 + lstm.bias_hh_l1], combine=decoder.combine.weight, query_proj=None, v=None)
+        masks = torch.full((1, steps, batch.src.size(0), size), mask_value)
+        out, _ = fused_decoder_loop(pre, state.h, state.c, state.feed, keys.keys, keys.values, keys.mask, masks,
+                                    weights, attention="dot")
+        return out
+
     with torch.no_grad():
-        keys, state = model.start(model.encode(batch.src, batch.src_lengths))
-        parallel_logits, parallel_weights = model.decoder(batch.trg_in, state, keys)
-        step_logits, step_weights = model.decoder(batch.trg_in, state, keys, parallel=False)
-    assert torch.allclose(parallel_logits, step_logits, atol=1e-5)
-    assert torch.allclose(parallel_weights, step_weights, atol=1e-6)
+        reference = decoder.forward_fused(batch.trg_in, state, keys)[0].transpose(0, 1)  # no masks
+        assert torch.allclose(run(1.0), reference, atol=1e-6)
+        scaled = run(2.0)
+        assert not torch.allclose(scaled, reference, atol=1e-3)
+        decoder.lstm.weight_ih_l1 *= 2.0
+        assert torch.allclose(scaled, decoder.forward_fused(batch.trg_in, state, keys)[0].transpose(0, 1),
+                              atol=1e-6)
 
 
 def test_unidirectional_encoder_and_different_layer_counts():
