@@ -1,12 +1,14 @@
-"""Where a training step's time goes: torch.profiler over real batches, parallel decoder path vs step loop.
+"""Where a training step's time goes: torch.profiler over real batches, fast path vs plain step loop.
 
 Usage:
-  python scripts/profile_training.py --config configs/bench.yaml --model-dir runs/multi30k_de_en [--steps 10]
+  python scripts/profile_training.py --config configs/bench_joey.yaml [--model-dir runs/bench_joey] [--steps 10]
       [--set section.key=value ...]
 
---model-dir reuses that model's sentencepiece files (without it they are trained into a temporary
-directory). Prints, for each path, the wall time per batch and the operators with the most self CPU time,
-so that the parallel/step ratio in scripts/benchmark.py can be explained operator by operator.
+The fast path is the parallel decoder without input feeding and the fused loop (seq2seq/fused_loop.py)
+with it; the plain step loop runs the decoder's step T times through autograd, as training did before the
+fused loop. --model-dir keeps the prepared data and sentencepiece files there between runs (without it they
+are built in a temporary directory); give each config its own directory. Prints, for each path, the wall
+time per batch and the operators with the most self CPU time.
 """
 
 from __future__ import annotations

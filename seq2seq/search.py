@@ -10,6 +10,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from seq2seq.attention import AttentionKeys
 from seq2seq.decoder import DecoderState
 from seq2seq.model import Seq2Seq
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
@@ -30,30 +31,45 @@ def max_output_lengths(src_lengths: Tensor, *, ratio: float, extra: int) -> Tens
 def greedy_search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, *, max_lengths: Tensor) -> list[Hypothesis]:
     """Pick the most probable token at every step, for a whole batch at once.
 
-    src [B, S], src_lengths [B], max_lengths [B] → one Hypothesis per sentence, in batch order. The loop
-    stops as soon as every sentence has produced EOS or reached its length limit.
+    src [B, S], src_lengths [B], max_lengths [B] → one Hypothesis per sentence, in batch order. A sentence
+    leaves the batch as soon as it has produced EOS or reached its length limit, so every step computes
+    only the sentences still being translated; the loop stops when none is left.
     """
-    batch = src.size(0)
+    batch, device = src.size(0), src.device
     keys, state = model.start(model.encode(src, src_lengths))
-    prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)
-    finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
-    scores = torch.zeros(batch, device=src.device)
-    limits = max_lengths.to(src.device)
-    tokens, weights = [], []
-    for t in range(int(limits.max())):
-        logits, state, alpha = model.decoder.step(prev, state, keys)  # [B, V], _, [B, S]
-        log_probs = torch.log_softmax(logits.float(), dim=-1)
-        best_log_prob, prev = log_probs.max(dim=-1)  # [B], [B]
-        scores += best_log_prob.masked_fill(finished, 0.0)
-        tokens.append(prev)
-        weights.append(alpha)
-        finished |= (prev == EOS_ID) | (t + 1 >= limits)
-        if bool(finished.all()):
+    limits = max_lengths.to(device)
+    steps = int(limits.max())
+    token_matrix = torch.full((batch, steps), PAD_ID, dtype=torch.long, device=device)  # [B, T]
+    weight_matrix = keys.mask.new_zeros(batch, steps, src.size(1), dtype=torch.float32)  # [B, T, S]
+    scores = torch.zeros(batch, device=device)
+    active = torch.arange(batch, device=device)  # [A]: batch rows still being translated
+    prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=device)  # [A]
+    for t in range(steps):
+        logits, state, alpha = model.decoder.step(prev, state, keys)  # [A, V], _, [A, S]
+        best_log_prob, prev = torch.log_softmax(logits.float(), dim=-1).max(dim=-1)  # [A], [A]
+        scores[active] += best_log_prob
+        token_matrix[active, t] = prev
+        weight_matrix[active, t] = alpha.float()
+        going = (prev != EOS_ID) & (t + 1 < limits[active])  # [A]
+        if not bool(going.any()):
             break
-    token_matrix = torch.stack(tokens, dim=1).cpu()  # [B, T]
-    weight_matrix = torch.stack(weights, dim=1).float().cpu()  # [B, T, S]
+        if not bool(going.all()):
+            rows = going.nonzero().squeeze(1)
+            active, prev = active[rows], prev[rows]
+            keys, state = select_keys(keys, rows), select_state(state, rows)
+    token_matrix, weight_matrix = token_matrix.cpu(), weight_matrix.cpu()
     return [_hypothesis(token_matrix[b], scores[b].item(), weight_matrix[b], int(src_lengths[b]), int(limits[b]))
             for b in range(batch)]
+
+
+def select_keys(keys: AttentionKeys, rows: Tensor) -> AttentionKeys:
+    """The attention keys of some batch rows: each field [B, ...] → [len(rows), ...]."""
+    return AttentionKeys(*(x.index_select(0, rows) for x in keys))
+
+
+def select_state(state: DecoderState, rows: Tensor) -> DecoderState:
+    """The decoder state of some batch rows (h and c [L, B, H], feed [B, H]), in the order of ``rows``."""
+    return DecoderState(state.h.index_select(1, rows), state.c.index_select(1, rows), state.feed.index_select(0, rows))
 
 
 def _hypothesis(tokens: Tensor, score: float, weights: Tensor, src_length: int, limit: int) -> Hypothesis:
@@ -76,18 +92,16 @@ def beam_search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, *, beam_size: 
     src [B, S], src_lengths [B], max_lengths [B] → for each sentence its ``n_best`` hypotheses, best first.
     Candidates are ranked by score / length_penalty(length), with score the sum of token log-probabilities.
     A finished beam stays in the beam with its final score (its only continuation is PAD, at no cost), so
-    it competes with longer ones; the search stops when every beam of every sentence has finished.
-    With beam_size 1 this is exactly greedy search.
+    it competes with longer ones. A sentence leaves the batch when all its beams have finished, and the
+    search stops when none is left. With beam_size 1 this is exactly greedy search.
     """
-    batch, beams = src.size(0), beam_size
-    device = src.device
-    keys, state = model.start(model.encode(src, src_lengths))
-    keys = type(keys)(*(x.repeat_interleave(beams, dim=0) for x in keys))  # each [B * K, ...]
-    state = type(state)(state.h.repeat_interleave(beams, dim=1), state.c.repeat_interleave(beams, dim=1),
-                        state.feed.repeat_interleave(beams, dim=0))
+    batch, beams, device = src.size(0), beam_size, src.device
     vocab = model.decoder.output.out_features
     if beams > vocab:
         raise ValueError(f"beam size {beams} exceeds the target vocabulary ({vocab})")
+    keys, state = model.start(model.encode(src, src_lengths))
+    expand = torch.arange(batch, device=device).repeat_interleave(beams)  # [B * K]: each sentence K times
+    keys, state = select_keys(keys, expand), select_state(state, expand)
     scores = torch.full((batch, beams), float("-inf"), device=device)
     scores[:, 0] = 0.0  # all beams start identical: expand only the first
     lengths = torch.zeros(batch, beams, dtype=torch.long, device=device)  # scored tokens (EOS included)
@@ -95,31 +109,51 @@ def beam_search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, *, beam_size: 
     finished_row = torch.full((vocab,), float("-inf"), device=device)
     finished_row[PAD_ID] = 0.0  # a finished beam's only continuation
     limits = max_lengths.to(device).unsqueeze(1)  # [B, 1]
-    offsets = (torch.arange(batch, device=device) * beams).unsqueeze(1)  # [B, 1]
-    prev = torch.full((batch * beams,), BOS_ID, dtype=torch.long, device=device)
-    steps: list[tuple[Tensor, Tensor, Tensor]] = []  # per step: tokens [B, K], parents [B, K], attention [B, K, S]
+    offsets = (torch.arange(batch, device=device) * beams).unsqueeze(1)  # [B, 1]: first row of each sentence
+    active = torch.arange(batch, device=device)  # [A]: sentences still being searched
+    prev = torch.full((batch * beams,), BOS_ID, dtype=torch.long, device=device)  # [A * K]
+    steps: list[tuple[Tensor, Tensor, Tensor]] = []  # per step, for all B: tokens, parents [B, K], attention [B, K, S]
     for t in range(int(limits.max())):
-        logits, state, alpha_t = model.decoder.step(prev, state, keys)  # [B*K, V], _, [B*K, S]
-        log_probs = torch.log_softmax(logits.float(), dim=-1).view(batch, beams, vocab)
-        log_probs = torch.where(finished.unsqueeze(-1), finished_row, log_probs)
-        candidates = scores.unsqueeze(-1) + log_probs  # [B, K, V]
-        candidate_lengths = lengths + (~finished).long()  # [B, K]
+        logits, state, alpha_t = model.decoder.step(prev, state, keys)  # [A*K, V], _, [A*K, S]
+        done = finished[active]  # [A, K]
+        log_probs = torch.log_softmax(logits.float(), dim=-1).view(len(active), beams, vocab)
+        log_probs = torch.where(done.unsqueeze(-1), finished_row, log_probs)
+        candidates = scores[active].unsqueeze(-1) + log_probs  # [A, K, V]
+        candidate_lengths = lengths[active] + (~done).long()  # [A, K]
         ranking = candidates / length_penalty(candidate_lengths, alpha).unsqueeze(-1)
-        _, best = ranking.view(batch, beams * vocab).topk(beams, dim=-1)  # [B, K], sorted best first
-        parents, tokens = best // vocab, best % vocab  # [B, K]
-        scores = candidates.view(batch, -1).gather(1, best)
-        lengths = candidate_lengths.gather(1, parents)
-        finished = finished.gather(1, parents) | (tokens == EOS_ID) | (t + 1 >= limits)
-        flat = (parents + offsets).view(-1)  # [B * K] rows of the chosen parents
-        state = DecoderState(state.h[:, flat], state.c[:, flat], state.feed[flat])
-        steps.append((tokens, parents, alpha_t.view(batch, beams, -1).gather(
-            1, parents.unsqueeze(-1).expand(-1, -1, alpha_t.size(-1)))))
-        prev = tokens.view(-1)
-        if bool(finished.all()):
+        _, best = ranking.view(len(active), beams * vocab).topk(beams, dim=-1)  # [A, K], sorted best first
+        parents, tokens = best // vocab, best % vocab  # [A, K]
+        scores[active] = candidates.view(len(active), -1).gather(1, best)
+        lengths[active] = candidate_lengths.gather(1, parents)
+        done = done.gather(1, parents) | (tokens == EOS_ID) | (t + 1 >= limits[active])
+        finished[active] = done
+        state = select_state(state, (parents + offsets[:len(active)]).view(-1))  # rows of the chosen parents
+        steps.append(_full_step(batch, active, tokens, parents, alpha_t.view(len(active), beams, -1)))
+        going = ~done.all(dim=1)  # [A]
+        if not bool(going.any()):
             break
+        prev = tokens.view(-1)
+        if not bool(going.all()):
+            kept = going.nonzero().squeeze(1)  # [A']
+            rows = (offsets[kept] + torch.arange(beams, device=device)).view(-1)  # [A' * K]
+            active, prev = active[kept], prev[rows]
+            keys, state = select_keys(keys, rows), select_state(state, rows)
     token_paths, attention_paths = _backtrack(steps)  # [B, K, T], [B, K, T, S]
     return [[_hypothesis(token_paths[b, k], scores[b, k].item(), attention_paths[b, k], int(src_lengths[b]),
                          int(lengths[b, k])) for k in range(min(n_best, beams))] for b in range(batch)]
+
+
+def _full_step(batch: int, active: Tensor, tokens: Tensor, parents: Tensor,
+               attention: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """One step's tokens, parents [A, K] and attention [A, K, S] of the active sentences, as [B, K] and
+    [B, K, S] for all: a sentence that has left the batch continues each beam with PAD, at no attention."""
+    beams = tokens.size(1)
+    full_tokens = tokens.new_full((batch, beams), PAD_ID)
+    full_parents = torch.arange(beams, device=tokens.device).repeat(batch, 1)
+    full_attention = attention.new_zeros(batch, beams, attention.size(-1))
+    full_tokens[active], full_parents[active] = tokens, parents
+    full_attention[active] = attention.gather(1, parents.unsqueeze(-1).expand(-1, -1, attention.size(-1)))
+    return full_tokens, full_parents, full_attention
 
 
 def _backtrack(steps: list[tuple[Tensor, Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
