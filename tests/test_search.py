@@ -1,4 +1,5 @@
-"""Greedy search: batched equals one at a time, scores are the model's log-probabilities, limits hold."""
+"""Greedy and beam search: batched equals one at a time, scores are the model's log-probabilities, limits hold,
+finished sentences leave the batch."""
 
 import pytest
 import torch
@@ -146,3 +147,38 @@ def test_tiny_length_limits_still_allow_an_eos():
     (greedy,) = greedy_search(model, src, lengths, max_lengths=limits)
     ((beam,),) = beam_search(model, src, lengths, beam_size=3, max_lengths=limits)
     assert len(greedy.tokens) <= 1 and len(beam.tokens) <= 1
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_finished_sentences_leave_the_batch(beam_size):
+    """Every step decodes only the sentences still going: the rows given to the decoder shrink as sentences
+    finish (here the limits make them finish at different steps), and the results do not change."""
+    model = random_model()
+    src, lengths = source_tensor(SOURCES)
+    limits = torch.tensor([2, 5, 3, 1])  # no sentence may outlive its limit, whatever it predicts
+    rows_per_step = []
+    step = model.decoder.step
+
+    def counting_step(prev, state, keys):
+        rows_per_step.append(prev.size(0))
+        return step(prev, state, keys)
+
+    model.decoder.step = counting_step
+    if beam_size == 1:
+        results = [[h] for h in greedy_search(model, src, lengths, max_lengths=limits)]
+    else:
+        results = beam_search(model, src, lengths, beam_size=beam_size, max_lengths=limits)
+    assert rows_per_step[0] == len(SOURCES) * beam_size
+    assert rows_per_step == sorted(rows_per_step, reverse=True) and rows_per_step[-1] <= beam_size
+    assert len(rows_per_step) <= 5
+    for (best, *_), limit in zip(results, limits.tolist()):
+        assert len(best.tokens) <= limit
+    del model.decoder.step
+    for i, ids in enumerate(SOURCES):  # alone, each sentence gets the same translation
+        one_src, one_len = source_tensor([ids])
+        if beam_size == 1:
+            (alone,) = greedy_search(model, one_src, one_len, max_lengths=limits[i:i + 1])
+        else:
+            ((alone, *_),) = beam_search(model, one_src, one_len, beam_size=beam_size, max_lengths=limits[i:i + 1])
+        assert results[i][0].tokens == alone.tokens
+        assert results[i][0].score == pytest.approx(alone.score, abs=1e-5)
