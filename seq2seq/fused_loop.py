@@ -174,26 +174,37 @@ class _FusedLoop(torch.autograd.Function):
                 if layer > 0 and layer_masks is not None:
                     dbelow = dbelow * layer_masks[layer - 1, t]
             dfeed = dbelow
-        rows = steps * batch
-        recurrent_grads = [matmul(g.view(rows, -1).t(), x.view(rows, -1), transpose=False)
-                           for g, x in zip(gate_grads, inputs)]  # per layer [4H, in_l + H]
-        bias_grads = [g.sum(dim=(0, 1)) for g in gate_grads[1:]]
-        combine_grad = matmul(combine_grads.view(rows, size).t(), combined.view(rows, -1), transpose=False)
-        queries = combined[:, :, enc:].transpose(0, 1)  # [B, T, H]
-        values_grad = keys_grad = None
-        extra: list[Tensor] = []
-        if attention != "none":
-            values_grad = torch.bmm(alpha.permute(1, 2, 0), context_grads.transpose(0, 1))  # [B, S, H_enc]
-        if attention in ("dot", "general"):
-            keys_grad = torch.bmm(score_grads.permute(1, 2, 0), queries)  # [B, S, K]
-        elif attention == "concat":
-            slope = score_grads.unsqueeze(-1) * (1.0 - hidden * hidden)  # [T, B, S, K]: de · tanh'
-            keys_grad = slope.sum(dim=0) * v  # [B, S, K]
-            extra = [matmul(query_proj_grads.view(rows, -1).t(), queries.transpose(0, 1).reshape(rows, size),
-                            transpose=False),  # [K, H]
-                     torch.einsum("tbs,tbsk->k", score_grads, hidden)]  # [K]
-        return (None, None, None, gate_grads[0], torch.stack(dh), torch.stack(dc), dfeed, keys_grad, values_grad,
-                None, None, *recurrent_grads, *bias_grads, combine_grad, *extra)
+        weight_grads = _weight_grads(attention, matmul, gate_grads, inputs, combine_grads, combined, alpha,
+                                     score_grads, context_grads, query_proj_grads, hidden, v)
+        return (None, None, None, gate_grads[0], torch.stack(dh), torch.stack(dc), dfeed, *weight_grads)
+
+
+def _weight_grads(attention: str, matmul: _Matmul, gate_grads: list[Tensor], inputs: list[Tensor],
+                  combine_grads: Tensor, combined: Tensor, alpha: Tensor, score_grads: Tensor, context_grads: Tensor,
+                  query_proj_grads: Tensor | None, hidden: Tensor | None, v: Tensor | None) -> list[Tensor | None]:
+    """After the reverse loop, the gradients that are sums over steps, each as one product over all steps:
+    keys, values, (mask, layer masks: none), the recurrent weights, the biases of layers > 0, W_c, and
+    concat's W_s and v. The buffers are [T, B, ...] as in :meth:`_FusedLoop.forward`."""
+    steps, batch, size = combine_grads.shape
+    enc, rows = combined.size(-1) - size, steps * batch
+    recurrent_grads = [matmul(g.view(rows, -1).t(), x.view(rows, -1), transpose=False)
+                       for g, x in zip(gate_grads, inputs)]  # per layer [4H, in_l + H]
+    bias_grads = [g.sum(dim=(0, 1)) for g in gate_grads[1:]]  # per layer l > 0 [4H]
+    combine_grad = matmul(combine_grads.view(rows, size).t(), combined.view(rows, -1), transpose=False)
+    queries = combined[:, :, enc:].transpose(0, 1)  # [B, T, H]
+    values_grad = keys_grad = None
+    extra: list[Tensor] = []
+    if attention != "none":
+        values_grad = torch.bmm(alpha.permute(1, 2, 0), context_grads.transpose(0, 1))  # [B, S, H_enc]
+    if attention in ("dot", "general"):
+        keys_grad = torch.bmm(score_grads.permute(1, 2, 0), queries)  # [B, S, K]
+    elif attention == "concat":
+        slope = score_grads.unsqueeze(-1) * (1.0 - hidden * hidden)  # [T, B, S, K]: de · tanh'
+        keys_grad = slope.sum(dim=0) * v  # [B, S, K]
+        extra = [matmul(query_proj_grads.view(rows, -1).t(), queries.transpose(0, 1).reshape(rows, size),
+                        transpose=False),  # [K, H]
+                 torch.einsum("tbs,tbsk->k", score_grads, hidden)]  # [K]
+    return [keys_grad, values_grad, None, None, *recurrent_grads, *bias_grads, combine_grad, *extra]
 
 
 def _cell_forward(gates: Tensor, c_prev: Tensor, *, out: Tensor) -> Tensor:
