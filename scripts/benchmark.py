@@ -5,7 +5,7 @@ Usage:
       [--train-only] [--set section.key=value ...]
 
 Every figure is the median of several timed repetitions after a warm-up, and all are measured in one run,
-so ratios hold on a noisy machine. Training is measured without input feeding (the parallel path), with
+so ratios hold on a noisy machine; the training variants and the roofline's matrix products take turns. Training is measured without input feeding (the parallel path), with
 it (the fused loop), with it through the plain step loop (the reference the fused loop replaces), and in
 bf16 autocast where this machine runs bf16 faster than fp32. Training and translation run in child
 processes so that each reports its own peak resident memory. Without --model-dir, a model is first trained with the config (for
@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -65,19 +66,27 @@ def median_time(work, repeats: int) -> float:
     return statistics.median(times)
 
 
-def gemm_gflops(repeats: int, size: int = 1024) -> float:
-    """fp32 matrix-multiply throughput of this machine at the current thread count: the roofline.
+def interleaved_medians(works: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
+    """Median wall time of each ``work()``, timed in turns (A B C, A B C, ...) after one warm-up each.
 
-    The best of ``repeats`` runs, not their median: a roofline is what the machine can do, and on a shared
-    machine the slower runs measure the neighbours."""
+    Turns keep the comparison fair on a machine whose speed drifts: a slow minute slows every variant once
+    instead of all the repetitions of one."""
+    for work in works.values():
+        work()
+    times: dict[str, list[float]] = {name: [] for name in works}
+    for _ in range(repeats):
+        for name, work in works.items():
+            start = time.perf_counter()
+            work()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def gemm_work(size: int = 1024) -> tuple[Callable[[], None], float]:
+    """Ten fp32 products of two size x size matrices, and their FLOPs: timed in turn with the training
+    variants, their median rate is the roofline, this machine's matmul throughput at the current thread count."""
     a, b = torch.randn(size, size), torch.randn(size, size)
-    [a @ b for _ in range(10)]  # warm-up
-    times = []
-    for _ in range(max(repeats, 5)):
-        start = time.perf_counter()
-        [a @ b for _ in range(10)]
-        times.append(time.perf_counter() - start)
-    return 10 * 2 * size**3 / min(times) / 1e9
+    return (lambda: [a @ b for _ in range(10)]), 10 * 2 * size**3
 
 
 def flops_per_target_token(model: ModelConfig, *, src_vocab: int, trg_vocab: int, src_per_trg: float,
@@ -128,28 +137,36 @@ def phase_train(args: argparse.Namespace) -> dict:
     target_tokens = sum(b.num_target_tokens for b in batches)
     src_tokens = sum(int((b.src != 0).sum()) for b in batches)
     mean_src_len = src_tokens / sum(b.src.size(0) for b in batches)
-    result = {"gemm_gflops": gemm_gflops(args.repeats), "train_tok_s": {}, "roofline_pct": {},
-              "model_flops_per_token": {}}
-    flops = result["model_flops_per_token"]
+    gemm, gemm_flops = gemm_work()
+    works: dict[str, Callable[[], None]] = {"gemm": gemm}
+    flops: dict[str, float] = {}
     for name, (feeding, step_loop, autocast) in TRAIN_VARIANTS.items():
         if autocast is not None and not bf16_supported():
             continue
         model_config = ModelConfig(**{**config.model.__dict__, "input_feeding": feeding})
         model = build_model(model_config, src_vocab_size=src_tok.vocab_size, trg_vocab_size=trg_tok.vocab_size)
-        optimizer = make_optimizer(model, config)
-
-        def epoch() -> None:
-            for batch in batches:
-                train_step(model, batch, optimizer, label_smoothing=config.training.label_smoothing,
-                           clip_grad_norm=config.training.clip_grad_norm, autocast=autocast, step_loop=step_loop)
-
-        result["train_tok_s"][name] = target_tokens / median_time(epoch, args.repeats)
+        works[name] = epoch_work(model, make_optimizer(model, config), batches, config, autocast=autocast,
+                                 step_loop=step_loop)
         flops[name] = flops_per_target_token(model_config, src_vocab=src_tok.vocab_size,
                                              trg_vocab=trg_tok.vocab_size, src_per_trg=src_tokens / target_tokens,
                                              src_len=mean_src_len)
-        result["roofline_pct"][name] = 100 * result["train_tok_s"][name] * flops[name] / (result["gemm_gflops"] * 1e9)
+    seconds = interleaved_medians(works, args.repeats)
+    roofline = gemm_flops / seconds.pop("gemm") / 1e9
+    speeds = {name: target_tokens / value for name, value in seconds.items()}
+    result = {"gemm_gflops": roofline, "train_tok_s": speeds, "model_flops_per_token": flops,
+              "roofline_pct": {name: 100 * speeds[name] * flops[name] / (roofline * 1e9) for name in speeds}}
     result["peak_rss_mb"] = peak_rss_mb()
     return result
+
+
+def epoch_work(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: list, config: Config, *,
+               autocast: torch.dtype | None, step_loop: bool) -> Callable[[], None]:
+    """One pass of training updates over ``batches``."""
+    def epoch() -> None:
+        for batch in batches:
+            train_step(model, batch, optimizer, label_smoothing=config.training.label_smoothing,
+                       clip_grad_norm=config.training.clip_grad_norm, autocast=autocast, step_loop=step_loop)
+    return epoch
 
 
 def phase_translate(args: argparse.Namespace) -> dict:
@@ -158,19 +175,22 @@ def phase_translate(args: argparse.Namespace) -> dict:
     prefix = config.data.test or config.data.valid
     pairs = read_parallel(*split_paths(prefix, config.data.src_lang, config.data.trg_lang))[: args.sentences]
     sources, references = [s for s, _ in pairs], [r for _, r in pairs]
-    result = {"translate_sent_s": {}, "bleu": {}}
-    for name, (beam, quantize) in TRANSLATE_VARIANTS.items():
-        translator = Translator.from_dir(args.model_dir, quantize=quantize)
-        outputs: list[str] = []
-
-        def run() -> None:
-            outputs[:] = [t.text for n_best in translator.translate_n_best(sources, beam=beam, batch_size=64)
-                          for t in n_best[:1]]
-
-        result["translate_sent_s"][name] = len(sources) / median_time(run, args.repeats)
-        result["bleu"][name] = bleu(outputs, references).score
+    outputs: dict[str, list[str]] = {}
+    works = {name: translate_work(Translator.from_dir(args.model_dir, quantize=quantize), sources, beam,
+                                  outputs.setdefault(name, []))
+             for name, (beam, quantize) in TRANSLATE_VARIANTS.items()}
+    seconds = interleaved_medians(works, args.repeats)
+    result = {"translate_sent_s": {name: len(sources) / value for name, value in seconds.items()},
+              "bleu": {name: bleu(outputs[name], references).score for name in works}}
     result["peak_rss_mb"] = peak_rss_mb()
     return result
+
+
+def translate_work(translator: Translator, sources: list[str], beam: int, outputs: list[str]) -> Callable[[], None]:
+    """Translate ``sources`` in batches of 64, leaving the best translations in ``outputs``."""
+    def run() -> None:
+        outputs[:] = [n_best[0].text for n_best in translator.translate_n_best(sources, beam=beam, batch_size=64)]
+    return run
 
 
 def bf16_supported() -> bool:
