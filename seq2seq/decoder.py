@@ -28,6 +28,9 @@ from seq2seq.fused_loop import LoopWeights, fused_decoder_loop
 from seq2seq.tokenizer import PAD_ID
 
 
+FEW_ROWS = 128  # up to this many rows per step, inference multiplies weight @ x.T (see few_rows_linear)
+
+
 class DecoderState(NamedTuple):
     h: Tensor  # [L, B, H] LSTM hidden state of each layer
     c: Tensor  # [L, B, H] LSTM cell state of each layer
@@ -114,6 +117,8 @@ class LuongDecoder(nn.Module):
                                                                                             Tensor]:
         """One step: previous tokens [B] → logits [B, V], the next state, attention weights [B, S]."""
         features, state, weights = self.step_features(prev_tokens, state, keys)
+        if type(self.output) is nn.Linear and not torch.is_grad_enabled() and len(features) <= FEW_ROWS:
+            return few_rows_linear(features, self.output.weight, self.output.bias), state, weights
         return self.output(features), state, weights
 
     def step_features(self, prev_tokens: Tensor, state: DecoderState,
@@ -122,7 +127,38 @@ class LuongDecoder(nn.Module):
         embedded = self.dropout(self.embedding(prev_tokens)).unsqueeze(1)  # [B, 1, E]
         if self.input_feeding:
             embedded = torch.cat([embedded, state.feed.unsqueeze(1)], dim=-1)  # [B, 1, E + H]
-        output, (h, c) = self.lstm(embedded, (state.h, state.c))  # output [B, 1, H]
+        if (type(self.lstm) is nn.LSTM and not self.training and not torch.is_grad_enabled()
+                and len(prev_tokens) <= FEW_ROWS):
+            h, c = lstm_step(self.lstm, embedded.squeeze(1), state.h, state.c)
+            output = h[-1].unsqueeze(1)  # [B, 1, H]
+        else:
+            output, (h, c) = self.lstm(embedded, (state.h, state.c))  # output [B, 1, H]
         attentional, weights = self.attentional(output, keys)  # [B, 1, H], [B, 1, S]
         features = self.dropout(attentional).squeeze(1)  # [B, H]
         return features, DecoderState(h, c, attentional.squeeze(1)), weights.squeeze(1)
+
+
+def few_rows_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """``x @ weight.T + bias`` for a few rows x [N, in] (weight [out, in], bias [out]) → [N, out].
+
+    Computed as ``(weight @ x.T).T``: with N in the tens, as in a greedy decoding step, MKL runs the product
+    with the long dimension first up to twice as fast on a CPU; with hundreds of rows (a beam of 5 over 64
+    sentences) it is slower, hence ``FEW_ROWS`` (README, Performance)."""
+    product = weight @ x.t() if bias is None else torch.addmm(bias.unsqueeze(1), weight, x.t())  # [out, N]
+    return product.t().contiguous()
+
+
+def lstm_step(lstm: nn.LSTM, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """One inference step of a stacked nn.LSTM, with :func:`few_rows_linear`'s product order:
+    x [B, in], h and c [L, B, H] → the new h and c [L, B, H] (the top layer's h is the output)."""
+    new_h, new_c = [], []
+    for layer in range(lstm.num_layers):
+        w_ih, w_hh = getattr(lstm, f"weight_ih_l{layer}"), getattr(lstm, f"weight_hh_l{layer}")
+        bias = getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}")
+        gates = torch.addmm(bias.unsqueeze(1), w_ih, x.t()).addmm_(w_hh, h[layer].t())  # [4H, B]
+        i, f, g, o = gates.chunk(4, dim=0)  # each [H, B], PyTorch's gate order
+        cell = torch.sigmoid(f) * c[layer].t() + torch.sigmoid(i) * torch.tanh(g)  # [H, B]
+        x = (torch.sigmoid(o) * torch.tanh(cell)).t().contiguous()  # [B, H]
+        new_h.append(x)
+        new_c.append(cell.t())
+    return torch.stack(new_h), torch.stack(new_c)

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from seq2seq.batching import Example, collate
 from seq2seq.config import ModelConfig
+from seq2seq.decoder import few_rows_linear, lstm_step
 from seq2seq.fused_loop import LoopWeights, fused_decoder_loop
 from seq2seq.model import build_model
 
@@ -155,3 +156,16 @@ def test_fused_loop_under_bf16_autocast_multiplies_in_bf16_and_keeps_float32_sta
     features.sum().backward()
     grad = model.decoder.lstm.weight_hh_l0.grad
     assert grad is not None and grad.dtype == torch.float32 and grad.abs().max() > 0
+
+
+def test_inference_step_products_equal_the_layers():
+    """Decoding multiplies weight @ x.T for few rows: the same numbers as nn.Linear and a 2-layer nn.LSTM."""
+    torch.manual_seed(0)
+    linear, lstm = torch.nn.Linear(6, 9), torch.nn.LSTM(6, 5, num_layers=2, batch_first=True)
+    x, h, c = torch.randn(4, 6), torch.randn(2, 4, 5), torch.randn(2, 4, 5)
+    with torch.no_grad():
+        assert torch.allclose(few_rows_linear(x, linear.weight, linear.bias), linear(x), atol=1e-6)
+        output, (want_h, want_c) = lstm(x.unsqueeze(1), (h, c))
+        got_h, got_c = lstm_step(lstm, x, h, c)
+    assert torch.allclose(got_h, want_h, atol=1e-6) and torch.allclose(got_c, want_c, atol=1e-6)
+    assert torch.allclose(got_h[-1], output[:, 0], atol=1e-6)
