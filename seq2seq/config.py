@@ -71,6 +71,10 @@ class ModelConfig:
     bridge: Literal["linear", "zeros"] = doc("Decoder initial state: tanh(W h_final) of the encoder, or zeros.",
                                              "linear")
     dropout: float = doc("Dropout on embeddings, between LSTM layers and on the attentional vector.", 0.2)
+    tied_embeddings: Literal["none", "decoder", "all"] = doc(
+        "Share weights (Press & Wolf 2017): decoder ties the output layer W_y to the decoder's input embedding; "
+        "all ties the source embedding to both as well (needs tokenizer.joint: true). When decoder_hidden "
+        "differs from embedding_dim, s~ is projected to embedding_dim before the output layer.", "none")
 
 
 @dataclass
@@ -299,6 +303,9 @@ def _check_values(config: Config, source: str) -> None:
             f"encoder output size ({encoder_out} = encoder_hidden {model.encoder_hidden}"
             f"{' x 2 directions' if model.bidirectional else ''}). Set model.decoder_hidden: {encoder_out}, "
             "or use attention 'general' or 'concat'.")
+    if model.tied_embeddings == "all" and not config.tokenizer.joint:
+        raise ConfigError(f"{source}: model.tied_embeddings = 'all' shares one embedding between source and target, "
+                          "which needs one vocabulary: set tokenizer.joint: true, or use tied_embeddings 'decoder'.")
     if config.data.src_lang == config.data.trg_lang:
         raise ConfigError(f"{source}: data.src_lang and data.trg_lang are both {config.data.src_lang!r}; "
                           "they name the two files of each split and must differ.")

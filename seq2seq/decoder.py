@@ -39,7 +39,7 @@ class DecoderState(NamedTuple):
 
 class LuongDecoder(nn.Module):
     def __init__(self, *, vocab_size: int, embedding_dim: int, hidden_size: int, encoder_size: int,
-                 num_layers: int, attention: str, input_feeding: bool, dropout: float):
+                 num_layers: int, attention: str, input_feeding: bool, dropout: float, tied_output: bool = False):
         super().__init__()
         self.input_feeding = input_feeding
         self.hidden_size = hidden_size
@@ -50,7 +50,12 @@ class LuongDecoder(nn.Module):
                             dropout=dropout if num_layers > 1 else 0.0)
         self.attention = Attention(kind=attention, query_size=hidden_size, key_size=encoder_size)
         self.combine = nn.Linear(encoder_size + hidden_size, hidden_size, bias=False)  # W_c
-        self.output = nn.Linear(hidden_size, vocab_size)  # W_y, b_y
+        # A tied output layer reads embedding-sized vectors: s~ is projected when the sizes differ.
+        self.readout = (nn.Linear(hidden_size, embedding_dim, bias=False)
+                        if tied_output and hidden_size != embedding_dim else None)
+        self.output = nn.Linear(embedding_dim if tied_output else hidden_size, vocab_size)  # W_y, b_y
+        if tied_output:
+            self.output.weight = self.embedding.weight  # [V, E], one parameter (Press & Wolf 2017)
 
     def attentional(self, outputs: Tensor, keys: AttentionKeys) -> tuple[Tensor, Tensor]:
         """LSTM outputs s [B, T, H] → attentional vectors s~ [B, T, H] and weights alpha [B, T, S]."""
@@ -62,7 +67,7 @@ class LuongDecoder(nn.Module):
         """Teacher forcing: inputs [B, T] → logits [B, T, V] and attention weights [B, T, S].
 
         ``step_loop=True`` runs the plain step loop instead of the fast path (the same numbers, slower).
-        ``project=False`` returns the output layer's inputs (dropout(s~) [B, T, H]) instead of logits, for a
+        ``project=False`` returns the output layer's inputs (:meth:`features` [B, T, H]) instead of logits, for a
         loss that applies the layer itself (:mod:`seq2seq.loss`).
         """
         if step_loop:
@@ -73,11 +78,16 @@ class LuongDecoder(nn.Module):
             embedded = self.dropout(self.embedding(trg_in))  # [B, T, E]
             outputs, _ = self.lstm(embedded, (state.h, state.c))  # [B, T, H]
             attentional, weights = self.attentional(outputs, keys)
-            features = self.dropout(attentional)
+            features = self.features(attentional)
         return (self.output(features) if project else features), weights
 
+    def features(self, attentional: Tensor) -> Tensor:
+        """What the output layer reads: dropout(s~) [..., H], projected to [..., E] when the layer is tied."""
+        features = self.dropout(attentional)
+        return features if self.readout is None else self.readout(features)
+
     def forward_fused(self, trg_in: Tensor, state: DecoderState, keys: AttentionKeys) -> tuple[Tensor, Tensor]:
-        """Input feeding through :func:`seq2seq.fused_loop.fused_decoder_loop`: dropout(s~) [B, T, H] and
+        """Input feeding through :func:`seq2seq.fused_loop.fused_decoder_loop`: features [B, T, H] and
         weights [B, T, S].
 
         The embedding half of the first layer's input projection is one matrix product over all steps.
@@ -99,10 +109,10 @@ class LuongDecoder(nn.Module):
             layer_masks = pre.new_empty(lstm.num_layers - 1, *pre.shape[:2], self.hidden_size).bernoulli_(keep) / keep
         attentional, alpha = fused_decoder_loop(pre, state.h, state.c, state.feed, keys.keys, keys.values, keys.mask,
                                                 layer_masks, weights, attention=self.attention.kind)
-        return self.dropout(attentional.transpose(0, 1)), alpha.transpose(0, 1)  # [B, T, H], [B, T, S]
+        return self.features(attentional.transpose(0, 1)), alpha.transpose(0, 1)  # [B, T, H], [B, T, S]
 
     def forward_steps(self, trg_in: Tensor, state: DecoderState, keys: AttentionKeys) -> tuple[Tensor, Tensor]:
-        """Teacher forcing one step at a time: dropout(s~) [B, T, H], weights [B, T, S].
+        """Teacher forcing one step at a time: features [B, T, H], weights [B, T, S].
 
         The output layer needs only s~, so :meth:`forward` applies it once to all steps, as one matmul.
         """
@@ -123,7 +133,7 @@ class LuongDecoder(nn.Module):
 
     def step_features(self, prev_tokens: Tensor, state: DecoderState,
                       keys: AttentionKeys) -> tuple[Tensor, DecoderState, Tensor]:
-        """One step up to the output layer: dropout(s~_t) [B, H], the next state, attention weights [B, S]."""
+        """One step up to the output layer: features [B, H], the next state, attention weights [B, S]."""
         embedded = self.dropout(self.embedding(prev_tokens)).unsqueeze(1)  # [B, 1, E]
         if self.input_feeding:
             embedded = torch.cat([embedded, state.feed.unsqueeze(1)], dim=-1)  # [B, 1, E + H]
@@ -134,7 +144,7 @@ class LuongDecoder(nn.Module):
         else:
             output, (h, c) = self.lstm(embedded, (state.h, state.c))  # output [B, 1, H]
         attentional, weights = self.attentional(output, keys)  # [B, 1, H], [B, 1, S]
-        features = self.dropout(attentional).squeeze(1)  # [B, H]
+        features = self.features(attentional).squeeze(1)  # [B, H] (E when tied)
         return features, DecoderState(h, c, attentional.squeeze(1)), weights.squeeze(1)
 
 

@@ -73,7 +73,13 @@ def build_model(config: ModelConfig, *, src_vocab_size: int, trg_vocab_size: int
     decoder = LuongDecoder(vocab_size=trg_vocab_size, embedding_dim=config.embedding_dim,
                            hidden_size=config.decoder_hidden, encoder_size=encoder.output_size,
                            num_layers=config.decoder_layers, attention=config.attention,
-                           input_feeding=config.input_feeding, dropout=config.dropout)
+                           input_feeding=config.input_feeding, dropout=config.dropout,
+                           tied_output=config.tied_embeddings != "none")
+    if config.tied_embeddings == "all":
+        if src_vocab_size != trg_vocab_size:
+            raise ValueError(f"tied_embeddings 'all' needs one vocabulary, got {src_vocab_size} source and "
+                             f"{trg_vocab_size} target pieces")
+        encoder.embedding.weight = decoder.embedding.weight
     return Seq2Seq(encoder=encoder, bridge=bridge, decoder=decoder)
 
 

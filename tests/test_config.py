@@ -306,3 +306,10 @@ def test_duplicate_key_is_rejected_with_its_line(tmp_path):
 def test_yaml_boolean_for_a_string_suggests_quoting(tmp_path):
     path = write_text(tmp_path, yaml.safe_dump(MINIMAL).replace("data:\n", "data:\n  src_lang: no\n", 1))
     assert_mentions(error_of(path), "data.src_lang", "quote")
+
+
+def test_three_way_tying_needs_a_joint_vocabulary(tmp_path):
+    path = write_config(tmp_path, config_dict({"model.tied_embeddings": "all", "tokenizer.joint": False}))
+    assert_mentions(error_of(path), str(path), "model.tied_embeddings = 'all'", "tokenizer.joint: true")
+    joint = write_config(tmp_path, config_dict({"model.tied_embeddings": "all", "tokenizer.joint": True}))
+    assert load_config(joint).model.tied_embeddings == "all"

@@ -8,7 +8,7 @@ from seq2seq.batching import Example, collate
 from seq2seq.config import ModelConfig
 from seq2seq.decoder import few_rows_linear, lstm_step
 from seq2seq.fused_loop import LoopWeights, fused_decoder_loop
-from seq2seq.model import build_model
+from seq2seq.model import build_model, count_parameters
 
 VOCAB = 20
 
@@ -169,3 +169,31 @@ def test_inference_step_products_equal_the_layers():
         got_h, got_c = lstm_step(lstm, x, h, c)
     assert torch.allclose(got_h, want_h, atol=1e-6) and torch.allclose(got_c, want_c, atol=1e-6)
     assert torch.allclose(got_h[-1], output[:, 0], atol=1e-6)
+
+
+@pytest.mark.parametrize("embedding_dim", [12, 8])  # = decoder_hidden (no projection), and smaller
+def test_tied_output_layer_shares_the_decoder_embedding(embedding_dim):
+    """With tied embeddings W_y is the decoder's input embedding: one parameter (V x H fewer weights, plus an
+    H x E projection when the sizes differ), one gradient from both uses; the fast path still equals the step loop and the model can still learn."""
+    untied = tiny_model(embedding_dim=embedding_dim, input_feeding=True)
+    model = tiny_model(embedding_dim=embedding_dim, tied_embeddings="decoder", input_feeding=True)
+    decoder = model.decoder
+    assert decoder.output.weight is decoder.embedding.weight
+    assert (decoder.readout is None) == (embedding_dim == decoder.hidden_size)
+    projection = 0 if decoder.readout is None else decoder.readout.weight.numel()
+    untied_output = untied.decoder.output.weight.numel()  # V x H, which tying removes
+    assert count_parameters(model) == count_parameters(untied) - untied_output + projection
+    batch = collate(EXAMPLES)
+    model.train()
+    fast, _ = model(batch.src, batch.src_lengths, batch.trg_in)
+    step, _ = model(batch.src, batch.src_lengths, batch.trg_in, step_loop=True)
+    assert torch.allclose(fast, step, atol=1e-5)
+    (fast.sin().sum()).backward()
+    assert decoder.embedding.weight.grad is not None and decoder.embedding.weight.grad.abs().max() > 0
+
+
+def test_three_way_tying_shares_the_source_embedding_too():
+    model = tiny_model(tied_embeddings="all")
+    assert model.encoder.embedding.weight is model.decoder.embedding.weight is model.decoder.output.weight
+    with pytest.raises(ValueError, match="one vocabulary"):
+        build_model(ModelConfig(tied_embeddings="all"), src_vocab_size=VOCAB, trg_vocab_size=VOCAB + 1)
