@@ -5,11 +5,12 @@ Usage:
       [--train-only] [--set section.key=value ...]
 
 Every figure is the median of several timed repetitions after a warm-up, and all are measured in one run,
-so ratios hold on a noisy machine; the training variants and the roofline's matrix products take turns. Training is measured without input feeding (the parallel path), with
-it (the fused loop), with it through the plain step loop (the reference the fused loop replaces), and in
-bf16 autocast where this machine runs bf16 faster than fp32. Training and translation run in child
-processes so that each reports its own peak resident memory. Without --model-dir, a model is first trained with the config (for
---train-minutes) so that translation speed comes with a meaningful BLEU.
+so ratios hold on a noisy machine; the training variants and the roofline's matrix products take turns.
+Training is measured without input feeding (the parallel path), with it (the fused loop), with it through
+the plain step loop (the reference the fused loop replaces), and in bf16 autocast where this machine runs
+bf16 faster than fp32. Training and translation run in child processes so that each reports its own peak
+resident memory. Without --model-dir, a model is first trained with the config (for --train-minutes) so
+that translation speed comes with a meaningful BLEU.
 
 Model FLOPs per target token (multiply-adds count 2; training = 3 x forward: backward costs ~2 x forward):
   encoder, per source token:  sum over layers l and directions: 2 * 4 * H_e * (in_l + H_e),

@@ -174,7 +174,8 @@ def test_inference_step_products_equal_the_layers():
 @pytest.mark.parametrize("embedding_dim", [12, 8])  # = decoder_hidden (no projection), and smaller
 def test_tied_output_layer_shares_the_decoder_embedding(embedding_dim):
     """With tied embeddings W_y is the decoder's input embedding: one parameter (V x H fewer weights, plus an
-    H x E projection when the sizes differ), one gradient from both uses; the fast path still equals the step loop and the model can still learn."""
+    H x E projection when the sizes differ), one gradient from both uses; the fast path still equals the step
+    loop."""
     untied = tiny_model(embedding_dim=embedding_dim, input_feeding=True)
     model = tiny_model(embedding_dim=embedding_dim, tied_embeddings="decoder", input_feeding=True)
     decoder = model.decoder
