@@ -95,21 +95,26 @@ class LuongDecoder(nn.Module):
         lstm, embedding_dim = self.lstm, self.embedding.embedding_dim
         embedded = self.dropout(self.embedding(trg_in.t()))  # [T, B, E]
         pre = F.linear(embedded, lstm.weight_ih_l0[:, :embedding_dim], lstm.bias_ih_l0 + lstm.bias_hh_l0)  # [T, B, 4H]
+        layer_masks = None
+        if self.training and lstm.dropout > 0 and lstm.num_layers > 1:  # nn.LSTM's dropout between layers
+            keep = 1.0 - lstm.dropout
+            layer_masks = pre.new_empty(lstm.num_layers - 1, *pre.shape[:2], self.hidden_size).bernoulli_(keep) / keep
+        attentional, alpha = fused_decoder_loop(pre, state.h, state.c, state.feed, keys.keys, keys.values, keys.mask,
+                                                layer_masks, self.loop_weights(), attention=self.attention.kind)
+        return self.features(attentional.transpose(0, 1)), alpha.transpose(0, 1)  # [B, T, H], [B, T, S]
+
+    def loop_weights(self) -> LoopWeights:
+        """The LSTM, W_c and attention weights in the layout of the fused loop (layer 0 without its embedding
+        block, which :meth:`forward_fused` applies to all steps at once)."""
+        lstm, embedding_dim = self.lstm, self.embedding.embedding_dim
         layers = range(1, lstm.num_layers)
-        weights = LoopWeights(
+        return LoopWeights(
             recurrent=[torch.cat([lstm.weight_ih_l0[:, embedding_dim:], lstm.weight_hh_l0], dim=1)]
             + [torch.cat([getattr(lstm, f"weight_ih_l{l}"), getattr(lstm, f"weight_hh_l{l}")], dim=1) for l in layers],
             biases=[getattr(lstm, f"bias_ih_l{l}") + getattr(lstm, f"bias_hh_l{l}") for l in layers],
             combine=self.combine.weight,
             query_proj=self.attention.query_proj.weight if self.attention.kind == "concat" else None,
             v=self.attention.v if self.attention.kind == "concat" else None)
-        layer_masks = None
-        if self.training and lstm.dropout > 0 and lstm.num_layers > 1:  # nn.LSTM's dropout between layers
-            keep = 1.0 - lstm.dropout
-            layer_masks = pre.new_empty(lstm.num_layers - 1, *pre.shape[:2], self.hidden_size).bernoulli_(keep) / keep
-        attentional, alpha = fused_decoder_loop(pre, state.h, state.c, state.feed, keys.keys, keys.values, keys.mask,
-                                                layer_masks, weights, attention=self.attention.kind)
-        return self.features(attentional.transpose(0, 1)), alpha.transpose(0, 1)  # [B, T, H], [B, T, S]
 
     def forward_steps(self, trg_in: Tensor, state: DecoderState, keys: AttentionKeys) -> tuple[Tensor, Tensor]:
         """Teacher forcing one step at a time: features [B, T, H], weights [B, T, S].

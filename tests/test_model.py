@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from seq2seq.batching import Example, collate
 from seq2seq.config import ModelConfig
 from seq2seq.decoder import few_rows_linear, lstm_step
-from seq2seq.fused_loop import LoopWeights, fused_decoder_loop
+from seq2seq.fused_loop import fused_decoder_loop
 from seq2seq.model import build_model, count_parameters
 
 VOCAB = 20
@@ -83,13 +83,9 @@ def test_fused_loop_applies_dropout_between_layers():
         embedded = decoder.embedding(batch.trg_in.t())  # [T, B, E]
         lstm, e = decoder.lstm, decoder.embedding.embedding_dim
         pre = F.linear(embedded, lstm.weight_ih_l0[:, :e], lstm.bias_ih_l0 + lstm.bias_hh_l0)
-        weights = LoopWeights(
-            recurrent=[torch.cat([lstm.weight_ih_l0[:, e:], lstm.weight_hh_l0], 1),
-                       torch.cat([lstm.weight_ih_l1, lstm.weight_hh_l1], 1)],
-            biases=[lstm.bias_ih_l1 + lstm.bias_hh_l1], combine=decoder.combine.weight, query_proj=None, v=None)
         masks = torch.full((1, steps, batch.src.size(0), size), mask_value)
         out, _ = fused_decoder_loop(pre, state.h, state.c, state.feed, keys.keys, keys.values, keys.mask, masks,
-                                    weights, attention="dot")
+                                    decoder.loop_weights(), attention="dot")
         return out
 
     with torch.no_grad():
