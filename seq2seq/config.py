@@ -71,6 +71,9 @@ class ModelConfig:
     bridge: Literal["linear", "zeros"] = doc("Decoder initial state: tanh(W h_final) of the encoder, or zeros.",
                                              "linear")
     dropout: float = doc("Dropout on embeddings, between LSTM layers and on the attentional vector.", 0.2)
+    source_word_dropout: float = doc("Probability of dropping a whole source word's embedding in training.", 0.0)
+    target_word_dropout: float = doc("Probability of dropping a whole target input word's embedding in training "
+                                     "(the decoder then predicts from the context alone there).", 0.0)
     tied_embeddings: Literal["none", "decoder", "all"] = doc(
         "Share weights (Press & Wolf 2017): decoder ties the output layer W_y to the decoder's input embedding; "
         "all ties the source embedding to both as well (needs tokenizer.joint: true). When decoder_hidden "
@@ -96,10 +99,12 @@ class TrainingConfig:
     max_epochs: int = doc("Stop after this many passes over the training data.", 20)
     max_steps: int = doc("Stop after this many updates; 0 means no limit.", 0)
     max_minutes: float = doc("Stop after this much wall time (validation included); 0 means no limit.", 0.0)
-    scheduler: Literal["none", "plateau", "warmup_decay"] = doc(
+    scheduler: Literal["none", "plateau", "warmup_decay", "budget"] = doc(
         "plateau: multiply the rate by plateau_factor when the validation metric stalls; warmup_decay: linear "
-        "warm-up for warmup_steps, then inverse square-root decay.", "plateau")
-    warmup_steps: int = doc("Warm-up length of warmup_decay.", 1000)
+        "warm-up for warmup_steps, then inverse square-root decay; budget: linear warm-up for warmup_steps, "
+        "then linear decay to zero at the end of the budget (max_steps and/or max_minutes, whichever runs out "
+        "first).", "plateau")
+    warmup_steps: int = doc("Warm-up length (updates) of warmup_decay and budget.", 1000)
     plateau_factor: float = doc("Learning-rate multiplier on a plateau.", 0.5)
     plateau_patience: int = doc("Validations without improvement before the rate is cut.", 2)
     min_learning_rate: float = doc("The plateau scheduler never goes below this rate.", 1.0e-5)
@@ -114,6 +119,10 @@ class TrainingConfig:
     keep_last: int = doc("Keep the newest this many step checkpoints (checkpoints/step_N.pt, written at each "
                          "validation) for resuming and `seq2seq average`; 0 writes none.", 5)
     keep_best: int = doc("Also keep this many step checkpoints with the best validation metric.", 0)
+    average_last: int = doc(
+        "At the end of training, average the weights of the newest this many step checkpoints and validate the "
+        "average; when it beats best.pt on early_stopping_metric it becomes best.pt, the model scored at the end "
+        "(the single best stays as best_single.pt). 0 or 1: no averaging.", 0)
     backend: Literal["auto", "gloo", "nccl"] = doc(
         "Process-group backend under torchrun: auto picks nccl with CUDA, gloo on CPU.", "auto")
     collective_timeout_minutes: float = doc(
@@ -277,13 +286,14 @@ def _check_values(config: Config, source: str) -> None:
                     ("training", "max_steps"), ("training", "max_minutes"), ("training", "warmup_steps"),
                     ("training", "patience"), ("training", "plateau_patience"), ("training", "min_learning_rate"),
                     ("training", "save_every_steps"), ("training", "save_every_minutes"), ("training", "keep_last"),
-                    ("training", "keep_best"),
+                    ("training", "keep_best"), ("training", "average_last"),
                     ("decoding", "length_penalty"), ("decoding", "max_length_extra")]
     for section, key in non_negative:
         value = getattr(getattr(config, section), key)
         if value < 0:
             raise ConfigError(f"{source}: {section}.{key} = {value!r} must be 0 or greater.")
-    for section, key in [("model", "dropout"), ("training", "label_smoothing")]:
+    for section, key in [("model", "dropout"), ("model", "source_word_dropout"), ("model", "target_word_dropout"),
+                         ("training", "label_smoothing")]:
         value = getattr(getattr(config, section), key)
         if not 0.0 <= value < 1.0:
             raise ConfigError(f"{source}: {section}.{key} = {value!r} must be in [0, 1).")
@@ -306,6 +316,14 @@ def _check_values(config: Config, source: str) -> None:
     if model.tied_embeddings == "all" and not config.tokenizer.joint:
         raise ConfigError(f"{source}: model.tied_embeddings = 'all' shares one embedding between source and target, "
                           "which needs one vocabulary: set tokenizer.joint: true, or use tied_embeddings 'decoder'.")
+    train = config.training
+    if train.average_last > max(train.keep_last, 1):
+        raise ConfigError(f"{source}: training.average_last = {train.average_last} averages more step checkpoints "
+                          f"than training.keep_last = {train.keep_last} keeps: raise keep_last to at least "
+                          f"{train.average_last}.")
+    if train.scheduler == "budget" and not (train.max_steps or train.max_minutes):
+        raise ConfigError(f"{source}: training.scheduler = 'budget' decays the rate to zero at the end of the "
+                          "budget, and no budget is set: set training.max_minutes or training.max_steps.")
     if config.data.src_lang == config.data.trg_lang:
         raise ConfigError(f"{source}: data.src_lang and data.trg_lang are both {config.data.src_lang!r}; "
                           "they name the two files of each split and must differ.")

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from seq2seq.attention import Attention, AttentionKeys
 from seq2seq.fused_loop import LoopWeights, fused_decoder_loop
 from seq2seq.tokenizer import PAD_ID
+from seq2seq.word_dropout import WordDropout
 
 
 FEW_ROWS = 128  # up to this many rows per step, inference multiplies weight @ x.T (see few_rows_linear)
@@ -39,11 +40,13 @@ class DecoderState(NamedTuple):
 
 class LuongDecoder(nn.Module):
     def __init__(self, *, vocab_size: int, embedding_dim: int, hidden_size: int, encoder_size: int,
-                 num_layers: int, attention: str, input_feeding: bool, dropout: float, tied_output: bool = False):
+                 num_layers: int, attention: str, input_feeding: bool, dropout: float, tied_output: bool = False,
+                 word_dropout: float = 0.0):
         super().__init__()
         self.input_feeding = input_feeding
         self.hidden_size = hidden_size
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD_ID)
+        self.word_dropout = WordDropout(word_dropout)
         self.dropout = nn.Dropout(dropout)
         input_size = embedding_dim + (hidden_size if input_feeding else 0)
         self.lstm = nn.LSTM(input_size, hidden_size, num_layers, batch_first=True,
@@ -75,11 +78,15 @@ class LuongDecoder(nn.Module):
         elif self.input_feeding:
             features, weights = self.forward_fused(trg_in, state, keys)
         else:
-            embedded = self.dropout(self.embedding(trg_in))  # [B, T, E]
+            embedded = self.embed(trg_in)  # [B, T, E]
             outputs, _ = self.lstm(embedded, (state.h, state.c))  # [B, T, H]
             attentional, weights = self.attentional(outputs, keys)
             features = self.features(attentional)
         return (self.output(features) if project else features), weights
+
+    def embed(self, tokens: Tensor) -> Tensor:
+        """Input tokens [...] → embeddings [..., E], after word dropout and dropout (in training)."""
+        return self.dropout(self.word_dropout(self.embedding(tokens)))
 
     def features(self, attentional: Tensor) -> Tensor:
         """What the output layer reads: dropout(s~) [..., H], projected to [..., E] when the layer is tied."""
@@ -93,7 +100,7 @@ class LuongDecoder(nn.Module):
         The embedding half of the first layer's input projection is one matrix product over all steps.
         """
         lstm, embedding_dim = self.lstm, self.embedding.embedding_dim
-        embedded = self.dropout(self.embedding(trg_in.t()))  # [T, B, E]
+        embedded = self.embed(trg_in.t())  # [T, B, E]
         pre = F.linear(embedded, lstm.weight_ih_l0[:, :embedding_dim], lstm.bias_ih_l0 + lstm.bias_hh_l0)  # [T, B, 4H]
         layer_masks = None
         if self.training and lstm.dropout > 0 and lstm.num_layers > 1:  # nn.LSTM's dropout between layers
@@ -139,7 +146,7 @@ class LuongDecoder(nn.Module):
     def step_features(self, prev_tokens: Tensor, state: DecoderState,
                       keys: AttentionKeys) -> tuple[Tensor, DecoderState, Tensor]:
         """One step up to the output layer: features [B, H], the next state, attention weights [B, S]."""
-        embedded = self.dropout(self.embedding(prev_tokens)).unsqueeze(1)  # [B, 1, E]
+        embedded = self.embed(prev_tokens).unsqueeze(1)  # [B, 1, E]
         if self.input_feeding:
             embedded = torch.cat([embedded, state.feed.unsqueeze(1)], dim=-1)  # [B, 1, E + H]
         if (type(self.lstm) is nn.LSTM and not self.training and not torch.is_grad_enabled()

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2seq.tokenizer import PAD_ID
+from seq2seq.word_dropout import WordDropout
 
 
 class EncoderOutput(NamedTuple):
@@ -21,9 +22,10 @@ class EncoderOutput(NamedTuple):
 
 class LSTMEncoder(nn.Module):
     def __init__(self, *, vocab_size: int, embedding_dim: int, hidden_size: int, num_layers: int,
-                 bidirectional: bool, dropout: float):
+                 bidirectional: bool, dropout: float, word_dropout: float = 0.0):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD_ID)
+        self.word_dropout = WordDropout(word_dropout)
         self.dropout = nn.Dropout(dropout)
         self.lstm = nn.LSTM(embedding_dim, hidden_size, num_layers, batch_first=True, bidirectional=bidirectional,
                             dropout=dropout if num_layers > 1 else 0.0)
@@ -36,7 +38,7 @@ class LSTMEncoder(nn.Module):
         Packing makes every sentence's states independent of the padding around it.
         """
         batch, max_len = src.shape
-        embedded = self.dropout(self.embedding(src))  # [B, S, E]
+        embedded = self.dropout(self.word_dropout(self.embedding(src)))  # [B, S, E]
         packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
         packed_out, (h, c) = self.lstm(packed)
         states, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=max_len)  # [B, S, H_enc]

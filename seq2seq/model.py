@@ -67,14 +67,15 @@ class Seq2Seq(nn.Module):
 def build_model(config: ModelConfig, *, src_vocab_size: int, trg_vocab_size: int) -> Seq2Seq:
     encoder = LSTMEncoder(vocab_size=src_vocab_size, embedding_dim=config.embedding_dim,
                           hidden_size=config.encoder_hidden, num_layers=config.encoder_layers,
-                          bidirectional=config.bidirectional, dropout=config.dropout)
+                          bidirectional=config.bidirectional, dropout=config.dropout,
+                          word_dropout=config.source_word_dropout)
     bridge = Bridge(kind=config.bridge, encoder_size=encoder.output_size, decoder_size=config.decoder_hidden,
                     decoder_layers=config.decoder_layers)
     decoder = LuongDecoder(vocab_size=trg_vocab_size, embedding_dim=config.embedding_dim,
                            hidden_size=config.decoder_hidden, encoder_size=encoder.output_size,
                            num_layers=config.decoder_layers, attention=config.attention,
                            input_feeding=config.input_feeding, dropout=config.dropout,
-                           tied_output=config.tied_embeddings != "none")
+                           tied_output=config.tied_embeddings != "none", word_dropout=config.target_word_dropout)
     if config.tied_embeddings == "all":
         if src_vocab_size != trg_vocab_size:
             raise ValueError(f"tied_embeddings 'all' needs one vocabulary, got {src_vocab_size} source and "

@@ -27,20 +27,21 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from seq2seq.batching import Batch
-from seq2seq.checkpoint import (atomic_copy, atomic_write_text, load_checkpoint, prune_step_checkpoints,
-                                remove_stale_temporaries, save_checkpoint, step_checkpoint_path)
+from seq2seq.checkpoint import (atomic_copy, prune_step_checkpoints, remove_stale_temporaries, save_checkpoint,
+                                step_checkpoint_path)
 from seq2seq.config import Config, config_to_dict, save_config
 from seq2seq.dataset import Split, prepare_data
 from seq2seq.distributed import Distributed, setup
 from seq2seq.errors import UserError
+from seq2seq.finish import average_last_checkpoints, final_report
 from seq2seq.loader import Prefetcher, epoch_plan, evaluation_batches, training_batches
 from seq2seq.logs import MetricsWriter, setup_logging
 from seq2seq.model import Seq2Seq, build_model, count_parameters
 from seq2seq.prepare import is_prepared_data, prepared_dir
 from seq2seq.resume import Progress, check_compatible, load_resume_checkpoint, rng_state, set_rng_state
 from seq2seq.tokenizer import Tokenizer
-from seq2seq.training import (AUTOCAST_TYPES, Scheduler, autocast_supported, make_optimizer, make_scheduler,
-                              score_split, train_step)
+from seq2seq.training import (AUTOCAST_TYPES, BudgetSchedule, Scheduler, autocast_supported, improved,
+                              make_optimizer, make_scheduler, train_step)
 from seq2seq.training import validate as validate_model
 
 log = logging.getLogger(__name__)
@@ -85,13 +86,6 @@ class StopSignals:
         self.received = signal.Signals(signum).name
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
-
-
-def improved(metric: str, value: float, best: float | None) -> bool:
-    """BLEU is better when higher; loss and perplexity when lower."""
-    if best is None:
-        return True
-    return value > best if metric == "bleu" else value < best
 
 
 def seed_everything(seed: int) -> None:
@@ -189,6 +183,9 @@ def _fit(config: Config, ctx: Distributed, *, overwrite: bool, resume: bool, res
     ctx.close()  # all processes leave together; the final scoring below needs no other process
     if not ctx.is_main:
         return {}
+    if train.average_last > 1:
+        average_last_checkpoints(model, model_dir / "checkpoints", splits, src_tok, trg_tok, config, ctx.device,
+                                 metrics, progress)
     return final_report(model, model_dir, splits, src_tok, trg_tok, config, ctx.device, metrics, progress)
 
 
@@ -243,7 +240,7 @@ class Trainer:
             self.autocast = None
         self.signals = StopSignals()
         self.session_start = time.monotonic()
-        self.elapsed_before = progress.elapsed
+        self.elapsed_before = self.clock = progress.elapsed
         self.last_save, self.saved_step = self.session_start, progress.step
         self.window_tokens, self.window_start, self.window_loss = 0, self.session_start, []
 
@@ -287,15 +284,18 @@ class Trainer:
         """One update, then whatever is due after it (log, validation, save, stop); returns a stop reason."""
         train, progress, ctx = self.train, self.progress, self.ctx
         normalizer = global_tokens / ctx.world_size if ctx.enabled else None
+        if isinstance(self.scheduler, BudgetSchedule):
+            self.scheduler.set(step=progress.step, elapsed=self.clock)
         loss = train_step(self.net, batch.to(self.device), self.optimizer, label_smoothing=train.label_smoothing,
                           clip_grad_norm=train.clip_grad_norm, autocast=self.autocast,
                           normalizer=normalizer)
         progress.batch_in_epoch += 1
         local_tokens = batch.num_target_tokens
         # one collective per update: the loss for the log, and the flags every process must agree on
-        loss_sum, tokens, late, save_by_time, stop = ctx.sum([
+        loss_sum, tokens, late, save_by_time, stop, clock_sum = ctx.sum([
             (loss or 0.0) * local_tokens, local_tokens, self.out_of_time(), self.save_by_time(),
-            self.signals.received is not None])
+            self.signals.received is not None, self.elapsed()])
+        self.clock = clock_sum / ctx.world_size  # the training clock, alike in every process
         if loss is None:
             self.skipped()
         else:
@@ -424,22 +424,3 @@ class Trainer:
             self.save()
         name = self.signals.received or "a signal to another process"
         raise Interrupted(name, self.progress.step, self.checkpoints / "last.pt", is_main=self.ctx.is_main)
-
-
-def final_report(model: Seq2Seq, model_dir: Path, splits: dict[str, Split], src_tok: Tokenizer, trg_tok: Tokenizer,
-                 config: Config, device: torch.device, metrics: MetricsWriter, progress: Progress) -> dict[str, float]:
-    """Reload the best checkpoint; score valid and test (if configured) with the configured beam size."""
-    model.load_state_dict(load_checkpoint(model_dir / "checkpoints" / "best.pt")["model"])
-    beam = config.decoding.beam_size
-    report = {}
-    for name in ("valid", "test"):
-        if name in splits:
-            report[f"{name}_bleu"], hypotheses = score_split(model, splits[name], src_tok, trg_tok, config, device,
-                                                             beam_size=beam)
-            atomic_write_text(model_dir / f"{name}.hyp", "".join(h + "\n" for h in hypotheses))
-    metrics.write("final", step=progress.step, beam_size=beam, **report)
-    search_name = "greedy" if beam == 1 else f"beam {beam}"
-    for key, value in report.items():
-        log.info("%s (%s, best checkpoint): %.2f", key.replace("_bleu", " BLEU"), search_name, value)
-    return report
-

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 
@@ -19,8 +20,46 @@ from seq2seq.model import Seq2Seq
 from seq2seq.tokenizer import Tokenizer
 from seq2seq.translator import SearchOptions, translate_texts
 
-Scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau | torch.optim.lr_scheduler.LambdaLR
 AUTOCAST_TYPES = {"none": None, "bf16": torch.bfloat16}
+
+
+class BudgetSchedule:
+    """Linear warm-up, then linear decay to zero at the end of the training budget (Li, Yumer & Ramanan,
+    "Budgeted Training", ICLR 2020: under a fixed budget this beats step and plateau schedules).
+
+    The budget is ``max_steps`` updates and/or ``max_minutes`` of training time (validation included), and
+    the rate follows whichever is used up faster, so a time-limited run spends its last updates at small
+    rates instead of being cut off at the peak. The rate is a function of the step and the training clock
+    alone: the schedule keeps no state, and a resumed run continues it from the saved clock. With a time
+    budget the rate depends on how fast updates run, so resuming repeats an uninterrupted run only up to
+    that timing; with ``max_steps`` alone it is exact.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, *, peak: float, warmup_steps: int, max_steps: int,
+                 max_seconds: float):
+        self.optimizer, self.peak, self.warmup_steps = optimizer, peak, warmup_steps
+        self.max_steps, self.max_seconds = max_steps, max_seconds
+        self.set(step=0, elapsed=0.0)
+
+    def rate(self, step: int, elapsed: float) -> float:
+        """The rate of update ``step + 1``, after ``step`` updates and ``elapsed`` seconds of training."""
+        used = max(step / self.max_steps if self.max_steps else 0.0,
+                   elapsed / self.max_seconds if self.max_seconds else 0.0)
+        warm = min((step + 1) / self.warmup_steps, 1.0) if self.warmup_steps else 1.0
+        return self.peak * max(min(warm, 1.0 - used), 0.0)
+
+    def set(self, *, step: int, elapsed: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.rate(step, elapsed)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}  # nothing to save: the rate follows from Progress (step, elapsed)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+Scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau | torch.optim.lr_scheduler.LambdaLR | BudgetSchedule
 
 
 @functools.cache
@@ -97,6 +136,13 @@ def score_split(model: Seq2Seq, split: Split, src_tok: Tokenizer, trg_tok: Token
     return bleu(hypotheses, split.references).score, hypotheses
 
 
+def improved(metric: str, value: float, best: float | None) -> bool:
+    """BLEU is better when higher; loss and perplexity when lower."""
+    if best is None:
+        return True
+    return value > best if metric == "bleu" else value < best
+
+
 def validate(model: Seq2Seq, split: Split, batches: Iterable[Batch], src_tok: Tokenizer, trg_tok: Tokenizer,
              config: Config, device: torch.device) -> dict[str, float]:
     loss = evaluate_loss(model, batches, device)
@@ -113,7 +159,8 @@ def make_optimizer(model: Seq2Seq, config: Config) -> torch.optim.Optimizer:
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, config: Config) -> Scheduler | None:
-    """The per-validation plateau scheduler or the per-step warm-up/decay scheduler (or None)."""
+    """The per-validation plateau scheduler, the per-step warm-up/decay scheduler, the budget schedule (set
+    before every update from the step and the clock), or None."""
     train = config.training
     if train.scheduler == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -124,4 +171,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: Config) -> Schedule
         # Linear warm-up to the peak rate, then decay with the inverse square root of the step (Vaswani et al.).
         return torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: min((step + 1) / warmup, math.sqrt(warmup / (step + 1))))
+    if train.scheduler == "budget":
+        return BudgetSchedule(optimizer, peak=train.learning_rate, warmup_steps=train.warmup_steps,
+                              max_steps=train.max_steps, max_seconds=train.max_minutes * 60)
     return None

@@ -9,6 +9,7 @@ from seq2seq.config import ModelConfig
 from seq2seq.decoder import few_rows_linear, lstm_step
 from seq2seq.fused_loop import fused_decoder_loop
 from seq2seq.model import build_model, count_parameters
+from seq2seq.word_dropout import WordDropout
 
 VOCAB = 20
 
@@ -194,3 +195,42 @@ def test_three_way_tying_shares_the_source_embedding_too():
     assert model.encoder.embedding.weight is model.decoder.embedding.weight is model.decoder.output.weight
     with pytest.raises(ValueError, match="one vocabulary"):
         build_model(ModelConfig(tied_embeddings="all"), src_vocab_size=VOCAB, trg_vocab_size=VOCAB + 1)
+
+
+def test_word_dropout_drops_whole_words_in_training_only():
+    dropout = WordDropout(0.5)
+    embedded = torch.ones(40, 30, 8)  # [B, T, E]
+    torch.manual_seed(0)
+    dropped = dropout(embedded)
+    per_token = dropped[..., 0]  # [B, T]: every unit of a token shares its token's fate
+    assert torch.equal(dropped, per_token.unsqueeze(-1).expand_as(dropped))
+    assert set(per_token.unique().tolist()) == {0.0, 2.0}  # dropped, or kept and scaled by 1 / (1 - p)
+    assert 0.4 < (per_token == 0).float().mean().item() < 0.6
+    assert torch.equal(dropout.eval()(embedded), embedded)
+
+
+def test_word_dropout_reaches_every_decoder_path():
+    """With target word dropout 1 - tiny, the decoder inputs are all but always zero in training: the
+    parallel path, the fused loop and the step loop then give the logits of all-zero input embeddings."""
+    for input_feeding in (False, True):
+        model = tiny_model(input_feeding=input_feeding, target_word_dropout=0.999999).train()
+        batch = collate(EXAMPLES)
+        zeroed = tiny_model(input_feeding=input_feeding).train()
+        with torch.no_grad():
+            zeroed.decoder.embedding.weight.zero_()
+        expected, _ = zeroed(batch.src, batch.src_lengths, batch.trg_in)
+        for step_loop in (False, True):
+            torch.manual_seed(1)
+            logits, _ = model(batch.src, batch.src_lengths, batch.trg_in, step_loop=step_loop)
+            assert torch.allclose(logits, expected, atol=1e-5), (input_feeding, step_loop)
+
+
+def test_source_word_dropout_reaches_the_encoder():
+    model = tiny_model(source_word_dropout=0.999999).train()
+    zeroed = tiny_model().train()
+    with torch.no_grad():
+        zeroed.encoder.embedding.weight.zero_()
+    batch = collate(EXAMPLES)
+    torch.manual_seed(1)
+    assert torch.allclose(model(batch.src, batch.src_lengths, batch.trg_in)[0],
+                          zeroed(batch.src, batch.src_lengths, batch.trg_in)[0], atol=1e-5)

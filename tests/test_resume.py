@@ -231,6 +231,27 @@ def test_average_is_the_elementwise_mean(tmp_path):
     assert averaged["config"] == {"i": 2}
 
 
+def test_budget_schedule_and_averaging_the_last_checkpoints_at_the_end(corpus, tmp_path):
+    model_dir = tmp_path / "model"
+    assert main(train_args(model_dir, corpus, "training.scheduler=budget", "training.warmup_steps=2",
+                           "training.max_steps=12", "training.validate_every=4", "training.patience=0",
+                           "training.keep_last=3", "training.average_last=3")) == 0
+    rates = [e["lr"] for e in events(model_dir, "train")]  # the rate of each update, 1 to 12
+    assert rates == pytest.approx([0.003 * min(k / 2, 1 - (k - 1) / 12) for k in range(1, 13)])
+    checkpoints = model_dir / "checkpoints"
+    steps = [load_checkpoint(checkpoints / f"step_{k:07d}.pt")["model"] for k in (4, 8, 12)]
+    averaged = load_checkpoint(checkpoints / "averaged.pt")["model"]
+    for name, tensor in averaged.items():
+        assert torch.allclose(tensor, sum(step[name] for step in steps) / 3, atol=1e-6), name
+    (average,) = events(model_dir, "average")
+    assert average["checkpoints"] == ["step_0000004.pt", "step_0000008.pt", "step_0000012.pt"]
+    best_bleu = max(e["bleu"] for e in events(model_dir, "valid"))
+    assert average["best"] == (average["bleu"] > best_bleu)
+    best = load_checkpoint(checkpoints / "best.pt")["model"]
+    assert all(torch.equal(best[name], averaged[name]) for name in best) == average["best"]
+    assert (checkpoints / "best_single.pt").exists() == average["best"]
+
+
 def test_average_command_writes_a_checkpoint_translate_can_use(short_run, capsys):
     assert main(["average", str(short_run), "-n", "2"]) == 0
     averaged = load_checkpoint(short_run / "checkpoints" / "averaged.pt")["model"]

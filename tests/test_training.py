@@ -10,11 +10,10 @@ from seq2seq.checkpoint import atomic_write_text, load_checkpoint, save_checkpoi
 from seq2seq.config import ModelConfig, config_from_dict
 from seq2seq.errors import UserError
 from seq2seq.model import build_model
-from seq2seq.trainer import improved
 import seq2seq.loss as loss_module
 from seq2seq.loss import output_loss
 from seq2seq.tokenizer import PAD_ID
-from seq2seq.training import autocast_supported, make_optimizer, make_scheduler, train_step
+from seq2seq.training import autocast_supported, improved, make_optimizer, make_scheduler, train_step
 
 
 def config(**training):
@@ -72,6 +71,33 @@ def test_warmup_decay_schedule_rises_then_decays():
         scheduler.step()
     assert rates[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
     assert rates[15] == pytest.approx(math.sqrt(4 / 16))  # inverse square-root decay after warm-up
+
+
+def test_budget_schedule_warms_up_then_decays_linearly_to_zero_at_the_step_budget():
+    model = torch.nn.Linear(2, 2)
+    schedule = make_scheduler(make_optimizer(model, cfg := config(scheduler="budget", warmup_steps=4, max_steps=20)),
+                              cfg)
+    rates = [schedule.rate(step, elapsed=0.0) for step in range(21)]
+    assert rates[:4] == pytest.approx([0.25, 0.5, 0.75, 0.85])  # warm-up until it meets the line 1 - 3/20
+    assert rates[10] == pytest.approx(0.5) and rates[19] == pytest.approx(0.05) and rates[20] == 0.0
+    assert schedule.optimizer.param_groups[0]["lr"] == pytest.approx(0.25)  # set for the first update at once
+
+
+def test_budget_schedule_follows_whichever_budget_runs_out_first():
+    cfg = config(scheduler="budget", warmup_steps=0, max_steps=100, max_minutes=10)
+    schedule = make_scheduler(make_optimizer(torch.nn.Linear(2, 2), cfg), cfg)
+    assert schedule.rate(10, elapsed=300.0) == pytest.approx(0.5)  # half the 600 s gone, a tenth of the steps
+    assert schedule.rate(90, elapsed=60.0) == pytest.approx(0.1)  # the steps run out first
+    schedule.set(step=0, elapsed=450.0)
+    assert schedule.optimizer.param_groups[0]["lr"] == pytest.approx(0.25)
+    minutes_only = config(scheduler="budget", warmup_steps=0, max_minutes=10)
+    assert make_scheduler(make_optimizer(torch.nn.Linear(2, 2), minutes_only), minutes_only).rate(
+        10**6, elapsed=540.0) == pytest.approx(0.1)
+
+
+def test_budget_schedule_needs_a_budget():
+    with pytest.raises(UserError, match="max_minutes or training.max_steps"):
+        config(scheduler="budget")
 
 
 def test_plateau_schedule_cuts_the_rate_when_bleu_stalls():
