@@ -105,6 +105,8 @@ class TrainingConfig:
         "then linear decay to zero at the end of the budget (max_steps and/or max_minutes, whichever runs out "
         "first).", "plateau")
     warmup_steps: int = doc("Warm-up length (updates) of warmup_decay and budget.", 1000)
+    decay_fraction: float = doc("budget: the share of the budget, at its end, over which the rate falls linearly "
+                                "to zero; 1.0 decays from the start, 0.2 holds the peak rate for 80%.", 1.0)
     plateau_factor: float = doc("Learning-rate multiplier on a plateau.", 0.5)
     plateau_patience: int = doc("Validations without improvement before the rate is cut.", 2)
     min_learning_rate: float = doc("The plateau scheduler never goes below this rate.", 1.0e-5)
@@ -297,7 +299,8 @@ def _check_values(config: Config, source: str) -> None:
         value = getattr(getattr(config, section), key)
         if not 0.0 <= value < 1.0:
             raise ConfigError(f"{source}: {section}.{key} = {value!r} must be in [0, 1).")
-    for section, key in [("tokenizer", "character_coverage"), ("training", "plateau_factor")]:
+    for section, key in [("tokenizer", "character_coverage"), ("training", "plateau_factor"),
+                         ("training", "decay_fraction")]:
         value = getattr(getattr(config, section), key)
         if not 0.0 < value <= 1.0:
             raise ConfigError(f"{source}: {section}.{key} = {value!r} must be in (0, 1].")

@@ -24,20 +24,24 @@ AUTOCAST_TYPES = {"none": None, "bf16": torch.bfloat16}
 
 
 class BudgetSchedule:
-    """Linear warm-up, then linear decay to zero at the end of the training budget (Li, Yumer & Ramanan,
-    "Budgeted Training", ICLR 2020: under a fixed budget this beats step and plateau schedules).
+    """Linear warm-up, a constant rate, then linear decay to zero at the end of the training budget.
 
-    The budget is ``max_steps`` updates and/or ``max_minutes`` of training time (validation included), and
-    the rate follows whichever is used up faster, so a time-limited run spends its last updates at small
-    rates instead of being cut off at the peak. The rate is a function of the step and the training clock
+    ``decay_fraction`` is the share of the budget the decay takes: 1.0 decays from the start (Li, Yumer &
+    Ramanan, "Budgeted Training", ICLR 2020: under a fixed budget this beats step and plateau schedules);
+    smaller values hold the peak rate first and cool down at the end ("warmup-stable-decay"; Hägele et al.
+    2024 find a cool-down over the last 20% as good as a cosine schedule). The budget is ``max_steps``
+    updates and/or ``max_minutes`` of training time (validation included), and the rate follows whichever
+    is used up faster, so a time-limited run spends its last updates at small rates instead of being cut
+    off at the peak. The rate is a function of the step and the training clock
     alone: the schedule keeps no state, and a resumed run continues it from the saved clock. With a time
     budget the rate depends on how fast updates run, so resuming repeats an uninterrupted run only up to
     that timing; with ``max_steps`` alone it is exact.
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, *, peak: float, warmup_steps: int, max_steps: int,
-                 max_seconds: float):
+                 max_seconds: float, decay_fraction: float = 1.0):
         self.optimizer, self.peak, self.warmup_steps = optimizer, peak, warmup_steps
+        self.decay_fraction = decay_fraction
         self.max_steps, self.max_seconds = max_steps, max_seconds
         self.set(step=0, elapsed=0.0)
 
@@ -46,7 +50,7 @@ class BudgetSchedule:
         used = max(step / self.max_steps if self.max_steps else 0.0,
                    elapsed / self.max_seconds if self.max_seconds else 0.0)
         warm = min((step + 1) / self.warmup_steps, 1.0) if self.warmup_steps else 1.0
-        return self.peak * max(min(warm, 1.0 - used), 0.0)
+        return self.peak * max(min(warm, 1.0, (1.0 - used) / self.decay_fraction), 0.0)
 
     def set(self, *, step: int, elapsed: float) -> None:
         for group in self.optimizer.param_groups:
@@ -173,5 +177,6 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: Config) -> Schedule
             optimizer, lambda step: min((step + 1) / warmup, math.sqrt(warmup / (step + 1))))
     if train.scheduler == "budget":
         return BudgetSchedule(optimizer, peak=train.learning_rate, warmup_steps=train.warmup_steps,
-                              max_steps=train.max_steps, max_seconds=train.max_minutes * 60)
+                              max_steps=train.max_steps, max_seconds=train.max_minutes * 60,
+                              decay_fraction=train.decay_fraction)
     return None

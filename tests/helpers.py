@@ -1,5 +1,6 @@
 """Shared by the tests: slices of the shipped toy corpus, tiny models trained on them, a served model."""
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -15,6 +16,15 @@ from seq2seq.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 TOY = ROOT / "data" / "toy"
 TOY_CONFIG = str(ROOT / "configs" / "toy.yaml")
+
+
+def load_script(name: str):
+    """Import scripts/NAME.py as a module (the scripts are not part of the package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def write_slice(directory: Path, split: str, lines: int) -> str:

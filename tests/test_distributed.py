@@ -65,6 +65,16 @@ def test_two_processes_agree_with_each_other_and_with_one_process(corpus, tmp_pa
     assert [e["step"] for e in events if e["event"] == "train"] == list(range(1, 31))  # written once, by rank 0
 
 
+def test_a_time_budget_schedule_keeps_the_replicas_equal(corpus, tmp_path):
+    """The budget schedule's rate follows the clock, and each process has its own: they must use one value."""
+    overrides = [*corpus, "training.max_steps=20", "training.scheduler=budget", "training.warmup_steps=2",
+                 "training.max_minutes=0.5", f"training.model_dir={tmp_path / 'ddp'}"]
+    torchrun(tmp_path / "dump", overrides)
+    rank0 = torch.load(tmp_path / "dump" / "rank0.pt", weights_only=True)
+    rank1 = torch.load(tmp_path / "dump" / "rank1.pt", weights_only=True)
+    assert all(torch.equal(rank0[name], rank1[name]) for name in rank0)
+
+
 def test_resume_under_two_processes_is_bitwise_identical(corpus, tmp_path):
     base = [*corpus, "model.dropout=0.2"]  # dropout: each process's RNG state must be restored
     torchrun(tmp_path / "straight", [*base, "training.max_steps=30", f"training.model_dir={tmp_path / 'a'}"])

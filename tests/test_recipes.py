@@ -1,27 +1,18 @@
 """The Multi30k recipe: configs load, the data script copies and checks files, the report scripts work."""
 
-import importlib.util
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from helpers import load_script
 from seq2seq.config import load_config
 from seq2seq.corpus import read_parallel
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_MULTI30K = ROOT.parent / "shared" / "data" / "multi30k"
 COUNTS = {"train": 29000, "val": 1014, "test_2016_flickr": 1000}
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize("name", ["multi30k_de_en", "multi30k_en_de"])

@@ -95,6 +95,14 @@ def test_budget_schedule_follows_whichever_budget_runs_out_first():
         10**6, elapsed=540.0) == pytest.approx(0.1)
 
 
+def test_budget_schedule_can_hold_the_peak_and_cool_down_at_the_end():
+    cfg = config(scheduler="budget", warmup_steps=2, max_steps=100, decay_fraction=0.2)
+    schedule = make_scheduler(make_optimizer(torch.nn.Linear(2, 2), cfg), cfg)
+    rates = [schedule.rate(step, elapsed=0.0) for step in range(101)]
+    assert rates[:2] == pytest.approx([0.5, 1.0]) and rates[80] == pytest.approx(1.0)
+    assert rates[90] == pytest.approx(0.5) and rates[99] == pytest.approx(0.05) and rates[100] == 0.0
+
+
 def test_budget_schedule_needs_a_budget():
     with pytest.raises(UserError, match="max_minutes or training.max_steps"):
         config(scheduler="budget")
