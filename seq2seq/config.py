@@ -94,6 +94,9 @@ class TrainingConfig:
     weight_decay: float = doc("Weight decay (decoupled for adamw).", 0.0)
     clip_grad_norm: float = doc("Clip the gradient's global L2 norm to this value; 0 disables clipping.", 1.0)
     label_smoothing: float = doc("Label smoothing of the cross-entropy loss.", 0.1)
+    bpe_dropout: float = doc("BPE-dropout (Provilkov et al. 2020): each training batch is segmented anew, every "
+                             "merge skipped with this probability (0.1 in the paper); 0 keeps the prepared "
+                             "segmentation. Needs tokenizer.type: bpe. Evaluation never samples.", 0.0)
     batch_tokens: int = doc("Target tokens per batch (padding included); batches hold sentences of similar length.",
                             2000)
     max_epochs: int = doc("Stop after this many passes over the training data.", 20)
@@ -295,7 +298,7 @@ def _check_values(config: Config, source: str) -> None:
         if value < 0:
             raise ConfigError(f"{source}: {section}.{key} = {value!r} must be 0 or greater.")
     for section, key in [("model", "dropout"), ("model", "source_word_dropout"), ("model", "target_word_dropout"),
-                         ("training", "label_smoothing")]:
+                         ("training", "label_smoothing"), ("training", "bpe_dropout")]:
         value = getattr(getattr(config, section), key)
         if not 0.0 <= value < 1.0:
             raise ConfigError(f"{source}: {section}.{key} = {value!r} must be in [0, 1).")
@@ -324,6 +327,9 @@ def _check_values(config: Config, source: str) -> None:
         raise ConfigError(f"{source}: training.average_last = {train.average_last} averages more step checkpoints "
                           f"than training.keep_last = {train.keep_last} keeps: raise keep_last to at least "
                           f"{train.average_last}.")
+    if train.bpe_dropout and config.tokenizer.type != "bpe":
+        raise ConfigError(f"{source}: training.bpe_dropout = {train.bpe_dropout} needs tokenizer.type: bpe (it drops "
+                          f"BPE merges), got {config.tokenizer.type!r}.")
     if train.scheduler == "budget" and not (train.max_steps or train.max_minutes):
         raise ConfigError(f"{source}: training.scheduler = 'budget' decays the rate to zero at the end of the "
                           "budget, and no budget is set: set training.max_minutes or training.max_steps.")

@@ -11,14 +11,15 @@ process alike.
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 import numpy as np
 
-from seq2seq.batching import Batch, collate, plan_batches
+from seq2seq.batching import Batch, Example, collate, plan_batches
 from seq2seq.dataset import Split
 
 T = TypeVar("T")
@@ -30,9 +31,15 @@ def epoch_plan(sizes: np.ndarray, *, batch_tokens: int, seed: int, epoch: int, w
     return [indices for indices in plan if len(indices) >= world_size]
 
 
-def shard(split: Split, indices: np.ndarray, *, rank: int = 0, world_size: int = 1) -> tuple[Batch, int]:
-    """This process's share of a global batch, collated, and the global batch's target token count."""
+def shard(split: Split, indices: np.ndarray, *, rank: int = 0, world_size: int = 1,
+          resegment: Callable[[list[Example]], list[Example]] | None = None) -> tuple[Batch, int]:
+    """This process's share of a global batch, collated, and the global batch's target token count.
+
+    ``resegment`` (BPE-dropout) changes the pieces of the whole global batch, alike in every process, before
+    the share is taken."""
     examples = split.examples(indices)
+    if resegment is not None:
+        examples = resegment(examples)
     trg_lengths = np.array([len(e.trg) for e in examples])
     global_tokens = int(trg_lengths.sum()) + len(indices)  # + EOS, as the loss counts them
     if world_size > 1:
@@ -41,10 +48,14 @@ def shard(split: Split, indices: np.ndarray, *, rank: int = 0, world_size: int =
     return collate(examples), global_tokens
 
 
-def training_batches(split: Split, plan: list[np.ndarray], *, rank: int = 0,
-                     world_size: int = 1) -> Iterator[tuple[Batch, int]]:
-    for indices in plan:
-        yield shard(split, indices, rank=rank, world_size=world_size)
+def training_batches(split: Split, plan: list[np.ndarray], *, rank: int = 0, world_size: int = 1,
+                     resegment: Callable[[list[Example], int], list[Example]] | None = None,
+                     first: int = 0) -> Iterator[tuple[Batch, int]]:
+    """The batches of ``plan``, which starts at batch number ``first`` of its epoch; ``resegment(examples,
+    number)`` re-segments batch ``number`` (BPE-dropout)."""
+    for number, indices in enumerate(plan, start=first):
+        bound = None if resegment is None else functools.partial(resegment, number=number)
+        yield shard(split, indices, rank=rank, world_size=world_size, resegment=bound)
 
 
 def first_batches(split: Split, *, batch_tokens: int, seed: int, count: int) -> list[Batch]:

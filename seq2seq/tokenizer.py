@@ -31,6 +31,12 @@ class Tokenizer:
     def encode(self, texts: list[str], *, num_threads: int = 1) -> list[list[int]]:
         return self.processor.encode(texts, out_type=int, num_threads=num_threads)
 
+    def sample(self, texts: list[str], *, alpha: float) -> list[list[int]]:
+        """Random segmentations of ``texts``: for BPE, each merge is skipped with probability ``alpha``
+        (BPE-dropout); for unigram, segmentations are sampled with smoothing ``alpha`` (subword
+        regularization). Seeded by ``sentencepiece.set_random_generator_seed``."""
+        return self.processor.encode(texts, out_type=int, enable_sampling=True, alpha=alpha, nbest_size=-1)
+
     def decode(self, ids: list[list[int]]) -> list[str]:
         return self.processor.decode(ids)
 

@@ -12,6 +12,7 @@ to validate, save or stop is taken from values all processes share.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -27,6 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from seq2seq.batching import Batch
+from seq2seq.bpe_dropout import Resegmenter
 from seq2seq.checkpoint import (atomic_copy, prune_step_checkpoints, remove_stale_temporaries, save_checkpoint,
                                 step_checkpoint_path)
 from seq2seq.config import Config, config_to_dict, save_config
@@ -238,6 +240,10 @@ class Trainer:
             log.warning("training.autocast = %s is not supported on this %s (oneDNN has no bfloat16 LSTM kernel "
                         "without AVX-512): training in float32 instead", self.train.autocast, self.device.type)
             self.autocast = None
+        self.resegmenter = None  # BPE-dropout
+        if self.train.bpe_dropout:
+            self.resegmenter = Resegmenter(src_tok, trg_tok, p=self.train.bpe_dropout,
+                                           max_length=config.data.max_length, seed=self.train.seed)
         self.signals = StopSignals()
         self.session_start = time.monotonic()
         self.elapsed_before = self.clock = progress.elapsed
@@ -268,8 +274,9 @@ class Trainer:
         progress, ctx = self.progress, self.ctx
         plan = epoch_plan(self.train_sizes, batch_tokens=self.train.batch_tokens, seed=self.train.seed,
                           epoch=progress.epoch, world_size=ctx.world_size)
+        resegment = functools.partial(self.resegmenter, epoch=progress.epoch) if self.resegmenter else None
         batches = training_batches(self.splits["train"], plan[progress.batch_in_epoch:], rank=ctx.rank,
-                                   world_size=ctx.world_size)
+                                   world_size=ctx.world_size, resegment=resegment, first=progress.batch_in_epoch)
         with tqdm(total=len(plan), initial=progress.batch_in_epoch, desc=f"epoch {progress.epoch + 1}",
                   leave=False, disable=None if ctx.is_main else True, dynamic_ncols=True) as bar, \
                 Prefetcher(batches) as prefetched:

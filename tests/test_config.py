@@ -153,10 +153,26 @@ def test_compatible_attention_sizes_load(tmp_path, attention, bidirectional, dec
     ("training.max_steps", -1, "must be 0 or greater"),
     ("training.batch_tokens", 0, "must be greater than 0"),
     ("tokenizer.character_coverage", 0.0, "must be in (0, 1]"),
+    ("model.target_word_dropout", 1.0, "must be in [0, 1)"),
+    ("training.bpe_dropout", -0.1, "must be in [0, 1)"),
+    ("training.decay_fraction", 0.0, "must be in (0, 1]"),
+    ("training.average_last", -2, "must be 0 or greater"),
 ])
 def test_impossible_value_names_key_value_and_range(tmp_path, key, value, expected):
     path = write_config(tmp_path, config_dict({key: value}))
     assert_mentions(error_of(path), str(path), f"{key} = {value!r}", expected)
+
+
+@pytest.mark.parametrize(("values", "expected"), [
+    ({"training.bpe_dropout": 0.1, "tokenizer.type": "unigram"},
+     ["training.bpe_dropout = 0.1", "tokenizer.type: bpe"]),
+    ({"training.average_last": 5, "training.keep_last": 3},
+     ["training.average_last = 5", "raise keep_last to at least 5"]),
+    ({"training.scheduler": "budget"}, ["training.scheduler = 'budget'", "set training.max_minutes"]),
+])
+def test_contradicting_training_keys_name_both(tmp_path, values, expected):
+    path = write_config(tmp_path, config_dict(values))
+    assert_mentions(error_of(path), str(path), *expected)
 
 
 @pytest.mark.parametrize("key", ["tokenizer.src_vocab_size", "tokenizer.trg_vocab_size"])

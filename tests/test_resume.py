@@ -231,6 +231,16 @@ def test_average_is_the_elementwise_mean(tmp_path):
     assert averaged["config"] == {"i": 2}
 
 
+def test_bpe_dropout_training_is_repeatable(corpus, tmp_path):
+    """BPE-dropout samples from seeds of (run, epoch, batch): the same run twice makes the same updates."""
+    for name in ("a", "b"):
+        assert main(train_args(tmp_path / name, corpus, "training.bpe_dropout=0.2", "training.max_steps=6",
+                               "training.validate_every=6")) == 0
+    assert_same_weights(tmp_path / "a" / "checkpoints" / "last.pt", tmp_path / "b" / "checkpoints" / "last.pt")
+    losses = [[e["loss"] for e in events(tmp_path / name, "train")] for name in ("a", "b")]
+    assert losses[0] == losses[1]
+
+
 def test_budget_schedule_and_averaging_the_last_checkpoints_at_the_end(corpus, tmp_path):
     model_dir = tmp_path / "model"
     assert main(train_args(model_dir, corpus, "training.scheduler=budget", "training.warmup_steps=2",

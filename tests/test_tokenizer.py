@@ -1,7 +1,10 @@
 """sentencepiece models: fixed special ids, trained once and reused, joint or separate, BPE or unigram."""
 
+import numpy as np
 import pytest
 
+from seq2seq.batching import Example
+from seq2seq.bpe_dropout import Resegmenter
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, load_or_train, load_tokenizers
 
 PAIRS = [(f"the {a} sees the {b} number {i}", f"der {a} sieht den {b} Nummer {i}")
@@ -41,3 +44,24 @@ def test_requested_vocabulary_larger_than_the_corpus_allows_still_trains(tmp_pat
     src, _ = load_or_train(tmp_path, PAIRS, vocab_sizes=(5000, 5000), model_type="bpe", joint=False,
                            character_coverage=1.0)
     assert 10 < src.vocab_size < 5000
+
+
+def test_bpe_dropout_resegments_the_same_text_deterministically_per_batch(tmp_path):
+    src, trg = load_or_train(tmp_path, PAIRS, vocab_sizes=(60, 70), model_type="bpe", joint=False,
+                             character_coverage=1.0)
+    pairs = PAIRS[:12]
+    examples = [Example(np.array(s, dtype=np.int32), np.array(t, dtype=np.int32))
+                for s, t in zip(src.encode([s for s, _ in pairs]), trg.encode([t for _, t in pairs]))]
+    resegment = Resegmenter(src, trg, p=0.5, max_length=100, seed=1)
+    first = resegment(examples, epoch=0, number=3)
+    assert src.decode([e.src for e in first]) == [s for s, _ in pairs]  # the same text, other pieces
+    assert trg.decode([e.trg for e in first]) == [t for _, t in pairs]
+    assert sum(len(e.src) for e in first) > sum(len(e.src) for e in examples)  # dropped merges: more pieces
+    assert resegment(examples, epoch=0, number=3) == first  # a resumed run samples the same
+    assert resegment(examples, epoch=1, number=3) != first
+    longest = max(len(e.src) for e in examples)
+    capped = Resegmenter(src, trg, p=0.5, max_length=longest, seed=1)(examples, epoch=0, number=3)
+    for old, new in zip(examples, capped):  # a sample beyond max_length keeps the prepared pieces
+        assert len(new.src) <= longest and len(new.trg) <= max(longest, len(old.trg))
+    with_unknown = Example(np.array([UNK_ID, *examples[0].src]), examples[0].trg)
+    assert resegment([with_unknown], epoch=0, number=0) == [with_unknown]
