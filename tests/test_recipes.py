@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from helpers import load_script
-from seq2seq.config import load_config
+from seq2seq.config import config_to_dict, load_config
 from seq2seq.corpus import read_parallel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,6 +20,18 @@ def test_recipe_configs_load(name):
     config = load_config(ROOT / "configs" / f"{name}.yaml")
     assert {config.data.src_lang, config.data.trg_lang} == {"de", "en"}
     assert config.data.test.endswith("test_2016_flickr") and config.training.max_minutes == 60
+
+
+def test_both_directions_run_the_same_recipe_except_the_languages():
+    """Each language keeps its vocabulary size; everything else (model, schedule, decoding) is shared."""
+    de_en = config_to_dict(load_config(ROOT / "configs" / "multi30k_de_en.yaml"))
+    en_de = config_to_dict(load_config(ROOT / "configs" / "multi30k_en_de.yaml"))
+    for config in (de_en, en_de):
+        data, tokenizer = config["data"], config["tokenizer"]
+        sizes = {data["src_lang"]: tokenizer.pop("src_vocab_size"), data["trg_lang"]: tokenizer.pop("trg_vocab_size")}
+        tokenizer["sizes"] = sizes
+        data.pop("src_lang"), data.pop("trg_lang"), config["training"].pop("model_dir")
+    assert de_en == en_de
 
 
 def test_bench_config_has_the_sizes_the_performance_targets_name():
