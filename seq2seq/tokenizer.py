@@ -34,8 +34,10 @@ class Tokenizer:
     def sample(self, texts: list[str], *, alpha: float) -> list[list[int]]:
         """Random segmentations of ``texts``: for BPE, each merge is skipped with probability ``alpha``
         (BPE-dropout); for unigram, segmentations are sampled with smoothing ``alpha`` (subword
-        regularization). Seeded by ``sentencepiece.set_random_generator_seed``."""
-        return self.processor.encode(texts, out_type=int, enable_sampling=True, alpha=alpha, nbest_size=-1)
+        regularization). Seeded by ``sentencepiece.set_random_generator_seed``: on one thread, since the
+        worker threads of a batch encode draw from generators the seed does not reset (not repeatable)."""
+        return self.processor.encode(texts, out_type=int, enable_sampling=True, alpha=alpha, nbest_size=-1,
+                                     num_threads=1)
 
     def decode(self, ids: list[list[int]]) -> list[str]:
         return self.processor.decode(ids)

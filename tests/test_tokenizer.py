@@ -1,5 +1,7 @@
 """sentencepiece models: fixed special ids, trained once and reused, joint or separate, BPE or unigram."""
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -57,6 +59,9 @@ def test_bpe_dropout_resegments_the_same_text_deterministically_per_batch(tmp_pa
     assert src.decode([e.src for e in first]) == [s for s, _ in pairs]  # the same text, other pieces
     assert trg.decode([e.trg for e in first]) == [t for _, t in pairs]
     assert sum(len(e.src) for e in first) > sum(len(e.src) for e in examples)  # dropped merges: more pieces
+    other = threading.Thread(target=resegment, args=(examples,), kwargs={"epoch": 5, "number": 0})
+    other.start()  # sampling elsewhere in between (a prefetch thread) must not shift the stream
+    other.join()
     assert resegment(examples, epoch=0, number=3) == first  # a resumed run samples the same
     assert resegment(examples, epoch=1, number=3) != first
     longest = max(len(e.src) for e in examples)
