@@ -40,10 +40,11 @@ from seq2seq.config import Config, ModelConfig, load_config
 from seq2seq.corpus import read_parallel, split_paths
 from seq2seq.dataset import prepare_data
 from seq2seq.loader import first_batches
-from seq2seq.metrics import bleu
 from seq2seq.model import build_model
-from seq2seq.training import make_optimizer, train_step
+from seq2seq.optimization import make_optimizer
+from seq2seq.scoring import bleu
 from seq2seq.translator import Translator
+from seq2seq.update import train_step
 
 TRAIN_VARIANTS = {  # name: (input feeding, plain step loop, autocast dtype)
     "parallel": (False, False, None),  # no input feeding: all steps in one LSTM call

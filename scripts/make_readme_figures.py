@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from seq2seq.streaming import write_heatmap
+from seq2seq.translation_output import write_heatmap
 from seq2seq.translator import Translator
 
 # A fronted subordinate clause (verb-final in German) followed by verb-second inversion and a separable verb.

@@ -25,7 +25,8 @@ from seq2seq.config import load_config
 from seq2seq.dataset import prepare_data
 from seq2seq.loader import first_batches
 from seq2seq.model import build_model
-from seq2seq.training import AUTOCAST_TYPES, make_optimizer, train_step
+from seq2seq.optimization import make_optimizer
+from seq2seq.update import AUTOCAST_TYPES, train_step
 
 
 def profile_path(model, optimizer, batches, config, *, step_loop: bool, rows: int) -> float:

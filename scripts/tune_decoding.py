@@ -13,7 +13,7 @@ import argparse
 from dataclasses import replace
 
 from seq2seq.corpus import read_parallel, split_paths
-from seq2seq.metrics import bleu
+from seq2seq.scoring import bleu
 from seq2seq.translator import SearchOptions, Translator, translate_texts
 
 

@@ -25,6 +25,14 @@ class AttentionKeys(NamedTuple):
     keys: Tensor  # [B, S, K] what the query is scored against (h_i, or a projection of it)
     mask: Tensor  # [B, S] bool, True at real tokens
 
+    def select(self, rows: Tensor) -> AttentionKeys:
+        """The keys of some batch rows, in the order of ``rows`` [R]: each field [B, ...] → [R, ...]."""
+        return AttentionKeys(*(field.index_select(0, rows) for field in self))
+
+    def repeat(self, k: int) -> AttentionKeys:
+        """Each batch row ``k`` times in a row (one copy per beam): each field [B, ...] → [B * k, ...]."""
+        return AttentionKeys(*(field.repeat_interleave(k, dim=0) for field in self))
+
 
 def dot_scores(query: Tensor, keys: Tensor) -> Tensor:
     """``e[b, t, i] = query[b, t] · keys[b, i]``: [B, T, H] x [B, S, H] → [B, T, S]."""

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from seq2seq.special_ids import BOS_ID, EOS_ID, PAD_ID
 
 
 @dataclass

@@ -15,7 +15,8 @@ import numpy as np
 import sentencepiece as spm
 
 from seq2seq.batching import Example
-from seq2seq.tokenizer import UNK_ID, Tokenizer
+from seq2seq.special_ids import UNK_ID
+from seq2seq.tokenizer import Tokenizer
 
 
 class Resegmenter:

@@ -1,57 +1,19 @@
-"""Atomic files and checkpoints: a crash or kill during a save never leaves a half-written file behind.
+"""Checkpoints: saving and loading them, step checkpoints and their pruning, and averaging.
 
-Every write goes to a temporary file in the destination's directory, is flushed and fsync'ed, then renamed
-over the destination (rename is atomic on POSIX within one file system).
+Every save goes through :func:`seq2seq.atomic.atomic_file`, so a crash or kill during a save never leaves
+a half-written checkpoint behind.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import torch
 
+from seq2seq.atomic import atomic_file
 from seq2seq.errors import UserError
-
-
-@contextmanager
-def atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """A binary file handle whose contents replace ``path`` atomically when the block ends without error."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically."""
-    with atomic_file(path) as handle:
-        handle.write(data)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_copy(source: Path, path: Path) -> None:
-    """Replace ``path`` with a copy of ``source`` atomically."""
-    with atomic_file(path) as handle, open(source, "rb") as original:
-        shutil.copyfileobj(original, handle, 1 << 22)
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -113,14 +75,6 @@ def prune_step_checkpoints(directory: Path, *, keep_last: int, keep_best: int, s
     return deleted
 
 
-def remove_stale_temporaries(directory: Path) -> list[Path]:
-    """Delete temporary files left by a save that was killed before its rename (the target is intact)."""
-    stale = [path for path in Path(directory).glob(".*.tmp") if path.is_file()]
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return stale
-
-
 def average_checkpoints(paths: list[Path]) -> dict[str, Any]:
     """The element-wise mean of the model weights in ``paths`` (checkpoint averaging, as in Vaswani et al.).
 
@@ -140,17 +94,3 @@ def average_checkpoints(paths: list[Path]) -> dict[str, Any]:
             total[name] = total[name] + tensor.double() if name in total else tensor.double()
     model = {name: (tensor / len(paths)).to(newest["model"][name].dtype) for name, tensor in total.items()}
     return {"model": model, "config": newest.get("config"), "averaged": [str(Path(p).name) for p in paths]}
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Persist the rename itself (the directory entry), where the platform allows it."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

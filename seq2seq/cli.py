@@ -119,7 +119,7 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_prepare(args: argparse.Namespace) -> None:
     from seq2seq.config import load_config
-    from seq2seq.logs import setup_logging
+    from seq2seq.log_setup import setup_logging
     from seq2seq.prepare import ensure_prepared, read_manifest
 
     setup_logging()
@@ -131,7 +131,8 @@ def run_prepare(args: argparse.Namespace) -> None:
 
 def run_train(args: argparse.Namespace) -> None:
     from seq2seq.config import load_config
-    from seq2seq.trainer import Interrupted, fit
+    from seq2seq.fit import fit
+    from seq2seq.stop_signals import Interrupted
 
     config = load_config(args.config, args.overrides)
     try:
@@ -163,9 +164,9 @@ def run_average(args: argparse.Namespace) -> None:
 
 
 def run_translate(args: argparse.Namespace) -> None:
-    from seq2seq.logs import setup_logging
-    from seq2seq.streaming import stream_translations
+    from seq2seq.log_setup import setup_logging
     from seq2seq.textio import PROGRESS_MIN_LINES, count_lines, decode_argument, read_input
+    from seq2seq.translation_output import stream_translations
     from seq2seq.translator import Translator
 
     setup_logging()
@@ -201,7 +202,7 @@ def open_output(path: str) -> io.TextIOWrapper:
 
 def run_evaluate(args: argparse.Namespace) -> None:
     from seq2seq.evaluation import evaluate_files
-    from seq2seq.logs import setup_logging
+    from seq2seq.log_setup import setup_logging
     from seq2seq.translator import Translator
 
     setup_logging()
@@ -218,7 +219,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> None:
-    from seq2seq.logs import setup_logging
+    from seq2seq.log_setup import setup_logging
 
     try:
         from seq2seq.serve.limits import Limits

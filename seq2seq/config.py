@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
-from seq2seq.checkpoint import atomic_write_text
+from seq2seq.atomic import atomic_write_text
 from seq2seq.errors import UserError
 
 
@@ -119,6 +119,9 @@ class TrainingConfig:
     early_stopping_metric: Literal["bleu", "loss", "ppl"] = doc("Validation metric that selects best.pt.", "bleu")
     patience: int = doc("Stop after this many validations without improvement; 0 disables early stopping.", 5)
     log_every: int = doc("Write a training event to metrics.jsonl every this many updates.", 50)
+    tensorboard: bool = doc("Also write TensorBoard events to MODEL_DIR/tensorboard: losses, learning rate, "
+                            "tokens/s, valid BLEU and ppl, and the attention of the first valid sentence at each "
+                            "validation. Needs the tensorboard extra (pip install 'seq2seq[tensorboard]').", False)
     save_every_steps: int = doc("Also write checkpoints/last.pt every this many updates; 0: only at validations "
                                 "and the time-based saves.", 0)
     save_every_minutes: float = doc("Also write checkpoints/last.pt when this much time has passed since the "
@@ -273,7 +276,7 @@ def _coerce_float(value: Any, key: str, source: str) -> float:
 
 
 def _check_values(config: Config, source: str) -> None:
-    """Reject values that are well-typed but impossible."""
+    """Reject values that are well-typed but impossible: missing paths, values out of range."""
     for section, key in sorted(REQUIRED):
         if not getattr(getattr(config, section), key):
             raise ConfigError(f"{source}: {section}.{key} is required (a path); it is missing or empty.")
@@ -309,6 +312,11 @@ def _check_values(config: Config, source: str) -> None:
         value = getattr(getattr(config, section), key)
         if not 0.0 < value <= 1.0:
             raise ConfigError(f"{source}: {section}.{key} = {value!r} must be in (0, 1].")
+    _check_combinations(config, source)
+
+
+def _check_combinations(config: Config, source: str) -> None:
+    """Reject values that are possible alone but not together (or not for this kind of model)."""
     for key in ("src_vocab_size", "trg_vocab_size"):
         if getattr(config.tokenizer, key) < 8:
             raise ConfigError(f"{source}: tokenizer.{key} = {getattr(config.tokenizer, key)} is too small; "
@@ -324,15 +332,15 @@ def _check_values(config: Config, source: str) -> None:
     if model.tied_embeddings == "all" and not config.tokenizer.joint:
         raise ConfigError(f"{source}: model.tied_embeddings = 'all' shares one embedding between source and target, "
                           "which needs one vocabulary: set tokenizer.joint: true, or use tied_embeddings 'decoder'.")
-    train = config.training
-    if train.average_last > max(train.keep_last, 1):
-        raise ConfigError(f"{source}: training.average_last = {train.average_last} averages more step checkpoints "
-                          f"than training.keep_last = {train.keep_last} keeps: raise keep_last to at least "
-                          f"{train.average_last}.")
-    if train.bpe_dropout and config.tokenizer.type != "bpe":
-        raise ConfigError(f"{source}: training.bpe_dropout = {train.bpe_dropout} needs tokenizer.type: bpe (it drops "
-                          f"BPE merges), got {config.tokenizer.type!r}.")
-    if train.scheduler == "budget" and not (train.max_steps or train.max_minutes):
+    settings = config.training
+    if settings.average_last > max(settings.keep_last, 1):
+        raise ConfigError(f"{source}: training.average_last = {settings.average_last} averages more step checkpoints "
+                          f"than training.keep_last = {settings.keep_last} keeps: raise keep_last to at least "
+                          f"{settings.average_last}.")
+    if settings.bpe_dropout and config.tokenizer.type != "bpe":
+        raise ConfigError(f"{source}: training.bpe_dropout = {settings.bpe_dropout} needs tokenizer.type: bpe "
+                          f"(it drops BPE merges), got {config.tokenizer.type!r}.")
+    if settings.scheduler == "budget" and not (settings.max_steps or settings.max_minutes):
         raise ConfigError(f"{source}: training.scheduler = 'budget' decays the rate to zero at the end of the "
                           "budget, and no budget is set: set training.max_minutes or training.max_steps.")
     if config.data.src_lang == config.data.trg_lang:

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from seq2seq.arrays import TokenArray
+from seq2seq.atomic import atomic_write_bytes
 from seq2seq.batching import Example, padded_sizes
-from seq2seq.checkpoint import atomic_write_bytes
 from seq2seq.config import Config
 from seq2seq.corpus import read_parallel, split_paths
 from seq2seq.errors import UserError

@@ -25,9 +25,8 @@ from torch import Tensor, nn
 
 from seq2seq.attention import Attention, AttentionKeys
 from seq2seq.fused_loop import LoopWeights, fused_decoder_loop
-from seq2seq.tokenizer import PAD_ID
+from seq2seq.special_ids import PAD_ID
 from seq2seq.word_dropout import WordDropout
-
 
 FEW_ROWS = 128  # up to this many rows per step, inference multiplies weight @ x.T (see few_rows_linear)
 
@@ -36,6 +35,16 @@ class DecoderState(NamedTuple):
     h: Tensor  # [L, B, H] LSTM hidden state of each layer
     c: Tensor  # [L, B, H] LSTM cell state of each layer
     feed: Tensor  # [B, H] previous attentional vector s~_{t-1} (zeros before the first step)
+
+    def select(self, rows: Tensor) -> DecoderState:
+        """The state of some batch rows, in the order of ``rows`` [R]: h, c → [L, R, H], feed → [R, H]."""
+        return DecoderState(self.h.index_select(1, rows), self.c.index_select(1, rows),
+                            self.feed.index_select(0, rows))
+
+    def repeat(self, k: int) -> DecoderState:
+        """Each batch row ``k`` times in a row (one copy per beam): h, c → [L, B * k, H], feed → [B * k, H]."""
+        return DecoderState(self.h.repeat_interleave(k, dim=1), self.c.repeat_interleave(k, dim=1),
+                            self.feed.repeat_interleave(k, dim=0))
 
 
 class LuongDecoder(nn.Module):

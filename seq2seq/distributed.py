@@ -24,8 +24,15 @@ import torch
 import torch.distributed as dist
 
 from seq2seq.config import TrainingConfig
+from seq2seq.device import pick_device
 from seq2seq.errors import UserError
-from seq2seq.translator import pick_device
+
+SEED_STRIDE = 1_000_003  # a prime, larger than any seed, rank or step count in practice
+
+
+def mixed_seed(major: int, minor: int) -> int:
+    """One seed from two numbers, distinct for distinct pairs (e.g. a run's seed and a process's rank)."""
+    return major * SEED_STRIDE + minor
 
 
 @dataclass
@@ -90,12 +97,10 @@ def setup(train: TrainingConfig) -> Distributed:
     """Join the torchrun job described by the environment, or return the single-process context."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
-        return Distributed(device=pick_device(train.device))
+        return Distributed(device=pick_device(train.device, key="training.device"))
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = train.device == "cuda" or (train.device == "auto" and torch.cuda.is_available())
-    if use_cuda and not torch.cuda.is_available():
-        raise UserError("training.device is 'cuda' but PyTorch sees no CUDA device; use cpu or auto.")
-    device = torch.device(f"cuda:{local_rank}") if use_cuda else torch.device("cpu")
+    device = pick_device(train.device, local_rank=local_rank, key="training.device")
+    use_cuda = device.type == "cuda"
     backend = train.backend if train.backend != "auto" else ("nccl" if use_cuda else "gloo")
     if backend == "nccl" and not use_cuda:
         raise UserError("training.backend is 'nccl', which needs CUDA devices; use gloo (or auto) on CPU.")
@@ -104,4 +109,3 @@ def setup(train: TrainingConfig) -> Distributed:
     dist.init_process_group(backend, rank=rank, world_size=world_size,
                             timeout=datetime.timedelta(minutes=train.collective_timeout_minutes))
     return Distributed(rank, world_size, local_rank, device)
-

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seq2seq.tokenizer import PAD_ID
+from seq2seq.special_ids import PAD_ID
 from seq2seq.word_dropout import WordDropout
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from seq2seq.corpus import read_parallel
-from seq2seq.metrics import bleu, chrf
-from seq2seq.streaming import stream_translations
+from seq2seq.scoring import bleu, chrf
 from seq2seq.textio import PROGRESS_MIN_LINES
+from seq2seq.translation_output import stream_translations
 from seq2seq.translator import Translator
 
 

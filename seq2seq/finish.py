@@ -10,22 +10,22 @@ from pathlib import Path
 
 import torch
 
-from seq2seq.checkpoint import (atomic_copy, atomic_write_text, average_checkpoints, load_checkpoint,
-                                save_checkpoint, step_checkpoints)
+from seq2seq.atomic import atomic_copy, atomic_write_text
+from seq2seq.checkpoint import average_checkpoints, load_checkpoint, save_checkpoint, step_checkpoints
 from seq2seq.config import Config
 from seq2seq.dataset import Split
 from seq2seq.loader import evaluation_batches
-from seq2seq.logs import MetricsWriter
 from seq2seq.model import Seq2Seq
-from seq2seq.resume import Progress
+from seq2seq.reporters import Reporter
+from seq2seq.run_state import Progress
 from seq2seq.tokenizer import Tokenizer
-from seq2seq.training import improved, score_split, validate
+from seq2seq.validation import improved, score_split, validate
 
 log = logging.getLogger(__name__)
 
 
 def average_last_checkpoints(model: Seq2Seq, checkpoints: Path, splits: dict[str, Split], src_tok: Tokenizer,
-                             trg_tok: Tokenizer, config: Config, device: torch.device, metrics: MetricsWriter,
+                             trg_tok: Tokenizer, config: Config, device: torch.device, reporter: Reporter,
                              progress: Progress) -> bool:
     """Average the newest ``training.average_last`` step checkpoints and validate the mean; True when it beats
     best.pt on the early-stopping metric, in which case it becomes best.pt and the old one best_single.pt.
@@ -34,21 +34,21 @@ def average_last_checkpoints(model: Seq2Seq, checkpoints: Path, splits: dict[str
     schedule that decays to zero the last checkpoints are close enough in weight space for their mean to be
     a better model than any of them. The choice uses the valid split only, like early stopping.
     """
-    train = config.training
-    chosen = [path for _, path in step_checkpoints(checkpoints)][-train.average_last:]
+    settings = config.training
+    chosen = [path for _, path in step_checkpoints(checkpoints)][-settings.average_last:]
     if len(chosen) < 2:
         log.info("averaging skipped: %d step checkpoint(s) to average", len(chosen))
         return False
     averaged = average_checkpoints(chosen)
     model.load_state_dict(averaged["model"])
     valid = splits["valid"]
-    batches = evaluation_batches(valid, valid.sizes(), batch_tokens=train.batch_tokens)
+    batches = evaluation_batches(valid, valid.sizes(), batch_tokens=settings.batch_tokens)
     figures = validate(model, valid, batches, src_tok, trg_tok, config, device)
-    better = improved(train.early_stopping_metric, figures[train.early_stopping_metric], progress.best)
+    better = improved(settings.early_stopping_metric, figures[settings.early_stopping_metric], progress.best)
     log.info("valid, average of %s: loss %.3f, ppl %.2f, BLEU %.2f (%s than best.pt's %s %.2f)",
              ", ".join(averaged["averaged"]), figures["loss"], figures["ppl"], figures["bleu"],
-             "better" if better else "not better", train.early_stopping_metric, progress.best)
-    metrics.write("average", step=progress.step, checkpoints=averaged["averaged"], best=better, **figures)
+             "better" if better else "not better", settings.early_stopping_metric, progress.best)
+    reporter.average(progress.step, checkpoints=averaged["averaged"], best=better, figures=figures)
     save_checkpoint(checkpoints / "averaged.pt", averaged)
     if better:
         atomic_copy(checkpoints / "best.pt", checkpoints / "best_single.pt")
@@ -57,7 +57,7 @@ def average_last_checkpoints(model: Seq2Seq, checkpoints: Path, splits: dict[str
 
 
 def final_report(model: Seq2Seq, model_dir: Path, splits: dict[str, Split], src_tok: Tokenizer, trg_tok: Tokenizer,
-                 config: Config, device: torch.device, metrics: MetricsWriter, progress: Progress) -> dict[str, float]:
+                 config: Config, device: torch.device, reporter: Reporter, progress: Progress) -> dict[str, float]:
     """Reload the best checkpoint; score valid and test (if configured) with the configured beam size."""
     model.load_state_dict(load_checkpoint(model_dir / "checkpoints" / "best.pt")["model"])
     beam = config.decoding.beam_size
@@ -67,7 +67,7 @@ def final_report(model: Seq2Seq, model_dir: Path, splits: dict[str, Split], src_
             report[f"{name}_bleu"], hypotheses = score_split(model, splits[name], src_tok, trg_tok, config, device,
                                                              beam_size=beam)
             atomic_write_text(model_dir / f"{name}.hyp", "".join(h + "\n" for h in hypotheses))
-    metrics.write("final", step=progress.step, beam_size=beam, **report)
+    reporter.final(progress.step, beam_size=beam, scores=report)
     search_name = "greedy" if beam == 1 else f"beam {beam}"
     for key, value in report.items():
         log.info("%s (%s, best checkpoint): %.2f", key.replace("_bleu", " BLEU"), search_name, value)

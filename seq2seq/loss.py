@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seq2seq.tokenizer import PAD_ID
+from seq2seq.special_ids import PAD_ID
 
 CHUNK_LOGITS = 1 << 22  # logits per chunk: 16 MB of float32, e.g. 512 tokens of an 8k vocabulary
 

@@ -11,14 +11,25 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never needs a display
 
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from seq2seq.checkpoint import atomic_write_bytes  # noqa: E402
+from seq2seq.atomic import atomic_write_bytes  # noqa: E402
 
 
 def plot_attention(weights: Tensor, src_labels: list[str], trg_labels: list[str], path: Path, *,
                    title: str = "") -> None:
     """Write a heatmap PNG of attention weights [T, S]: source pieces on the x axis, output pieces on y."""
+    figure = attention_figure(weights, src_labels, trg_labels, title=title)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def attention_figure(weights: Tensor, src_labels: list[str], trg_labels: list[str], *,
+                     title: str = "") -> Figure:
+    """The heatmap of attention weights [T, S] as a matplotlib figure (the caller closes it)."""
     rows, cols = weights.shape
     if (rows, cols) != (len(trg_labels), len(src_labels)):
         raise ValueError(f"attention is {rows}x{cols} but there are {len(trg_labels)}x{len(src_labels)} labels")
@@ -33,10 +44,7 @@ def plot_attention(weights: Tensor, src_labels: list[str], trg_labels: list[str]
     if title:
         axes.set_title(title, fontsize=9)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    atomic_write_bytes(Path(path), buffer.getvalue())
+    return figure
 
 
 def read_events(metrics_path: Path, event: str) -> list[dict]:

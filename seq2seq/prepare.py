@@ -31,7 +31,7 @@ from typing import Any
 from tqdm import tqdm
 
 from seq2seq.arrays import TokenArrayWriter, token_dtype
-from seq2seq.checkpoint import atomic_write_text
+from seq2seq.atomic import atomic_write_text
 from seq2seq.config import Config
 from seq2seq.corpus import DataError, iter_parallel, split_paths
 from seq2seq.errors import UserError

@@ -10,10 +10,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from seq2seq.attention import AttentionKeys
-from seq2seq.decoder import DecoderState
 from seq2seq.model import Seq2Seq
-from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from seq2seq.special_ids import BOS_ID, EOS_ID, PAD_ID
 
 
 class Hypothesis(NamedTuple):
@@ -56,20 +54,10 @@ def greedy_search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, *, max_lengt
         if not bool(going.all()):
             rows = going.nonzero().squeeze(1)
             active, prev = active[rows], prev[rows]
-            keys, state = select_keys(keys, rows), select_state(state, rows)
+            keys, state = keys.select(rows), state.select(rows)
     token_matrix, weight_matrix = token_matrix.cpu(), weight_matrix.cpu()
     return [_hypothesis(token_matrix[b], scores[b].item(), weight_matrix[b], int(src_lengths[b]), int(limits[b]))
             for b in range(batch)]
-
-
-def select_keys(keys: AttentionKeys, rows: Tensor) -> AttentionKeys:
-    """The attention keys of some batch rows: each field [B, ...] → [len(rows), ...]."""
-    return AttentionKeys(*(x.index_select(0, rows) for x in keys))
-
-
-def select_state(state: DecoderState, rows: Tensor) -> DecoderState:
-    """The decoder state of some batch rows (h and c [L, B, H], feed [B, H]), in the order of ``rows``."""
-    return DecoderState(state.h.index_select(1, rows), state.c.index_select(1, rows), state.feed.index_select(0, rows))
 
 
 def _hypothesis(tokens: Tensor, score: float, weights: Tensor, src_length: int, limit: int) -> Hypothesis:
@@ -96,12 +84,9 @@ def beam_search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, *, beam_size: 
     search stops when none is left. With beam_size 1 this is exactly greedy search.
     """
     batch, beams, device = src.size(0), beam_size, src.device
-    vocab = model.decoder.output.out_features
-    if beams > vocab:
-        raise ValueError(f"beam size {beams} exceeds the target vocabulary ({vocab})")
+    vocab = model.decoder.output.out_features  # beam_size <= vocab: SearchOptions.check makes sure
     keys, state = model.start(model.encode(src, src_lengths))
-    expand = torch.arange(batch, device=device).repeat_interleave(beams)  # [B * K]: each sentence K times
-    keys, state = select_keys(keys, expand), select_state(state, expand)
+    keys, state = keys.repeat(beams), state.repeat(beams)  # [B * K, ...]: each sentence K times
     scores = torch.full((batch, beams), float("-inf"), device=device)
     scores[:, 0] = 0.0  # all beams start identical: expand only the first
     lengths = torch.zeros(batch, beams, dtype=torch.long, device=device)  # scored tokens (EOS included)
@@ -127,7 +112,7 @@ def beam_search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, *, beam_size: 
         lengths[active] = candidate_lengths.gather(1, parents)
         done = done.gather(1, parents) | (tokens == EOS_ID) | (t + 1 >= limits[active])
         finished[active] = done
-        state = select_state(state, (parents + offsets[:len(active)]).view(-1))  # rows of the chosen parents
+        state = state.select((parents + offsets[:len(active)]).view(-1))  # rows of the chosen parents
         steps.append(_full_step(batch, active, tokens, parents, alpha_t.view(len(active), beams, -1)))
         going = ~done.all(dim=1)  # [A]
         if not bool(going.any()):
@@ -137,7 +122,7 @@ def beam_search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, *, beam_size: 
             kept = going.nonzero().squeeze(1)  # [A']
             rows = (offsets[kept] + torch.arange(beams, device=device)).view(-1)  # [A' * K]
             active, prev = active[kept], prev[rows]
-            keys, state = select_keys(keys, rows), select_state(state, rows)
+            keys, state = keys.select(rows), state.select(rows)
     token_paths, attention_paths = _backtrack(steps)  # [B, K, T], [B, K, T, S]
     return [[_hypothesis(token_paths[b, k], scores[b, k].item(), attention_paths[b, k], int(src_lengths[b]),
                          int(lengths[b, k])) for k in range(min(n_best, beams))] for b in range(batch)]

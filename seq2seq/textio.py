@@ -27,10 +27,10 @@ def decode_line(raw: bytes, *, line: int, source: str) -> str:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         text = raw.decode("utf-8", errors="replace")
-        log.warning("warning: %s, line %d: invalid UTF-8 replaced by %s", source, line, REPLACEMENT)
+        log.warning("%s, line %d: invalid UTF-8 replaced by %s", source, line, REPLACEMENT)
     if "\x00" in text:
         text = text.replace("\x00", REPLACEMENT)
-        log.warning("warning: %s, line %d: NUL character replaced by %s", source, line, REPLACEMENT)
+        log.warning("%s, line %d: NUL character replaced by %s", source, line, REPLACEMENT)
     return text
 
 

@@ -1,6 +1,7 @@
 """Subword tokenization with sentencepiece: train on (a sample of) the training split once, reuse afterwards.
 
-The special ids are fixed for every model this toolkit trains, so batching and search can use constants.
+Every model is trained with the special ids of :mod:`seq2seq.special_ids`, so batching and search can use
+them as constants.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from pathlib import Path
 
 import sentencepiece as spm
 
-from seq2seq.checkpoint import atomic_write_bytes
+from seq2seq.atomic import atomic_write_bytes
 from seq2seq.errors import UserError
-
-PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+from seq2seq.special_ids import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 
 class Tokenizer:

@@ -6,6 +6,7 @@ CLI; :func:`translate_texts` is the shared path that training also uses for vali
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import warnings
 from dataclasses import dataclass
@@ -16,7 +17,8 @@ import torch
 
 from seq2seq.batching import source_tensor
 from seq2seq.checkpoint import load_checkpoint
-from seq2seq.config import Config, load_config
+from seq2seq.config import Config, DecodingConfig, load_config
+from seq2seq.device import pick_device
 from seq2seq.errors import UserError
 from seq2seq.model import Seq2Seq, build_model
 from seq2seq.search import Hypothesis, beam_search, greedy_search, max_output_lengths
@@ -32,24 +34,32 @@ class Translation(NamedTuple):
     score: float  # sum of the token log-probabilities (EOS included when produced)
     attention: torch.Tensor  # [T, S]: rows are output pieces (+ EOS), columns source pieces + EOS
 
+    def attention_labels(self) -> tuple[list[str], list[str]]:
+        """Names of the attention's columns (source pieces + EOS) and rows (output pieces, + EOS if produced)."""
+        return self.src_pieces + ["</s>"], (self.trg_pieces + ["</s>"])[:self.attention.size(0)]
 
-@dataclass(frozen=True)
-class SearchOptions:
-    beam_size: int = 1  # 1: greedy search
+
+@dataclass
+class SearchOptions(DecodingConfig):
+    """The decoding settings of a search (every default lives in :class:`DecodingConfig`), and ``n_best``,
+    how many hypotheses to return per sentence."""
+
     n_best: int = 1
-    length_penalty: float = 1.0
-    max_length_ratio: float = 1.5
-    max_length_extra: int = 10
-    batch_size: int = 64
 
     @classmethod
     def from_config(cls, config: Config, **overrides: int | float | None) -> SearchOptions:
-        decoding = config.decoding
-        values = dict(beam_size=decoding.beam_size, length_penalty=decoding.length_penalty,
-                      max_length_ratio=decoding.max_length_ratio, max_length_extra=decoding.max_length_extra,
-                      batch_size=decoding.batch_size)
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        """The config's decoding section, with the ``overrides`` that are not None."""
+        values = dataclasses.asdict(config.decoding)
+        values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
+
+    def check(self, vocab_size: int) -> None:
+        """Refuse a search that cannot run: more hypotheses than beams, or more beams than target pieces."""
+        if self.n_best > self.beam_size:
+            raise UserError(f"n-best {self.n_best} is larger than the beam size {self.beam_size}; "
+                            "a beam keeps only beam-size hypotheses.")
+        if self.beam_size > vocab_size:
+            raise UserError(f"beam size {self.beam_size} exceeds the target vocabulary ({vocab_size} pieces).")
 
 
 def translate_texts(model: Seq2Seq, src_tok: Tokenizer, trg_tok: Tokenizer, texts: list[str], *,
@@ -61,11 +71,12 @@ def translate_texts(model: Seq2Seq, src_tok: Tokenizer, trg_tok: Tokenizer, text
     without running the model. Sources longer than ``max_source_pieces`` are truncated with a warning that
     names the line (numbered from ``first_line``).
     """
+    options.check(trg_tok.vocab_size)
     model.eval()
     src_ids = src_tok.encode(texts)
     for i, ids in enumerate(src_ids):
         if len(ids) > max_source_pieces:
-            log.warning("warning: line %d has %d subword pieces; translating only the first %d (the model's "
+            log.warning("line %d has %d subword pieces; translating only the first %d (the model's "
                         "data.max_length)", first_line + i, len(ids), max_source_pieces)
             src_ids[i] = ids[:max_source_pieces]
     results: list[list[Translation]] = [[] for _ in texts]
@@ -95,15 +106,6 @@ def _translation(hypothesis: Hypothesis, src_ids: list[int], src_tok: Tokenizer,
     return Translation(text=trg_tok.decode([hypothesis.tokens])[0], src_pieces=src_tok.id_to_piece(src_ids),
                        trg_pieces=trg_tok.id_to_piece(hypothesis.tokens), score=hypothesis.score,
                        attention=hypothesis.attention)
-
-
-def pick_device(name: str) -> torch.device:
-    """``auto`` → cuda when available, else cpu."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("device 'cuda' was requested but PyTorch sees no CUDA device; use cpu or auto.")
-    return torch.device(name)
 
 
 def quantize_int8(model: Seq2Seq, kind: str) -> Seq2Seq:
@@ -177,11 +179,5 @@ class Translator:
                          batch_size: int | None = None, first_line: int = 1) -> list[list[Translation]]:
         """The ``n_best`` best translations of each text (``n_best`` ≤ beam), best first."""
         options = SearchOptions.from_config(self.config, beam_size=beam, n_best=n_best, batch_size=batch_size)
-        if options.n_best > options.beam_size:
-            raise UserError(f"n-best {options.n_best} is larger than the beam size {options.beam_size}; "
-                            "a beam keeps only beam-size hypotheses.")
-        if options.beam_size > self.trg_tok.vocab_size:
-            raise UserError(f"beam size {options.beam_size} exceeds the target vocabulary "
-                            f"({self.trg_tok.vocab_size} pieces).")
         return translate_texts(self.model, self.src_tok, self.trg_tok, texts, options=options, device=self.device,
                                max_source_pieces=self.config.data.max_length, first_line=first_line)

@@ -7,7 +7,7 @@ import sys
 
 import torch
 
-from seq2seq import trainer
+from seq2seq import fit, trainer
 from seq2seq.config import load_config
 
 real_run = trainer.Trainer.run
@@ -15,9 +15,9 @@ real_run = trainer.Trainer.run
 
 def run_and_dump(self: trainer.Trainer) -> str:
     reason = real_run(self)
-    torch.save(self.model.state_dict(), f"{sys.argv[1]}/rank{self.ctx.rank}.pt")
+    torch.save(self.model.state_dict(), f"{sys.argv[1]}/rank{self.job.rank}.pt")
     return reason
 
 
 trainer.Trainer.run = run_and_dump
-trainer.fit(load_config(sys.argv[2], sys.argv[3:]))
+fit.fit(load_config(sys.argv[2], sys.argv[3:]))

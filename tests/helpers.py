@@ -1,6 +1,8 @@
-"""Shared by the tests: slices of the shipped toy corpus, tiny models trained on them, a served model."""
+"""Shared by the tests: the repository's paths, slices of the toy corpus, tiny models trained on them, a server.
 
-import importlib.util
+Fixtures live in conftest.py; these are plain functions and constants (``from tests.helpers import ...``).
+"""
+
 import os
 import re
 import subprocess
@@ -13,18 +15,9 @@ from pathlib import Path
 
 from seq2seq.cli import main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent  # the repository
 TOY = ROOT / "data" / "toy"
 TOY_CONFIG = str(ROOT / "configs" / "toy.yaml")
-
-
-def load_script(name: str):
-    """Import scripts/NAME.py as a module (the scripts are not part of the package)."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_slice(directory: Path, split: str, lines: int) -> str:

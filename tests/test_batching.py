@@ -5,7 +5,7 @@ import random
 import torch
 
 from seq2seq.batching import Example, collate, make_batches, token_batches
-from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from seq2seq.special_ids import BOS_ID, EOS_ID, PAD_ID
 
 
 def random_examples(n: int, seed: int = 0) -> list[Example]:

@@ -1,12 +1,11 @@
 """Smoke run of the benchmark harness with tiny sizes: it runs end to end and reports every key."""
 
-import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT
+
 TINY = ["model.embedding_dim=16", "model.encoder_hidden=16", "model.decoder_hidden=32",
         "tokenizer.src_vocab_size=200", "tokenizer.trg_vocab_size=200", "training.batch_tokens=600",
         "decoding.beam_size=1"]
@@ -31,15 +30,8 @@ def test_benchmark_reports_every_figure(tmp_path):
     assert result["peak_rss_mb"]["train"] > 50 and result["peak_rss_mb"]["translate"] > 50
 
 
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_scale_corpora_are_unique_deterministic_and_nested(tmp_path):
-    scale = load_script("scale_benchmark")
+def test_scale_corpora_are_unique_deterministic_and_nested(tmp_path, script):
+    scale = script("scale_benchmark")
     small = scale.build_corpus(tmp_path / "small", 300, valid_pairs=20)
     large = scale.build_corpus(tmp_path / "large", 600, valid_pairs=20)
     sources = (large / "train.en").read_text(encoding="utf-8").splitlines()

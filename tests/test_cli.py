@@ -5,9 +5,9 @@ import json
 import pytest
 import yaml
 
-from helpers import TOY_CONFIG, load_script, write_slice
 from seq2seq.cli import main
 from seq2seq.config import load_config
+from tests.helpers import TOY_CONFIG, write_slice
 
 TINY_MODEL = ["model.embedding_dim=16", "model.encoder_hidden=16", "model.decoder_hidden=32",
               "tokenizer.src_vocab_size=150", "tokenizer.trg_vocab_size=150"]
@@ -114,20 +114,20 @@ def test_set_errors_name_the_override(tmp_path, capsys):
     assert "--set 'model.atention=dot'" in error and "Did you mean 'attention'" in error
 
 
-def test_tune_decoding_scores_the_grid_on_valid(trained, capsys, monkeypatch):
+def test_tune_decoding_scores_the_grid_on_valid(trained, capsys, monkeypatch, script):
     model_dir, _, _ = trained
     monkeypatch.setattr("sys.argv", ["tune_decoding.py", str(model_dir), "--beams", "1", "3",
                                      "--length-penalties", "0", "1.0"])
-    load_script("tune_decoding").main()
+    script("tune_decoding").main()
     printed = capsys.readouterr().out
     assert "| 1 | " in printed and "(greedy)" in printed and "| 3 | " in printed
     assert "best: beam_size " in printed and "40 sentences" in printed
 
 
-def test_run_table_summarises_a_run(trained, capsys, monkeypatch):
+def test_run_table_summarises_a_run(trained, capsys, monkeypatch, script):
     model_dir, _, _ = trained
     monkeypatch.setattr("sys.argv", ["run_table.py", str(model_dir)])
-    load_script("run_table").main()
+    script("run_table").main()
     rows = capsys.readouterr().out.splitlines()
     valid = [json.loads(line) for line in (model_dir / "metrics.jsonl").read_text().splitlines()
              if json.loads(line)["event"] == "valid"]

@@ -11,8 +11,8 @@ import yaml
 
 from seq2seq.cli import main
 from seq2seq.config import ConfigError, load_config
+from tests.helpers import TOY_CONFIG
 
-TOY_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "toy.yaml"
 MINIMAL = {"data": {"train": "data/train", "valid": "data/valid"}, "training": {"model_dir": "runs/test"}}
 
 

@@ -5,10 +5,10 @@ import logging
 
 import pytest
 
-from helpers import write_slice
 from seq2seq.config import config_from_dict
 from seq2seq.corpus import DataError, read_parallel
 from seq2seq.dataset import prepare_data
+from tests.helpers import write_slice
 
 
 def write_pair(directory, name, pairs):

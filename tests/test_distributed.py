@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import write_slice
 from seq2seq.checkpoint import load_checkpoint
 from seq2seq.cli import main
+from tests.helpers import ROOT, write_slice
 
-ROOT = Path(__file__).resolve().parent.parent
 CONFIG = str(ROOT / "configs" / "toy.yaml")
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
 TINY = ["model.embedding_dim=16", "model.encoder_hidden=16", "model.decoder_hidden=32",

@@ -1,13 +1,14 @@
 """Arbitrary Unicode and arbitrary bytes never crash translation and never lose or add a line."""
 
 import io
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import train_tiny
 from seq2seq.cli import main
 from seq2seq.translator import Translator
+from tests.helpers import train_tiny
 
 HOSTILE = ["", " ", "\t \u3000", "\x07\x1b[31m", "e\u0301\u0301\u0301", "👩‍👩‍👧 🇩🇪", "שלום עולם", "مرحبا",
            "\u202eevil\u202c", "\ufeffbom", "a\u2028b", "\ud7ff\ue000\U0010ffff"]

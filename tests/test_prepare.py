@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import TOY_CONFIG, write_slice
 from seq2seq.arrays import TokenArray, TokenArrayWriter
 from seq2seq.cli import main
 from seq2seq.config import config_from_dict
 from seq2seq.errors import UserError
 from seq2seq.loader import Prefetcher, epoch_plan, training_batches
 from seq2seq.prepare import ensure_prepared, read_manifest
+from tests.helpers import TOY_CONFIG, write_slice
 
 TINY = ["model.embedding_dim=16", "model.encoder_hidden=16", "model.decoder_hidden=32",
         "tokenizer.src_vocab_size=150", "tokenizer.trg_vocab_size=150", "training.batch_tokens=600",

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import load_script
 from seq2seq.config import config_to_dict, load_config
 from seq2seq.corpus import read_parallel
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SHARED_MULTI30K = ROOT.parent / "shared" / "data" / "multi30k"
 COUNTS = {"train": 29000, "val": 1014, "test_2016_flickr": 1000}
 
@@ -73,8 +72,8 @@ def test_real_multi30k_files_are_valid_parallel_text():
         assert len(pairs) == count and all(de and en for de, en in pairs)
 
 
-def test_ablation_summary_and_learning_curve(tmp_path):
-    ablation = load_script("ablate_attention")
+def test_ablation_summary_and_learning_curve(tmp_path, script):
+    ablation = script("ablate_attention")
     run = tmp_path / "dot"
     run.mkdir()
     events = [{"event": "train", "time": 30, "step": 50, "loss": 5.0, "tokens_per_second": 1000.0},
@@ -91,7 +90,7 @@ def test_ablation_summary_and_learning_curve(tmp_path):
     assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_config_reference_is_current():
-    generator = load_script("config_reference")
+def test_config_reference_is_current(script):
+    generator = script("config_reference")
     assert (ROOT / "docs" / "config.md").read_text(encoding="utf-8") == generator.reference(), \
         "docs/config.md is stale: run python scripts/config_reference.py"

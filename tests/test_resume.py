@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import write_slice
-from seq2seq import training
-from seq2seq.checkpoint import (average_checkpoints, load_checkpoint, prune_step_checkpoints,
-                                remove_stale_temporaries, save_checkpoint, step_checkpoints)
+from seq2seq import update
+from seq2seq.atomic import remove_stale_temporaries
+from seq2seq.checkpoint import (average_checkpoints, load_checkpoint, prune_step_checkpoints, save_checkpoint,
+                                step_checkpoints)
 from seq2seq.cli import main
+from tests.helpers import ROOT, write_slice
 
-ROOT = Path(__file__).resolve().parent.parent
 CONFIG = str(ROOT / "configs" / "toy.yaml")
 TINY = ["model.embedding_dim=16", "model.encoder_hidden=16", "model.decoder_hidden=32",
         "tokenizer.src_vocab_size=150", "tokenizer.trg_vocab_size=150", "training.num_threads=1",
@@ -126,12 +126,12 @@ def test_kill_during_a_save_leaves_the_previous_checkpoint_intact(tmp_path):
     path = tmp_path / "last.pt"
     script = f"""
 import sys, time, torch
-from seq2seq import checkpoint
+from seq2seq import atomic, checkpoint
 checkpoint.save_checkpoint({str(path)!r}, {{"v": torch.zeros(3)}})
 def stalled_fsync(fd):
     print("saving", flush=True)
     time.sleep(60)
-checkpoint.os.fsync = stalled_fsync  # the new bytes are in the temporary file; the rename has not happened
+atomic.os.fsync = stalled_fsync  # the new bytes are in the temporary file; the rename has not happened
 checkpoint.save_checkpoint({str(path)!r}, {{"v": torch.ones(3)}})
 """
     process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
@@ -293,7 +293,7 @@ class InfiniteGradient(torch.autograd.Function):
 
 def inject_faults(monkeypatch, faulty_calls: set[int] | None, kind: str) -> None:
     """Make the training loss NaN (or its gradient infinite) on the given training calls (None: all)."""
-    real = training.output_loss
+    real = update.output_loss
     calls = [0]
 
     def faulty(features, output, targets, *, label_smoothing):
@@ -305,7 +305,7 @@ def inject_faults(monkeypatch, faulty_calls: set[int] | None, kind: str) -> None
             loss = loss * float("nan") if kind == "loss" else InfiniteGradient.apply(loss)
         return loss, tokens
 
-    monkeypatch.setattr(training, "output_loss", faulty)
+    monkeypatch.setattr(update, "output_loss", faulty)
 
 
 @pytest.mark.parametrize("kind", ["loss", "gradient"])
@@ -330,7 +330,7 @@ def test_training_stops_after_too_many_skips_in_a_row(corpus, tmp_path, monkeypa
 
 def test_sigint_in_process_stops_like_sigterm(corpus, tmp_path, monkeypatch, capsys):
     """The same path through the handler, without a subprocess: a signal raised during an update."""
-    real = training.output_loss
+    real = update.output_loss
     calls = [0]
 
     def interrupting(features, output, targets, *, label_smoothing):
@@ -340,7 +340,7 @@ def test_sigint_in_process_stops_like_sigterm(corpus, tmp_path, monkeypatch, cap
                 os.kill(os.getpid(), signal.SIGINT)
         return real(features, output, targets, label_smoothing=label_smoothing)
 
-    monkeypatch.setattr(training, "output_loss", interrupting)
+    monkeypatch.setattr(update, "output_loss", interrupting)
     before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a foreground shell
     try:
         model_dir = tmp_path / "model"

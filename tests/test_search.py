@@ -8,7 +8,7 @@ from seq2seq.batching import source_tensor
 from seq2seq.config import ModelConfig
 from seq2seq.model import build_model
 from seq2seq.search import beam_search, greedy_search, length_penalty, max_output_lengths
-from seq2seq.tokenizer import BOS_ID, EOS_ID
+from seq2seq.special_ids import BOS_ID, EOS_ID
 
 VOCAB = 16
 SOURCES = [[5, 6, 7, 8], [9], [4, 10, 11, 12, 13, 14, 15], [6, 6]]

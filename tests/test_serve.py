@@ -17,7 +17,6 @@ import torch
 pytest.importorskip("fastapi", reason="serving needs the serve extra: pip install -e '.[serve]'")
 
 from fastapi.testclient import TestClient
-from helpers import start_server, train_tiny
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +27,7 @@ from seq2seq.serve.limits import Limits
 from seq2seq.serve.models import load_models
 from seq2seq.serve.state import ServeState
 from seq2seq.translator import Translation, Translator
+from tests.helpers import start_server, train_tiny
 
 SENTENCES = ["The dog sleeps.", "A cat reads the book.", "Because the man reads, the woman sleeps."]
 TINY = ["training.max_steps=40", "training.validate_every=40", "training.batch_tokens=800", "model.embedding_dim=16",

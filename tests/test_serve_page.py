@@ -17,13 +17,13 @@ import pytest
 pytest.importorskip("fastapi", reason="serving needs the serve extra: pip install -e '.[serve]'")
 webdriver = pytest.importorskip("selenium.webdriver", reason="the page test needs selenium (the test extra)")
 
-from helpers import start_server, train_tiny
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from seq2seq.config import load_config
+from tests.helpers import start_server, train_tiny
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")

@@ -4,16 +4,14 @@ and beam 5 no worse than greedy − 0.5 BLEU.
 Slow (about 3.5 minutes on 2 cores): run with ``python -m pytest -m slow``.
 """
 
-from pathlib import Path
 
 import pytest
 
 from seq2seq.config import load_config
 from seq2seq.evaluation import evaluate_files
-from seq2seq.trainer import fit
+from seq2seq.fit import fit
 from seq2seq.translator import Translator
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT
 
 
 @pytest.mark.slow

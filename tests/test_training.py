@@ -5,15 +5,18 @@ import math
 import pytest
 import torch
 
+import seq2seq.loss as loss_module
+from seq2seq.atomic import atomic_write_text
 from seq2seq.batching import Example, collate
-from seq2seq.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from seq2seq.checkpoint import load_checkpoint, save_checkpoint
 from seq2seq.config import ModelConfig, config_from_dict
 from seq2seq.errors import UserError
-from seq2seq.model import build_model
-import seq2seq.loss as loss_module
 from seq2seq.loss import output_loss
-from seq2seq.tokenizer import PAD_ID
-from seq2seq.training import autocast_supported, improved, make_optimizer, make_scheduler, train_step
+from seq2seq.model import build_model
+from seq2seq.optimization import make_optimizer, make_scheduler
+from seq2seq.special_ids import PAD_ID
+from seq2seq.update import autocast_supported, train_step
+from seq2seq.validation import improved
 
 
 def config(**training):
@@ -63,7 +66,8 @@ def test_warmup_decay_schedule_rises_then_decays():
     model = torch.nn.Linear(2, 2)
     cfg = config(scheduler="warmup_decay", warmup_steps=4)
     optimizer = make_optimizer(model, cfg)
-    scheduler = make_scheduler(optimizer, cfg)
+    scheduler, step_at = make_scheduler(optimizer, cfg)
+    assert step_at == "update"
     rates = []
     for _ in range(16):
         rates.append(optimizer.param_groups[0]["lr"])
@@ -75,8 +79,9 @@ def test_warmup_decay_schedule_rises_then_decays():
 
 def test_budget_schedule_warms_up_then_decays_linearly_to_zero_at_the_step_budget():
     model = torch.nn.Linear(2, 2)
-    schedule = make_scheduler(make_optimizer(model, cfg := config(scheduler="budget", warmup_steps=4, max_steps=20)),
-                              cfg)
+    schedule, step_at = make_scheduler(
+        make_optimizer(model, cfg := config(scheduler="budget", warmup_steps=4, max_steps=20)), cfg)
+    assert step_at == "before_update"
     rates = [schedule.rate(step, elapsed=0.0) for step in range(21)]
     assert rates[:4] == pytest.approx([0.25, 0.5, 0.75, 0.85])  # warm-up until it meets the line 1 - 3/20
     assert rates[10] == pytest.approx(0.5) and rates[19] == pytest.approx(0.05) and rates[20] == 0.0
@@ -85,19 +90,19 @@ def test_budget_schedule_warms_up_then_decays_linearly_to_zero_at_the_step_budge
 
 def test_budget_schedule_follows_whichever_budget_runs_out_first():
     cfg = config(scheduler="budget", warmup_steps=0, max_steps=100, max_minutes=10)
-    schedule = make_scheduler(make_optimizer(torch.nn.Linear(2, 2), cfg), cfg)
+    schedule, _ = make_scheduler(make_optimizer(torch.nn.Linear(2, 2), cfg), cfg)
     assert schedule.rate(10, elapsed=300.0) == pytest.approx(0.5)  # half the 600 s gone, a tenth of the steps
     assert schedule.rate(90, elapsed=60.0) == pytest.approx(0.1)  # the steps run out first
     schedule.set(step=0, elapsed=450.0)
     assert schedule.optimizer.param_groups[0]["lr"] == pytest.approx(0.25)
     minutes_only = config(scheduler="budget", warmup_steps=0, max_minutes=10)
-    assert make_scheduler(make_optimizer(torch.nn.Linear(2, 2), minutes_only), minutes_only).rate(
+    assert make_scheduler(make_optimizer(torch.nn.Linear(2, 2), minutes_only), minutes_only)[0].rate(
         10**6, elapsed=540.0) == pytest.approx(0.1)
 
 
 def test_budget_schedule_can_hold_the_peak_and_cool_down_at_the_end():
     cfg = config(scheduler="budget", warmup_steps=2, max_steps=100, decay_fraction=0.2)
-    schedule = make_scheduler(make_optimizer(torch.nn.Linear(2, 2), cfg), cfg)
+    schedule, _ = make_scheduler(make_optimizer(torch.nn.Linear(2, 2), cfg), cfg)
     rates = [schedule.rate(step, elapsed=0.0) for step in range(101)]
     assert rates[:2] == pytest.approx([0.5, 1.0]) and rates[80] == pytest.approx(1.0)
     assert rates[90] == pytest.approx(0.5) and rates[99] == pytest.approx(0.05) and rates[100] == 0.0
@@ -112,7 +117,8 @@ def test_plateau_schedule_cuts_the_rate_when_bleu_stalls():
     model = torch.nn.Linear(2, 2)
     cfg = config(scheduler="plateau", plateau_patience=1, plateau_factor=0.5, early_stopping_metric="bleu")
     optimizer = make_optimizer(model, cfg)
-    scheduler = make_scheduler(optimizer, cfg)
+    scheduler, step_at = make_scheduler(optimizer, cfg)
+    assert step_at == "validation"
     for bleu in (10.0, 12.0, 11.0, 11.5):
         scheduler.step(bleu)
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.5)

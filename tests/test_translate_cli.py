@@ -3,17 +3,15 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-from helpers import train_tiny
 from seq2seq.alignment import align_words, pharaoh, word_ids
 from seq2seq.cli import main
 from seq2seq.translator import Translator
+from tests.helpers import ROOT, train_tiny
 
-ROOT = Path(__file__).resolve().parent.parent
 SENTENCES = ["The dog sleeps.", "A cat reads the book.", "Because the man reads, the woman sleeps."]
 
 

@@ -86,7 +86,7 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def bug(request: Request, error: Exception) -> JSONResponse:
-        log.exception("error while answering %s %s", request.method, request.url.path)
+        log.exception("a bug while answering %s %s", request.method, request.url.path)
         return JSONResponse({"error": f"Cannot translate text: {type(error).__name__}: {error}"}, status_code=500)
 
 

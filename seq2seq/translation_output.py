@@ -37,8 +37,7 @@ def format_lines(index: int, n_best: list[Translation], *, n_best_wanted: int, a
 
 def write_heatmap(translation: Translation, path: Path) -> None:
     """A PNG of the attention of one translation: source pieces (+ EOS) across, output pieces (+ EOS) down."""
-    src_labels = translation.src_pieces + ["</s>"]
-    trg_labels = (translation.trg_pieces + ["</s>"])[: translation.attention.size(0)]
+    src_labels, trg_labels = translation.attention_labels()
     plot_attention(translation.attention, src_labels, trg_labels, path, title=translation.text)
 
 

@@ -1,4 +1,5 @@
-"""Resuming a run: which checkpoint to continue from, whether the config still fits it, and RNG states.
+"""The state of a run that every checkpoint holds (:class:`Progress`, RNG states), and resuming from it:
+which checkpoint to continue from, and whether the config still fits it.
 
 A resumed run must be indistinguishable from one that never stopped, so a checkpoint holds everything that
 decides the next update: weights, optimizer and scheduler state, the counters (:class:`Progress`) including
