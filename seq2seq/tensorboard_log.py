@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-
 from seq2seq.errors import UserError
 from seq2seq.plotting import attention_figure
 from seq2seq.reporters import Reporter
@@ -68,4 +66,3 @@ class TensorBoard(Reporter):
 
     def close(self) -> None:
         self.writer.close()
-        plt.close("all")
