@@ -58,6 +58,16 @@ def step_checkpoints(directory: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def newest_step_checkpoints(directory: Path, count: int, *, option: str) -> list[Path]:
+    """The newest ``count`` step checkpoints in ``directory``, oldest first; fewer is a UserError that names
+    the command-line ``option`` which asked for them."""
+    found = step_checkpoints(directory)
+    if len(found) < count:
+        raise UserError(f"{directory} holds {len(found)} step checkpoints (step_N.pt), fewer than {option} {count}. "
+                        f"Lower {option}, or train with a larger training.keep_last.")
+    return [path for _, path in found[len(found) - count:]]
+
+
 def prune_step_checkpoints(directory: Path, *, keep_last: int, keep_best: int, scores: dict[int, float],
                            higher_is_better: bool) -> list[Path]:
     """Delete step checkpoints that are neither among the newest ``keep_last`` nor the best ``keep_best``.

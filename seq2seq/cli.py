@@ -110,11 +110,25 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quantize", choices=["int8"], help="translate with int8 dynamic quantization of the "
                         "LSTM and Linear layers (CPU)")
-    parser.add_argument("--checkpoint", default="best.pt", help="checkpoint file in MODEL_DIR/checkpoints "
-                        "(default: best.pt)")
+    chosen = parser.add_mutually_exclusive_group()
+    chosen.add_argument("--checkpoint", action="append", metavar="NAME",
+                        help="checkpoint file in MODEL_DIR/checkpoints (default: best.pt); repeated, the files "
+                        "decode as an ensemble that averages their next-word probabilities")
+    chosen.add_argument("--ensemble-last", type=positive_int, metavar="K", help="decode with an ensemble of the "
+                        "newest K step checkpoints (the ones `seq2seq average -n K` would average)")
     parser.add_argument("--beam", type=positive_int, help="beam size (default: the model's decoding.beam_size; "
                         "1 is greedy search)")
     parser.add_argument("--batch-size", type=positive_int, help="sentences per batch (default: decoding.batch_size)")
+
+
+def chosen_checkpoints(args: argparse.Namespace) -> list[str]:
+    """The checkpoint names of ``--checkpoint`` or ``--ensemble-last``, in MODEL_DIR/checkpoints."""
+    if args.ensemble_last is None:
+        return args.checkpoint or ["best.pt"]
+    from seq2seq.checkpoint import newest_step_checkpoints
+
+    directory = Path(args.model_dir) / "checkpoints"
+    return [path.name for path in newest_step_checkpoints(directory, args.ensemble_last, option="--ensemble-last")]
 
 
 def run_prepare(args: argparse.Namespace) -> None:
@@ -147,14 +161,10 @@ def run_train(args: argparse.Namespace) -> None:
 
 
 def run_average(args: argparse.Namespace) -> None:
-    from seq2seq.checkpoint import average_checkpoints, save_checkpoint, step_checkpoints
+    from seq2seq.checkpoint import average_checkpoints, newest_step_checkpoints, save_checkpoint
 
     checkpoints = Path(args.model_dir) / "checkpoints"
-    found = step_checkpoints(checkpoints)
-    if len(found) < args.n:
-        raise UserError(f"{checkpoints} holds {len(found)} step checkpoints (step_N.pt), fewer than -n {args.n}. "
-                        "Lower -n, or train with a larger training.keep_last.")
-    chosen = [path for _, path in found[-args.n:]]
+    chosen = newest_step_checkpoints(checkpoints, args.n, option="-n")
     output = checkpoints / args.output
     if output in chosen or output.name in ("last.pt", "best.pt"):
         raise UserError(f"-o {args.output} would overwrite a training checkpoint; choose another name.")
@@ -174,7 +184,7 @@ def run_translate(args: argparse.Namespace) -> None:
         raise UserError(f"--attention-dir {args.attention_dir} exists and is not a directory.")
     if args.input and not Path(args.input).is_file():
         raise UserError(f"input file {args.input} does not exist or is not a file.")
-    translator = Translator.from_dir(args.model_dir, checkpoint=args.checkpoint, quantize=args.quantize)
+    translator = Translator.from_dir(args.model_dir, checkpoint=chosen_checkpoints(args), quantize=args.quantize)
     batch_size = args.batch_size or translator.config.decoding.batch_size
     with contextlib.ExitStack() as stack:
         total, chunk_lines = None, batch_size * 4
@@ -206,7 +216,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     from seq2seq.translator import Translator
 
     setup_logging()
-    translator = Translator.from_dir(args.model_dir, checkpoint=args.checkpoint, quantize=args.quantize)
+    translator = Translator.from_dir(args.model_dir, checkpoint=chosen_checkpoints(args), quantize=args.quantize)
     result = evaluate_files(translator, args.src, args.ref, beam=args.beam,
                             batch_size=args.batch_size)
     if args.json:

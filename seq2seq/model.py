@@ -56,6 +56,21 @@ class Seq2Seq(nn.Module):
         feed = h.new_zeros(h.size(1), self.decoder.hidden_size)  # [B, H]
         return keys, DecoderState(h, c, feed)
 
+    @property
+    def target_vocab_size(self) -> int:
+        return self.decoder.output.out_features
+
+    def search_start(self, src: Tensor, src_lengths: Tensor) -> tuple[AttentionKeys, DecoderState]:
+        """What a search steps from: the attention keys and initial decoder state of src [B, S], lengths [B]."""
+        return self.start(self.encode(src, src_lengths))
+
+    def search_step(self, prev_tokens: Tensor, state: DecoderState,
+                    keys: AttentionKeys) -> tuple[Tensor, DecoderState, Tensor]:
+        """One search step: previous tokens [B] → next-token log-probabilities [B, V] (float32), the next
+        state, attention weights [B, S]. :class:`seq2seq.ensemble.Ensemble` offers the same two methods."""
+        logits, state, weights = self.decoder.step(prev_tokens, state, keys)
+        return torch.log_softmax(logits.float(), dim=-1), state, weights
+
     def forward(self, src: Tensor, src_lengths: Tensor, trg_in: Tensor, *,
                 step_loop: bool = False, project: bool = True) -> tuple[Tensor, Tensor]:
         """Teacher-forced logits [B, T, V] and attention weights [B, T, S] (``step_loop=True``: the plain step

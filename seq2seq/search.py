@@ -1,5 +1,8 @@
 """Decoding: batched greedy search and batched beam search.
 
+Both search a :class:`~seq2seq.model.Seq2Seq` or an :class:`~seq2seq.ensemble.Ensemble` through the same two
+methods: ``search_start`` (encode, initial state) and ``search_step`` (next-token log-probabilities).
+
 Legend: B batch, S source length, T output length, V target vocabulary.
 """
 
@@ -10,6 +13,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from seq2seq.ensemble import Ensemble
 from seq2seq.model import Seq2Seq
 from seq2seq.special_ids import BOS_ID, EOS_ID, PAD_ID
 
@@ -26,7 +30,8 @@ def max_output_lengths(src_lengths: Tensor, *, ratio: float, extra: int) -> Tens
 
 
 @torch.inference_mode()
-def greedy_search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, *, max_lengths: Tensor) -> list[Hypothesis]:
+def greedy_search(model: Seq2Seq | Ensemble, src: Tensor, src_lengths: Tensor, *,
+                  max_lengths: Tensor) -> list[Hypothesis]:
     """Pick the most probable token at every step, for a whole batch at once.
 
     src [B, S], src_lengths [B], max_lengths [B] → one Hypothesis per sentence, in batch order. A sentence
@@ -34,17 +39,17 @@ def greedy_search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, *, max_lengt
     only the sentences still being translated; the loop stops when none is left.
     """
     batch, device = src.size(0), src.device
-    keys, state = model.start(model.encode(src, src_lengths))
+    keys, state = model.search_start(src, src_lengths)
     limits = max_lengths.to(device)
     steps = int(limits.max())
     token_matrix = torch.full((batch, steps), PAD_ID, dtype=torch.long, device=device)  # [B, T]
-    weight_matrix = keys.mask.new_zeros(batch, steps, src.size(1), dtype=torch.float32)  # [B, T, S]
+    weight_matrix = torch.zeros(batch, steps, src.size(1), device=device)  # [B, T, S]
     scores = torch.zeros(batch, device=device)
     active = torch.arange(batch, device=device)  # [A]: batch rows still being translated
     prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=device)  # [A]
     for t in range(steps):
-        logits, state, alpha = model.decoder.step(prev, state, keys)  # [A, V], _, [A, S]
-        best_log_prob, prev = torch.log_softmax(logits.float(), dim=-1).max(dim=-1)  # [A], [A]
+        log_probs, state, alpha = model.search_step(prev, state, keys)  # [A, V], _, [A, S]
+        best_log_prob, prev = log_probs.max(dim=-1)  # [A], [A]
         scores[active] += best_log_prob
         token_matrix[active, t] = prev
         weight_matrix[active, t] = alpha.float()
@@ -73,7 +78,7 @@ def length_penalty(lengths: Tensor, alpha: float) -> Tensor:
 
 
 @torch.inference_mode()
-def beam_search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, *, beam_size: int, max_lengths: Tensor,
+def beam_search(model: Seq2Seq | Ensemble, src: Tensor, src_lengths: Tensor, *, beam_size: int, max_lengths: Tensor,
                 alpha: float = 0.0, n_best: int = 1) -> list[list[Hypothesis]]:
     """Beam search over all sentences and beams at once (Python loops only over time steps).
 
@@ -84,8 +89,8 @@ def beam_search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, *, beam_size: 
     search stops when none is left. With beam_size 1 this is exactly greedy search.
     """
     batch, beams, device = src.size(0), beam_size, src.device
-    vocab = model.decoder.output.out_features  # beam_size <= vocab: SearchOptions.check makes sure
-    keys, state = model.start(model.encode(src, src_lengths))
+    vocab = model.target_vocab_size  # beam_size <= vocab: SearchOptions.check makes sure
+    keys, state = model.search_start(src, src_lengths)
     keys, state = keys.repeat(beams), state.repeat(beams)  # [B * K, ...]: each sentence K times
     scores = torch.full((batch, beams), float("-inf"), device=device)
     scores[:, 0] = 0.0  # all beams start identical: expand only the first
@@ -99,9 +104,9 @@ def beam_search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, *, beam_size: 
     prev = torch.full((batch * beams,), BOS_ID, dtype=torch.long, device=device)  # [A * K]
     steps: list[tuple[Tensor, Tensor, Tensor]] = []  # per step, for all B: tokens, parents [B, K], attention [B, K, S]
     for t in range(int(limits.max())):
-        logits, state, alpha_t = model.decoder.step(prev, state, keys)  # [A*K, V], _, [A*K, S]
+        log_probs, state, alpha_t = model.search_step(prev, state, keys)  # [A*K, V], _, [A*K, S]
         done = finished[active]  # [A, K]
-        log_probs = torch.log_softmax(logits.float(), dim=-1).view(len(active), beams, vocab)
+        log_probs = log_probs.view(len(active), beams, vocab)
         log_probs = torch.where(done.unsqueeze(-1), finished_row, log_probs)
         candidates = scores[active].unsqueeze(-1) + log_probs  # [A, K, V]
         candidate_lengths = lengths[active] + (~done).long()  # [A, K]

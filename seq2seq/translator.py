@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -19,6 +20,7 @@ from seq2seq.batching import source_tensor
 from seq2seq.checkpoint import load_checkpoint
 from seq2seq.config import Config, DecodingConfig, load_config
 from seq2seq.device import pick_device
+from seq2seq.ensemble import Ensemble
 from seq2seq.errors import UserError
 from seq2seq.model import Seq2Seq, build_model
 from seq2seq.search import Hypothesis, beam_search, greedy_search, max_output_lengths
@@ -62,7 +64,7 @@ class SearchOptions(DecodingConfig):
             raise UserError(f"beam size {self.beam_size} exceeds the target vocabulary ({vocab_size} pieces).")
 
 
-def translate_texts(model: Seq2Seq, src_tok: Tokenizer, trg_tok: Tokenizer, texts: list[str], *,
+def translate_texts(model: Seq2Seq | Ensemble, src_tok: Tokenizer, trg_tok: Tokenizer, texts: list[str], *,
                     options: SearchOptions, device: torch.device, max_source_pieces: int,
                     first_line: int = 1) -> list[list[Translation]]:
     """The ``options.n_best`` best translations of each text, in input order.
@@ -91,7 +93,7 @@ def translate_texts(model: Seq2Seq, src_tok: Tokenizer, trg_tok: Tokenizer, text
     return results
 
 
-def search(sources: list[list[int]], model: Seq2Seq, options: SearchOptions,
+def search(sources: list[list[int]], model: Seq2Seq | Ensemble, options: SearchOptions,
            device: torch.device) -> list[list[Hypothesis]]:
     """Greedy or beam search for one batch of source id lists."""
     src, lengths = source_tensor(sources)
@@ -119,6 +121,21 @@ def quantize_int8(model: Seq2Seq, kind: str) -> Seq2Seq:
         return quantize_dynamic(model.eval(), {torch.nn.LSTM, torch.nn.Linear}, dtype=torch.qint8)
 
 
+def load_model(model_dir: Path, checkpoint: str, config: Config, src_tok: Tokenizer, trg_tok: Tokenizer) -> Seq2Seq:
+    """The model of ``model_dir/config.yaml`` with the weights of ``model_dir/checkpoints/<checkpoint>``."""
+    path = model_dir / "checkpoints" / checkpoint
+    state = load_checkpoint(path)
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
+        raise UserError(f"{path} is not a seq2seq checkpoint: it holds no model weights.")
+    model = build_model(config.model, src_vocab_size=src_tok.vocab_size, trg_vocab_size=trg_tok.vocab_size)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:
+        raise UserError(f"{path} does not fit the model described by {model_dir / 'config.yaml'} (was the config "
+                        f"edited after training?): {str(error).splitlines()[0]}") from None
+    return model
+
+
 class Translator:
     """A trained model ready to translate raw text.
 
@@ -127,7 +144,7 @@ class Translator:
     ['Der Hund schläft.']
     """
 
-    def __init__(self, model: Seq2Seq, src_tok: Tokenizer, trg_tok: Tokenizer, config: Config,
+    def __init__(self, model: Seq2Seq | Ensemble, src_tok: Tokenizer, trg_tok: Tokenizer, config: Config,
                  device: torch.device):
         self.model = model.to(device).eval()
         self.src_tok, self.trg_tok = src_tok, trg_tok
@@ -135,37 +152,34 @@ class Translator:
         self.device = device
 
     @classmethod
-    def from_dir(cls, model_dir: str | Path, *, checkpoint: str = "best.pt", device: str = "cpu",
+    def from_dir(cls, model_dir: str | Path, *, checkpoint: str | Sequence[str] = "best.pt", device: str = "cpu",
                  quantize: str | None = None) -> Translator:
         """Load ``model_dir/config.yaml``, ``spm/`` and ``checkpoints/<checkpoint>``.
 
-        ``quantize="int8"`` converts the LSTM and Linear layers to PyTorch's dynamic int8 quantization
-        (weights stored in int8, activations quantized on the fly): smaller and usually faster on CPUs.
+        Several checkpoint names (``["step_0004600.pt", "step_0004800.pt", "step_0005000.pt"]``) decode as
+        one :class:`~seq2seq.ensemble.Ensemble`. ``quantize="int8"`` converts the LSTM and Linear layers to
+        PyTorch's dynamic int8 quantization (weights stored in int8, activations quantized on the fly): smaller
+        and usually faster on CPUs.
         """
         model_dir = Path(model_dir)
         if not (model_dir / "config.yaml").is_file():
             raise UserError(f"{model_dir} is not a model directory: it has no config.yaml. "
                             "Pass the training.model_dir of a trained model.")
+        names = [checkpoint] if isinstance(checkpoint, str) else list(checkpoint)
+        if not names:
+            raise UserError("no checkpoint to translate with: name at least one file of "
+                            f"{model_dir / 'checkpoints'}.")
         config = load_config(model_dir / "config.yaml")
         try:
             src_tok, trg_tok = load_tokenizers(model_dir / "spm")
         except (OSError, RuntimeError) as error:  # sentencepiece raises RuntimeError for a corrupt model file
             raise UserError(f"{model_dir / 'spm'} holds no readable sentencepiece models: "
                             f"{str(error).splitlines()[0]}") from None
-        state = load_checkpoint(model_dir / "checkpoints" / checkpoint)
-        if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
-            raise UserError(f"{model_dir / 'checkpoints' / checkpoint} is not a seq2seq checkpoint: it holds no "
-                            "model weights.")
-        model = build_model(config.model, src_vocab_size=src_tok.vocab_size, trg_vocab_size=trg_tok.vocab_size)
-        try:
-            model.load_state_dict(state["model"])
-        except RuntimeError as error:
-            raise UserError(f"{model_dir / 'checkpoints' / checkpoint} does not fit the model described by "
-                            f"{model_dir / 'config.yaml'} (was the config edited after training?): "
-                            f"{str(error).splitlines()[0]}") from None
+        models = [load_model(model_dir, name, config, src_tok, trg_tok) for name in names]
         if quantize is not None:
-            model = quantize_int8(model, quantize)
-        return cls(model, src_tok, trg_tok, config, pick_device(device))
+            models = [quantize_int8(model, quantize) for model in models]
+        return cls(models[0] if len(models) == 1 else Ensemble(models), src_tok, trg_tok, config,
+                   pick_device(device))
 
     def translate(self, texts: list[str], *, beam: int | None = None) -> list[str]:
         """Detokenized translations, one per input, in order (``beam`` defaults to decoding.beam_size)."""

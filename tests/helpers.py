@@ -1,4 +1,5 @@
-"""Shared by the tests: the repository's paths, slices of the toy corpus, tiny models trained on them, a server.
+"""Shared by the tests: the repository's paths, slices of the toy corpus, tiny models trained on them, random
+untrained models for the searches, a server.
 
 Fixtures live in conftest.py; these are plain functions and constants (``from tests.helpers import ...``).
 """
@@ -13,11 +14,27 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import torch
+
 from seq2seq.cli import main
+from seq2seq.config import ModelConfig
+from seq2seq.model import Seq2Seq, build_model
+from seq2seq.special_ids import EOS_ID
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository
 TOY = ROOT / "data" / "toy"
 TOY_CONFIG = str(ROOT / "configs" / "toy.yaml")
+
+
+def random_model(input_feeding: bool = False, *, seed: int = 3, vocab: int = 16) -> Seq2Seq:
+    """A tiny untrained model (eval mode) of ``vocab`` pieces on both sides, for the search tests."""
+    torch.manual_seed(seed)
+    config = ModelConfig(embedding_dim=8, encoder_hidden=5, decoder_hidden=10, dropout=0.0,
+                         input_feeding=input_feeding)
+    model = build_model(config, src_vocab_size=16, trg_vocab_size=vocab).eval()
+    with torch.no_grad():
+        model.decoder.output.bias[EOS_ID] -= 1.5  # an untrained model should not stop at once
+    return model
 
 
 def write_slice(directory: Path, split: str, lines: int) -> str:

@@ -9,7 +9,7 @@ LAYERS = [
                   "scoring", "alignment"}),
     ("config and data", {"config", "tokenizer", "bpe_dropout", "arrays", "prepare", "dataset", "batching", "loader",
                          "checkpoint", "plotting"}),
-    ("network", {"attention", "encoder", "word_dropout", "fused_loop", "decoder", "model", "loss"}),
+    ("network", {"attention", "encoder", "word_dropout", "fused_loop", "decoder", "model", "ensemble", "loss"}),
     ("translation", {"search", "translator", "translation_output", "evaluation"}),
     ("training", {"optimization", "update", "validation", "reporters", "tensorboard_log", "run_state", "distributed",
                   "trainer", "finish", "fit"}),

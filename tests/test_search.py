@@ -5,23 +5,11 @@ import pytest
 import torch
 
 from seq2seq.batching import source_tensor
-from seq2seq.config import ModelConfig
-from seq2seq.model import build_model
 from seq2seq.search import beam_search, greedy_search, length_penalty, max_output_lengths
 from seq2seq.special_ids import BOS_ID, EOS_ID
+from tests.helpers import random_model
 
-VOCAB = 16
 SOURCES = [[5, 6, 7, 8], [9], [4, 10, 11, 12, 13, 14, 15], [6, 6]]
-
-
-def random_model(input_feeding: bool = False):
-    torch.manual_seed(3)
-    config = ModelConfig(embedding_dim=8, encoder_hidden=5, decoder_hidden=10, dropout=0.0,
-                         input_feeding=input_feeding)
-    model = build_model(config, src_vocab_size=VOCAB, trg_vocab_size=VOCAB).eval()
-    with torch.no_grad():
-        model.decoder.output.bias[EOS_ID] -= 1.5  # an untrained model should not stop at once
-    return model
 
 
 def teacher_forced_log_prob(model, src_ids: list[int], output: list[int], with_eos: bool) -> float:

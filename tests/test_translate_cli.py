@@ -9,8 +9,9 @@ import torch
 
 from seq2seq.alignment import align_words, pharaoh, word_ids
 from seq2seq.cli import main
+from seq2seq.ensemble import Ensemble
 from seq2seq.translator import Translator
-from tests.helpers import ROOT, train_tiny
+from tests.helpers import ROOT, train_tiny, write_slice
 
 SENTENCES = ["The dog sleeps.", "A cat reads the book.", "Because the man reads, the woman sleeps."]
 
@@ -181,6 +182,32 @@ def test_checkpoint_option_selects_the_file(model_dir, capsys):
     assert code == 0 and len(out.splitlines()) == 1
     code, _, err = run(capsys, "translate", model_dir, SENTENCES[0], "--checkpoint", "nope.pt")
     assert code == 2 and "nope.pt does not exist" in err
+
+
+def test_repeated_checkpoints_decode_as_an_ensemble(model_dir, tmp_path, capsys):
+    steps = sorted(path.name for path in (model_dir / "checkpoints").glob("step_*.pt"))
+    assert len(steps) >= 2
+    _, single, _ = run(capsys, "translate", model_dir, *SENTENCES, "--beam", 3)
+    code, copies, _ = run(capsys, "translate", model_dir, *SENTENCES, "--beam", 3, "--checkpoint", "best.pt",
+                          "--checkpoint", "best.pt")
+    assert code == 0 and copies == single  # an ensemble of copies of a model translates as the model
+    named = Translator.from_dir(model_dir, checkpoint=steps[-2:])
+    assert isinstance(named.model, Ensemble) and len(named.model.members) == 2
+    code, newest, _ = run(capsys, "translate", model_dir, *SENTENCES, "--ensemble-last", 2, "--beam", 1)
+    assert code == 0 and newest.splitlines() == named.translate(SENTENCES, beam=1)
+    src, ref = write_slice(tmp_path, "valid", 30) + ".en", str(tmp_path / "valid.de")
+    code, out, _ = run(capsys, "evaluate", model_dir, "--src", src, "--ref", ref, "--ensemble-last", 2, "--json")
+    assert code == 0 and json.loads(out)["sentences"] == 30
+
+
+def test_ensemble_options_that_cannot_work_exit_2(model_dir, capsys):
+    code, _, err = run(capsys, "translate", model_dir, "x", "--ensemble-last", 99)
+    assert code == 2 and "fewer than --ensemble-last 99" in err and "Traceback" not in err
+    code, _, err = run(capsys, "translate", model_dir, "x", "--checkpoint", "best.pt", "--checkpoint", "nope.pt")
+    assert code == 2 and "nope.pt does not exist" in err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["translate", str(model_dir), "x", "--checkpoint", "best.pt", "--ensemble-last", "2"])
+    assert exit_info.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
 
 
 def test_int8_quantized_translation_matches_fp32_on_most_sentences(model_dir, capsys):
