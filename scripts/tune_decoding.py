@@ -1,11 +1,11 @@
 """Tune beam size and length penalty on the valid split (never on test): BLEU for every pair of a grid.
 
-Usage: python scripts/tune_decoding.py MODEL_DIR [--checkpoint best.pt [NAME ...]] [--beams 1 5 10]
+Usage: python scripts/tune_decoding.py MODEL_DIR [--checkpoint best.pt]... [--beams 1 5 10]
                                        [--length-penalties 0 0.6 1.0 1.4]
 
 Reads the valid split named in the run's config.yaml, prints a Markdown table (rows: beam sizes, columns:
-length penalties) and the best pair, to copy into the recipe's ``decoding`` section. Several checkpoint
-names are decoded as one ensemble (see seq2seq/ensemble.py).
+length penalties) and the best pair, to copy into the recipe's ``decoding`` section. A repeated
+``--checkpoint`` decodes the files as one ensemble, as in ``seq2seq translate`` (see seq2seq/ensemble.py).
 """
 
 from __future__ import annotations
@@ -21,11 +21,13 @@ from seq2seq.translator import SearchOptions, Translator, translate_texts
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model_dir")
-    parser.add_argument("--checkpoint", nargs="+", default=["best.pt"], help="files in MODEL_DIR/checkpoints")
+    parser.add_argument("--checkpoint", action="append", help="a file in MODEL_DIR/checkpoints (default best.pt; "
+                        "repeated: an ensemble)")
     parser.add_argument("--beams", type=int, nargs="+", default=[1, 5, 10])
     parser.add_argument("--length-penalties", type=float, nargs="+", default=[0.0, 0.6, 1.0, 1.4])
     args = parser.parse_args()
-    translator = Translator.from_dir(args.model_dir, checkpoint=args.checkpoint)
+    checkpoints = args.checkpoint or ["best.pt"]
+    translator = Translator.from_dir(args.model_dir, checkpoint=checkpoints)
     data = translator.config.data
     pairs = read_parallel(*split_paths(data.valid, data.src_lang, data.trg_lang))
     sources, references = [s for s, _ in pairs], [r for _, r in pairs]
@@ -38,7 +40,7 @@ def main() -> None:
                                            options=options, device=translator.device,
                                            max_source_pieces=data.max_length)
             scores[beam, alpha] = bleu([n_best[0].text for n_best in translations], references).score
-    print(f"valid BLEU of {args.model_dir} ({' + '.join(args.checkpoint)}), {len(sources)} sentences\n")
+    print(f"valid BLEU of {args.model_dir} ({' + '.join(checkpoints)}), {len(sources)} sentences\n")
     print("| beam | " + " | ".join(f"length penalty {alpha}" for alpha in args.length_penalties) + " |")
     print("| --- |" + " --- |" * len(args.length_penalties))
     for beam in args.beams:

@@ -112,8 +112,9 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
                         "LSTM and Linear layers (CPU)")
     chosen = parser.add_mutually_exclusive_group()
     chosen.add_argument("--checkpoint", action="append", metavar="NAME",
-                        help="checkpoint file in MODEL_DIR/checkpoints (default: best.pt); repeated, the files "
-                        "decode as an ensemble that averages their next-word probabilities")
+                        help="checkpoint file in MODEL_DIR/checkpoints (default: best.pt); repeat the option "
+                        "(--checkpoint A --checkpoint B) to decode the files as an ensemble that averages their "
+                        "next-piece probabilities")
     chosen.add_argument("--ensemble-last", type=positive_int, metavar="K", help="decode with an ensemble of the "
                         "newest K step checkpoints (the ones `seq2seq average -n K` would average)")
     parser.add_argument("--beam", type=positive_int, help="beam size (default: the model's decoding.beam_size; "
@@ -126,8 +127,9 @@ def chosen_checkpoints(args: argparse.Namespace) -> list[str]:
     if args.ensemble_last is None:
         return args.checkpoint or ["best.pt"]
     from seq2seq.checkpoint import newest_step_checkpoints
+    from seq2seq.translator import require_model_dir
 
-    directory = Path(args.model_dir) / "checkpoints"
+    directory = require_model_dir(args.model_dir) / "checkpoints"
     return [path.name for path in newest_step_checkpoints(directory, args.ensemble_last, option="--ensemble-last")]
 
 

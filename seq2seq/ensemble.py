@@ -9,17 +9,19 @@ no training time.
 An ensemble offers the two methods the searches call (:meth:`Seq2Seq.search_start` and
 :meth:`Seq2Seq.search_step`); its keys and states are :class:`Members`, one per model, which reorder and
 expand like a single model's.
+
+Legend: M members, B batch, S source length, V target vocabulary.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from seq2seq.decoder import DecoderState
 from seq2seq.model import Seq2Seq
 
 
@@ -49,6 +51,7 @@ class Ensemble(nn.Module):
 
     @property
     def target_vocab_size(self) -> int:
+        """V, the members' shared target vocabulary size."""
         return self.members[0].target_vocab_size
 
     def search_start(self, src: Tensor, src_lengths: Tensor) -> tuple[Members, Members]:
@@ -59,9 +62,10 @@ class Ensemble(nn.Module):
     def search_step(self, prev_tokens: Tensor, state: Members, keys: Members) -> tuple[Tensor, Members, Tensor]:
         """Previous tokens [B] → log of the mean next-token probability [B, V], the members' next states, and
         the mean of their attention weights [B, S] (each row still sums to 1 over the real source positions)."""
-        steps: list[Any] = [member.search_step(prev_tokens, member_state, member_keys)
-                            for member, member_state, member_keys in zip(self.members, state, keys)]
-        log_probs = torch.stack([log_probs for log_probs, _, _ in steps])  # [M, B, V]
+        steps: list[tuple[Tensor, DecoderState, Tensor]] = [
+            member.search_step(prev_tokens, member_state, member_keys)
+            for member, member_state, member_keys in zip(self.members, state, keys, strict=True)]
+        log_probs = torch.stack([step_log_probs for step_log_probs, _, _ in steps])  # [M, B, V]
         mixture = torch.logsumexp(log_probs, dim=0) - math.log(len(steps))  # [B, V]
-        weights = torch.stack([weights.float() for _, _, weights in steps]).mean(dim=0)  # [B, S]
+        weights = torch.stack([step_weights.float() for _, _, step_weights in steps]).mean(dim=0)  # [B, S]
         return mixture, Members(next_state for _, next_state, _ in steps), weights

@@ -58,6 +58,7 @@ class Seq2Seq(nn.Module):
 
     @property
     def target_vocab_size(self) -> int:
+        """V, the number of target pieces the output layer scores."""
         return self.decoder.output.out_features
 
     def search_start(self, src: Tensor, src_lengths: Tensor) -> tuple[AttentionKeys, DecoderState]:

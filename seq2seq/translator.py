@@ -11,6 +11,7 @@ import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from os import PathLike
 from pathlib import Path
 from typing import NamedTuple
 
@@ -121,7 +122,17 @@ def quantize_int8(model: Seq2Seq, kind: str) -> Seq2Seq:
         return quantize_dynamic(model.eval(), {torch.nn.LSTM, torch.nn.Linear}, dtype=torch.qint8)
 
 
-def load_model(model_dir: Path, checkpoint: str, config: Config, src_tok: Tokenizer, trg_tok: Tokenizer) -> Seq2Seq:
+def require_model_dir(model_dir: str | Path) -> Path:
+    """``model_dir`` as a Path; a UserError when it is not a model directory (it has no config.yaml)."""
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.yaml").is_file():
+        raise UserError(f"{model_dir} is not a model directory: it has no config.yaml. "
+                        "Pass the training.model_dir of a trained model.")
+    return model_dir
+
+
+def load_model(model_dir: Path, checkpoint: str, *, config: Config, src_tok: Tokenizer,
+               trg_tok: Tokenizer) -> Seq2Seq:
     """The model of ``model_dir/config.yaml`` with the weights of ``model_dir/checkpoints/<checkpoint>``."""
     path = model_dir / "checkpoints" / checkpoint
     state = load_checkpoint(path)
@@ -152,8 +163,8 @@ class Translator:
         self.device = device
 
     @classmethod
-    def from_dir(cls, model_dir: str | Path, *, checkpoint: str | Sequence[str] = "best.pt", device: str = "cpu",
-                 quantize: str | None = None) -> Translator:
+    def from_dir(cls, model_dir: str | Path, *, checkpoint: str | PathLike | Sequence[str] = "best.pt",
+                 device: str = "cpu", quantize: str | None = None) -> Translator:
         """Load ``model_dir/config.yaml``, ``spm/`` and ``checkpoints/<checkpoint>``.
 
         Several checkpoint names (``["step_0004600.pt", "step_0004800.pt", "step_0005000.pt"]``) decode as
@@ -161,11 +172,8 @@ class Translator:
         PyTorch's dynamic int8 quantization (weights stored in int8, activations quantized on the fly): smaller
         and usually faster on CPUs.
         """
-        model_dir = Path(model_dir)
-        if not (model_dir / "config.yaml").is_file():
-            raise UserError(f"{model_dir} is not a model directory: it has no config.yaml. "
-                            "Pass the training.model_dir of a trained model.")
-        names = [checkpoint] if isinstance(checkpoint, str) else list(checkpoint)
+        model_dir = require_model_dir(model_dir)
+        names = [str(checkpoint)] if isinstance(checkpoint, (str, PathLike)) else list(checkpoint)
         if not names:
             raise UserError("no checkpoint to translate with: name at least one file of "
                             f"{model_dir / 'checkpoints'}.")
@@ -175,7 +183,7 @@ class Translator:
         except (OSError, RuntimeError) as error:  # sentencepiece raises RuntimeError for a corrupt model file
             raise UserError(f"{model_dir / 'spm'} holds no readable sentencepiece models: "
                             f"{str(error).splitlines()[0]}") from None
-        models = [load_model(model_dir, name, config, src_tok, trg_tok) for name in names]
+        models = [load_model(model_dir, name, config=config, src_tok=src_tok, trg_tok=trg_tok) for name in names]
         if quantize is not None:
             models = [quantize_int8(model, quantize) for model in models]
         return cls(models[0] if len(models) == 1 else Ensemble(models), src_tok, trg_tok, config,

@@ -26,8 +26,8 @@ TOY = ROOT / "data" / "toy"
 TOY_CONFIG = str(ROOT / "configs" / "toy.yaml")
 
 
-def random_model(input_feeding: bool = False, *, seed: int = 3, vocab: int = 16) -> Seq2Seq:
-    """A tiny untrained model (eval mode) of ``vocab`` pieces on both sides, for the search tests."""
+def random_model(*, input_feeding: bool = False, seed: int = 3, vocab: int = 16) -> Seq2Seq:
+    """A tiny untrained model (eval mode) for the search tests: 16 source pieces, ``vocab`` target pieces."""
     torch.manual_seed(seed)
     config = ModelConfig(embedding_dim=8, encoder_hidden=5, decoder_hidden=10, dropout=0.0,
                          input_feeding=input_feeding)

@@ -22,7 +22,7 @@ def batch_and_limits():
 
 
 def test_step_is_the_log_of_the_mean_probability_by_hand():
-    first, second = random_model(seed=1), random_model(True, seed=2)
+    first, second = random_model(seed=1), random_model(input_feeding=True, seed=2)
     ensemble = Ensemble([first, second])
     src, lengths, _ = batch_and_limits()
     prev = torch.full((len(SOURCES),), BOS_ID)
@@ -81,7 +81,7 @@ def test_an_ensemble_of_copies_translates_as_its_model(beam_size):
 
 @pytest.mark.parametrize("alpha", [0.0, 1.0])
 def test_beam_1_is_exactly_greedy_for_an_ensemble(alpha):
-    ensemble = Ensemble([random_model(seed=1), random_model(True, seed=2)])
+    ensemble = Ensemble([random_model(seed=1), random_model(input_feeding=True, seed=2)])
     src, lengths, limits = batch_and_limits()
     greedy = greedy_search(ensemble, src, lengths, max_lengths=limits)
     beam = beam_search(ensemble, src, lengths, beam_size=1, max_lengths=limits, alpha=alpha)
@@ -101,18 +101,38 @@ def test_batched_beam_equals_one_at_a_time_for_an_ensemble():
         assert batched[i][0].score == pytest.approx(alone[0].score, abs=1e-5)
 
 
+def mixture_log_prob(models, src_ids: list[int], output: list[int], *, with_eos: bool) -> float:
+    """log of the mean of the models' teacher-forced probabilities of ``output``, summed over its tokens."""
+    targets = output + ([EOS_ID] if with_eos else [])
+    src, lengths = source_tensor([src_ids])
+    trg_in = torch.tensor([[BOS_ID] + targets[:-1]])
+    with torch.no_grad():
+        probs = sum(torch.softmax(model(src, lengths, trg_in)[0][0], dim=-1) for model in models) / len(models)
+    return sum(math.log(probs[t, token].item()) for t, token in enumerate(targets))  # probs [T, V]
+
+
 def test_greedy_score_is_the_mixtures_teacher_forced_log_probability():
     first, second = random_model(seed=1), random_model(seed=2)
-    ensemble = Ensemble([first, second])
     src, lengths, limits = batch_and_limits()
-    for i, hypothesis in enumerate(greedy_search(ensemble, src, lengths, max_lengths=limits)):
-        targets = hypothesis.tokens + ([EOS_ID] if len(hypothesis.tokens) < int(limits[i]) else [])
-        one_src, one_len = source_tensor([SOURCES[i]])
-        trg_in = torch.tensor([[BOS_ID] + targets[:-1]])
-        with torch.no_grad():
-            probs = sum(torch.softmax(model(one_src, one_len, trg_in)[0][0], dim=-1) for model in (first, second)) / 2
-        expected = sum(math.log(probs[t, token].item()) for t, token in enumerate(targets))
+    for i, hypothesis in enumerate(greedy_search(Ensemble([first, second]), src, lengths, max_lengths=limits)):
+        stopped = len(hypothesis.tokens) < int(limits[i])  # ended with EOS rather than at the limit
+        expected = mixture_log_prob([first, second], SOURCES[i], hypothesis.tokens, with_eos=stopped)
         assert hypothesis.score == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_beam_scores_are_the_mixtures_teacher_forced_log_probabilities(alpha):
+    """Every hypothesis of the n-best list, with two different members: a beam reordered with the wrong
+    member's rows would score its tokens with the wrong states."""
+    first, second = random_model(seed=1), random_model(input_feeding=True, seed=2)
+    src, lengths, limits = batch_and_limits()
+    n_best = beam_search(Ensemble([first, second]), src, lengths, beam_size=3, max_lengths=limits, alpha=alpha,
+                         n_best=3)
+    for i, hypotheses in enumerate(n_best):
+        for hypothesis in hypotheses:
+            stopped = len(hypothesis.tokens) < int(limits[i])  # ended with EOS rather than at the limit
+            expected = mixture_log_prob([first, second], SOURCES[i], hypothesis.tokens, with_eos=stopped)
+            assert hypothesis.score == pytest.approx(expected, abs=1e-4)
 
 
 def test_members_must_share_a_vocabulary_and_be_several():

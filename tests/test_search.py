@@ -24,7 +24,7 @@ def teacher_forced_log_prob(model, src_ids: list[int], output: list[int], with_e
 
 @pytest.mark.parametrize("input_feeding", [False, True])
 def test_batched_greedy_equals_one_at_a_time(input_feeding):
-    model = random_model(input_feeding)
+    model = random_model(input_feeding=input_feeding)
     src, lengths = source_tensor(SOURCES)
     limits = max_output_lengths(lengths, ratio=2.0, extra=3)
     batched = greedy_search(model, src, lengths, max_lengths=limits)
@@ -61,7 +61,7 @@ def test_length_limit_and_attention_shape():
 @pytest.mark.parametrize("input_feeding", [False, True])
 @pytest.mark.parametrize("alpha", [0.0, 1.0])
 def test_beam_size_1_is_exactly_greedy(input_feeding, alpha):
-    model = random_model(input_feeding)
+    model = random_model(input_feeding=input_feeding)
     src, lengths = source_tensor(SOURCES)
     limits = max_output_lengths(lengths, ratio=2.0, extra=3)
     greedy = greedy_search(model, src, lengths, max_lengths=limits)
@@ -90,7 +90,7 @@ def test_beam_scores_are_teacher_forced_log_probabilities(beam_size, alpha):
 
 @pytest.mark.parametrize("input_feeding", [False, True])
 def test_batched_beam_equals_one_at_a_time(input_feeding):
-    model = random_model(input_feeding)
+    model = random_model(input_feeding=input_feeding)
     src, lengths = source_tensor(SOURCES)
     limits = max_output_lengths(lengths, ratio=2.0, extra=3)
     batched = beam_search(model, src, lengths, beam_size=4, max_lengths=limits, alpha=1.0, n_best=4)

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from seq2seq.alignment import align_words, pharaoh, word_ids
-from seq2seq.cli import main
+from seq2seq.cli import build_parser, chosen_checkpoints, main
 from seq2seq.ensemble import Ensemble
+from seq2seq.errors import UserError
 from seq2seq.translator import Translator
 from tests.helpers import ROOT, train_tiny, write_slice
 
@@ -18,8 +19,9 @@ SENTENCES = ["The dog sleeps.", "A cat reads the book.", "Because the man reads,
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    """A tiny model trained for 40 steps on 600 toy pairs (module-scoped: trained once)."""
-    overrides = ["training.max_steps=40", "training.validate_every=40", "training.batch_tokens=800",
+    """A tiny model trained for 40 steps on 600 toy pairs (module-scoped: trained once), with step checkpoints
+    from at least two validations (every 20 steps) for the ensemble tests."""
+    overrides = ["training.max_steps=40", "training.validate_every=20", "training.batch_tokens=800",
                  "model.embedding_dim=16", "model.encoder_hidden=16", "model.decoder_hidden=32",
                  "tokenizer.src_vocab_size=150", "tokenizer.trg_vocab_size=150", "data.max_length=20"]
     return train_tiny(tmp_path_factory.mktemp("tiny"), overrides, train_lines=600, valid_lines=30)
@@ -187,12 +189,19 @@ def test_checkpoint_option_selects_the_file(model_dir, capsys):
 def test_repeated_checkpoints_decode_as_an_ensemble(model_dir, tmp_path, capsys):
     steps = sorted(path.name for path in (model_dir / "checkpoints").glob("step_*.pt"))
     assert len(steps) >= 2
+    for options, expected in ([["--checkpoint", "last.pt", "--checkpoint", steps[0]], ["last.pt", steps[0]]],
+                              [["--ensemble-last", "2"], steps[-2:]], [[], ["best.pt"]]):
+        args = build_parser().parse_args(["translate", str(model_dir), "x", *options])
+        assert chosen_checkpoints(args) == expected
     _, single, _ = run(capsys, "translate", model_dir, *SENTENCES, "--beam", 3)
     code, copies, _ = run(capsys, "translate", model_dir, *SENTENCES, "--beam", 3, "--checkpoint", "best.pt",
                           "--checkpoint", "best.pt")
     assert code == 0 and copies == single  # an ensemble of copies of a model translates as the model
     named = Translator.from_dir(model_dir, checkpoint=steps[-2:])
     assert isinstance(named.model, Ensemble) and len(named.model.members) == 2
+    int8 = Translator.from_dir(model_dir, checkpoint=steps[-2:], quantize="int8")
+    assert all(isinstance(m.decoder.output, torch.ao.nn.quantized.dynamic.Linear) for m in int8.model.members)
+    assert len(int8.translate(SENTENCES, beam=2)) == 3
     code, newest, _ = run(capsys, "translate", model_dir, *SENTENCES, "--ensemble-last", 2, "--beam", 1)
     assert code == 0 and newest.splitlines() == named.translate(SENTENCES, beam=1)
     src, ref = write_slice(tmp_path, "valid", 30) + ".en", str(tmp_path / "valid.de")
@@ -200,11 +209,15 @@ def test_repeated_checkpoints_decode_as_an_ensemble(model_dir, tmp_path, capsys)
     assert code == 0 and json.loads(out)["sentences"] == 30
 
 
-def test_ensemble_options_that_cannot_work_exit_2(model_dir, capsys):
+def test_ensemble_options_that_cannot_work_exit_2(model_dir, tmp_path, capsys):
     code, _, err = run(capsys, "translate", model_dir, "x", "--ensemble-last", 99)
     assert code == 2 and "fewer than --ensemble-last 99" in err and "Traceback" not in err
     code, _, err = run(capsys, "translate", model_dir, "x", "--checkpoint", "best.pt", "--checkpoint", "nope.pt")
     assert code == 2 and "nope.pt does not exist" in err
+    code, _, err = run(capsys, "translate", tmp_path, "x", "--ensemble-last", 2)
+    assert code == 2 and "not a model directory" in err
+    with pytest.raises(UserError, match="no checkpoint"):
+        Translator.from_dir(model_dir, checkpoint=[])
     with pytest.raises(SystemExit) as exit_info:
         main(["translate", str(model_dir), "x", "--checkpoint", "best.pt", "--ensemble-last", "2"])
     assert exit_info.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
