@@ -17,6 +17,8 @@ from seq2seq.config import SECTIONS
 def type_name(hint: object) -> str:
     if typing.get_origin(hint) is typing.Literal:
         return " \\| ".join(f"`{a}`" for a in typing.get_args(hint))
+    if typing.get_origin(hint) is list:
+        return f"list of {type_name(typing.get_args(hint)[0])}"
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     if args:
         return f"{type_name(args[0])} or null"

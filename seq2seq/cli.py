@@ -13,14 +13,25 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from seq2seq.errors import UserError
+
+if TYPE_CHECKING:
+    from seq2seq.translator import Translator
 
 
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number ≥ 0, got {text}")
     return value
 
 
@@ -119,7 +130,20 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
                         "newest K step checkpoints (the ones `seq2seq average -n K` would average)")
     parser.add_argument("--beam", type=positive_int, help="beam size (default: the model's decoding.beam_size; "
                         "1 is greedy search)")
+    parser.add_argument("--length-penalty", type=non_negative_float, metavar="ALPHA", help="alpha of the beam "
+                        "search's length penalty (default: the model's decoding.length_penalty; higher favours "
+                        "longer output)")
     parser.add_argument("--batch-size", type=positive_int, help="sentences per batch (default: decoding.batch_size)")
+
+
+def load_translator(args: argparse.Namespace) -> Translator:
+    """The model of ``args.model_dir`` with the chosen checkpoints, and ``--length-penalty`` in its config."""
+    from seq2seq.translator import Translator
+
+    translator = Translator.from_dir(args.model_dir, checkpoint=chosen_checkpoints(args), quantize=args.quantize)
+    if args.length_penalty is not None:
+        translator.config.decoding.length_penalty = args.length_penalty
+    return translator
 
 
 def chosen_checkpoints(args: argparse.Namespace) -> list[str]:
@@ -179,14 +203,13 @@ def run_translate(args: argparse.Namespace) -> None:
     from seq2seq.log_setup import setup_logging
     from seq2seq.textio import PROGRESS_MIN_LINES, count_lines, decode_argument, read_input
     from seq2seq.translation_output import stream_translations
-    from seq2seq.translator import Translator
 
     setup_logging()
     if args.attention_dir is not None and args.attention_dir.exists() and not args.attention_dir.is_dir():
         raise UserError(f"--attention-dir {args.attention_dir} exists and is not a directory.")
     if args.input and not Path(args.input).is_file():
         raise UserError(f"input file {args.input} does not exist or is not a file.")
-    translator = Translator.from_dir(args.model_dir, checkpoint=chosen_checkpoints(args), quantize=args.quantize)
+    translator = load_translator(args)
     batch_size = args.batch_size or translator.config.decoding.batch_size
     with contextlib.ExitStack() as stack:
         total, chunk_lines = None, batch_size * 4
@@ -215,10 +238,9 @@ def open_output(path: str) -> io.TextIOWrapper:
 def run_evaluate(args: argparse.Namespace) -> None:
     from seq2seq.evaluation import evaluate_files
     from seq2seq.log_setup import setup_logging
-    from seq2seq.translator import Translator
 
     setup_logging()
-    translator = Translator.from_dir(args.model_dir, checkpoint=chosen_checkpoints(args), quantize=args.quantize)
+    translator = load_translator(args)
     result = evaluate_files(translator, args.src, args.ref, beam=args.beam,
                             batch_size=args.batch_size)
     if args.json:
@@ -227,7 +249,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
         print(f"BLEU = {result['bleu']:.2f}  ({result['bleu_signature']})")
         print(f"chrF = {result['chrf']:.2f}  ({result['chrf_signature']})")
         print(f"BLEU = {result['bleu_lowercase']:.2f}  ({result['bleu_lowercase_signature']})")
-        print(f"{result['sentences']} sentences, beam {result['beam']}")
+        search = "greedy" if result["beam"] == 1 else f"beam {result['beam']}, length penalty {result['length_penalty']}"
+        print(f"{result['sentences']} sentences, {search}")
 
 
 def run_serve(args: argparse.Namespace) -> None:

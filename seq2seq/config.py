@@ -133,6 +133,10 @@ class TrainingConfig:
         "At the end of training, average the weights of the newest this many step checkpoints and validate the "
         "average; when it beats best.pt on early_stopping_metric it becomes best.pt, the model scored at the end "
         "(the single best stays as best_single.pt). 0 or 1: no averaging.", 0)
+    tune_length_penalty: list[float] = doc(
+        "At the end of training, beam search (decoding.beam_size) scores valid with best.pt at each of these "
+        "length penalties; the best becomes decoding.length_penalty in the run's config.yaml, the value the final "
+        "scores, translate, evaluate and serve use. Empty: keep decoding.length_penalty.", [])
     backend: Literal["auto", "gloo", "nccl"] = doc(
         "Process-group backend under torchrun: auto picks nccl with CUDA, gloo on CPU.", "auto")
     collective_timeout_minutes: float = doc(
@@ -250,6 +254,11 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
         return value
     if hint is float:
         return _coerce_float(value, key, source)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: {key} = {value!r} has type {type(value).__name__}; expected a list of "
+                              f"{args[0].__name__}, e.g. [0.6, 1.0].")
+        return [_coerce(item, args[0], f"{key}[{index}]", source) for index, item in enumerate(value)]
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
         quote = " (YAML reads yes/no/on/off as booleans: quote the value)" if hint is str and isinstance(
             value, bool) else ""
@@ -302,6 +311,10 @@ def _check_values(config: Config, source: str) -> None:
         value = getattr(getattr(config, section), key)
         if value < 0:
             raise ConfigError(f"{source}: {section}.{key} = {value!r} must be 0 or greater.")
+    alphas = config.training.tune_length_penalty
+    if any(alpha < 0 for alpha in alphas) or len(set(alphas)) < len(alphas):
+        raise ConfigError(f"{source}: training.tune_length_penalty = {alphas} must list distinct length penalties "
+                          "of 0 or greater; remove the negative or repeated ones.")
     for section, key in [("model", "dropout"), ("model", "source_word_dropout"), ("model", "target_word_dropout"),
                          ("training", "label_smoothing"), ("training", "bpe_dropout")]:
         value = getattr(getattr(config, section), key)
@@ -337,6 +350,10 @@ def _check_combinations(config: Config, source: str) -> None:
         raise ConfigError(f"{source}: training.average_last = {settings.average_last} averages more step checkpoints "
                           f"than training.keep_last = {settings.keep_last} keeps: raise keep_last to at least "
                           f"{settings.average_last}.")
+    if settings.tune_length_penalty and config.decoding.beam_size == 1:
+        raise ConfigError(f"{source}: training.tune_length_penalty needs beam search, and decoding.beam_size is 1 "
+                          "(greedy search has no length penalty): raise decoding.beam_size or set "
+                          "tune_length_penalty: [].")
     if settings.bpe_dropout and config.tokenizer.type != "bpe":
         raise ConfigError(f"{source}: training.bpe_dropout = {settings.bpe_dropout} needs tokenizer.type: bpe "
                           f"(it drops BPE merges), got {config.tokenizer.type!r}.")

@@ -15,7 +15,11 @@ from seq2seq.translator import Translator
 
 def evaluate_files(translator: Translator, src_path: str | Path, ref_path: str | Path, *,
                    beam: int | None = None, batch_size: int | None = None) -> dict[str, Any]:
-    """BLEU and chrF (with signatures) of the translations of ``src_path`` against ``ref_path``."""
+    """BLEU and chrF (with signatures) of the translations of ``src_path`` against ``ref_path``.
+
+    ``length_penalty`` in the result is None for greedy search, which has none.
+    """
+    beam = beam or translator.config.decoding.beam_size
     pairs = read_parallel(src_path, ref_path)
     sources, references = [s for s, _ in pairs], [r for _, r in pairs]
     size = batch_size or translator.config.decoding.batch_size
@@ -29,5 +33,5 @@ def evaluate_files(translator: Translator, src_path: str | Path, ref_path: str |
     return {"bleu": round(bleu_score.score, 2), "chrf": round(chrf_score.score, 2),
             "bleu_lowercase": round(lowercase.score, 2), "bleu_signature": bleu_score.signature,
             "chrf_signature": chrf_score.signature, "bleu_lowercase_signature": lowercase.signature,
-            "beam": beam or translator.config.decoding.beam_size, "sentences": len(sources),
-            "src": str(src_path), "ref": str(ref_path)}
+            "beam": beam, "length_penalty": translator.config.decoding.length_penalty if beam > 1 else None,
+            "sentences": len(sources), "src": str(src_path), "ref": str(ref_path)}

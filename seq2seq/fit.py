@@ -25,7 +25,7 @@ from seq2seq.config import Config, save_config
 from seq2seq.dataset import prepare_data
 from seq2seq.distributed import Distributed, mixed_seed, setup
 from seq2seq.errors import UserError
-from seq2seq.finish import average_last_checkpoints, final_report
+from seq2seq.finish import finish_run
 from seq2seq.log_setup import setup_logging
 from seq2seq.model import Seq2Seq, build_model, count_parameters
 from seq2seq.optimization import Scheduler, make_optimizer, make_scheduler
@@ -93,10 +93,7 @@ def _fit(config: Config, job: Distributed, *, overwrite: bool, resume: bool, res
         job.close()  # all processes leave together; the final scoring below needs no other process
         if not job.is_main:
             return {}
-        if settings.average_last > 1:
-            average_last_checkpoints(model, model_dir / "checkpoints", splits, src_tok, trg_tok, config, job.device,
-                                     reporter, progress)
-        return final_report(model, model_dir, splits, src_tok, trg_tok, config, job.device, reporter, progress)
+        return finish_run(model, model_dir, splits, src_tok, trg_tok, config, job.device, reporter, progress)
     finally:
         reporter.close()
 

@@ -45,8 +45,12 @@ class Reporter:
     def average(self, step: int, *, checkpoints: list[str], best: bool, figures: dict[str, float]) -> None:
         """The validation of the average of the last step checkpoints, at the end of training."""
 
-    def final(self, step: int, *, beam_size: int, scores: dict[str, float]) -> None:
-        """The final scores of the best checkpoint (``valid_bleu``, and ``test_bleu`` when configured)."""
+    def length_penalty(self, step: int, *, beam_size: int, bleu: dict[float, float], chosen: float) -> None:
+        """Valid BLEU at each candidate length penalty (``training.tune_length_penalty``), and the one chosen."""
+
+    def final(self, step: int, *, beam_size: int, length_penalty: float, scores: dict[str, float]) -> None:
+        """The final scores of the best checkpoint (``valid_bleu``, and ``test_bleu`` when configured), with the
+        search's beam size and length penalty."""
 
     def close(self) -> None:
         """Nothing more will be reported."""
@@ -87,6 +91,10 @@ class Reporters(Reporter):
         for reporter in self.reporters:
             reporter.average(step, **fields)
 
+    def length_penalty(self, step: int, **fields: Any) -> None:
+        for reporter in self.reporters:
+            reporter.length_penalty(step, **fields)
+
     def final(self, step: int, **fields: Any) -> None:
         for reporter in self.reporters:
             reporter.final(step, **fields)
@@ -126,8 +134,12 @@ class MetricsFile(Reporter):
     def average(self, step: int, *, checkpoints: list[str], best: bool, figures: dict[str, float]) -> None:
         self.write("average", step=step, checkpoints=checkpoints, best=best, **figures)
 
-    def final(self, step: int, *, beam_size: int, scores: dict[str, float]) -> None:
-        self.write("final", step=step, beam_size=beam_size, **scores)
+    def length_penalty(self, step: int, *, beam_size: int, bleu: dict[float, float], chosen: float) -> None:
+        self.write("length_penalty", step=step, beam_size=beam_size, length_penalties=list(bleu),
+                   bleu=list(bleu.values()), chosen=chosen)
+
+    def final(self, step: int, *, beam_size: int, length_penalty: float, scores: dict[str, float]) -> None:
+        self.write("final", step=step, beam_size=beam_size, length_penalty=length_penalty, **scores)
 
 
 class ProgressBar(Reporter):

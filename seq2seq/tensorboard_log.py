@@ -56,7 +56,10 @@ class TensorBoard(Reporter):
     def average(self, step: int, *, checkpoints: list[str], best: bool, figures: dict[str, float]) -> None:
         self.scalars("average", step, figures)
 
-    def final(self, step: int, *, beam_size: int, scores: dict[str, float]) -> None:
+    def length_penalty(self, step: int, *, beam_size: int, bleu: dict[float, float], chosen: float) -> None:
+        self.writer.add_scalar("length_penalty/chosen", chosen, global_step=step)
+
+    def final(self, step: int, *, beam_size: int, length_penalty: float, scores: dict[str, float]) -> None:
         self.scalars("final", step, scores)
         self.writer.flush()
 

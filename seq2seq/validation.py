@@ -31,9 +31,13 @@ def evaluate_loss(model: Seq2Seq, batches: Iterable[Batch], device: torch.device
 
 
 def score_split(model: Seq2Seq, split: Split, src_tok: Tokenizer, trg_tok: Tokenizer, config: Config,
-                device: torch.device, *, beam_size: int = 1) -> tuple[float, list[str]]:
-    """BLEU of a split (detokenized output vs raw references) and the hypotheses; greedy unless beam_size > 1."""
-    options = SearchOptions.from_config(config, beam_size=beam_size)
+                device: torch.device, *, beam_size: int = 1,
+                length_penalty: float | None = None) -> tuple[float, list[str]]:
+    """BLEU of a split (detokenized output vs raw references) and the hypotheses; greedy unless beam_size > 1.
+
+    The length penalty defaults to the config's decoding.length_penalty.
+    """
+    options = SearchOptions.from_config(config, beam_size=beam_size, length_penalty=length_penalty)
     translations = translate_texts(model, src_tok, trg_tok, split.sources, options=options, device=device,
                                    max_source_pieces=config.data.max_length)
     hypotheses = [n_best[0].text for n_best in translations]

@@ -88,6 +88,8 @@ def test_unknown_key_without_close_match_has_no_suggestion(tmp_path):
     ("training.learning_rate", "fast", "'fast'", "expected float"),
     ("data.train", 123, "123", "expected str"),
     ("model.bidirectional", "yes please", "'yes please'", "expected bool"),
+    ("training.tune_length_penalty", 1.0, "1.0", "expected a list of float"),
+    ("training.tune_length_penalty", "0.6 1.0", "'0.6 1.0'", "expected a list of float"),
 ])
 def test_wrong_type_names_key_value_and_expected_type(tmp_path, key, value, shown, expected):
     path = write_config(tmp_path, config_dict({key: value}))
@@ -98,6 +100,22 @@ def test_invalid_choice_lists_valid_choices(tmp_path):
     path = write_config(tmp_path, config_dict({"model.attention": "luong"}))
     assert_mentions(error_of(path), str(path), "model.attention = 'luong'", "not a valid choice",
                     "'dot', 'general', 'concat'")
+
+
+@pytest.mark.parametrize("alphas", [[1.0, -0.5], [1.0, 1.4, 1.0]])
+def test_tuned_length_penalties_must_be_distinct_and_not_negative(tmp_path, alphas):
+    path = write_config(tmp_path, config_dict({"training.tune_length_penalty": alphas}))
+    assert_mentions(error_of(path), str(path), f"training.tune_length_penalty = {alphas}", "remove the negative or "
+                    "repeated ones")
+
+
+def test_list_of_floats_from_yaml_and_override_and_its_bad_element_named(tmp_path):
+    path = write_config(tmp_path, config_dict({"training.tune_length_penalty": [1, "2e0", 0.6]}))
+    assert load_config(path).training.tune_length_penalty == [1.0, 2.0, 0.6]
+    overridden = load_config(path, ["training.tune_length_penalty=[0.6, 1.4]"]).training.tune_length_penalty
+    assert overridden == [0.6, 1.4] and all(type(alpha) is float for alpha in overridden)
+    bad = write_config(tmp_path, config_dict({"training.tune_length_penalty": [1.0, "long"]}))
+    assert_mentions(error_of(bad), str(bad), "training.tune_length_penalty[1] = 'long'", "expected float")
 
 
 def test_int_accepted_for_float_field(tmp_path):
@@ -169,6 +187,8 @@ def test_impossible_value_names_key_value_and_range(tmp_path, key, value, expect
     ({"training.average_last": 5, "training.keep_last": 3},
      ["training.average_last = 5", "raise keep_last to at least 5"]),
     ({"training.scheduler": "budget"}, ["training.scheduler = 'budget'", "set training.max_minutes"]),
+    ({"training.tune_length_penalty": [1.0, 1.4], "decoding.beam_size": 1},
+     ["training.tune_length_penalty needs beam search", "decoding.beam_size is 1"]),
 ])
 def test_contradicting_training_keys_name_both(tmp_path, values, expected):
     path = write_config(tmp_path, config_dict(values))

@@ -5,15 +5,18 @@ import math
 import pytest
 import torch
 
+import seq2seq.finish as finish
 import seq2seq.loss as loss_module
 from seq2seq.atomic import atomic_write_text
 from seq2seq.batching import Example, collate
 from seq2seq.checkpoint import load_checkpoint, save_checkpoint
-from seq2seq.config import ModelConfig, config_from_dict
+from seq2seq.config import ModelConfig, config_from_dict, load_config
 from seq2seq.errors import UserError
 from seq2seq.loss import output_loss
 from seq2seq.model import build_model
 from seq2seq.optimization import make_optimizer, make_scheduler
+from seq2seq.reporters import Reporter
+from seq2seq.run_state import Progress
 from seq2seq.special_ids import PAD_ID
 from seq2seq.update import autocast_supported, train_step
 from seq2seq.validation import improved
@@ -122,6 +125,32 @@ def test_plateau_schedule_cuts_the_rate_when_bleu_stalls():
     for bleu in (10.0, 12.0, 11.0, 11.5):
         scheduler.step(bleu)
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.5)
+
+
+def test_length_penalty_chosen_on_valid_is_the_first_best_and_written_to_config_yaml(tmp_path, monkeypatch):
+    """choose_length_penalty keeps the candidate with the highest valid BLEU (the earlier one on a tie), returns
+    its BLEU and hypotheses, reports every candidate, and rewrites the run's config.yaml with the choice."""
+    bleu = {0.6: 30.0, 1.0: 31.5, 1.4: 31.5, 2.0: 29.0}
+    searched = []
+
+    def fake_score_split(model, split, src_tok, trg_tok, config, device, *, beam_size, length_penalty):
+        searched.append((beam_size, length_penalty))
+        return bleu[length_penalty], [f"hypothesis at {length_penalty}"]
+
+    class Recorder(Reporter):
+        def length_penalty(self, step, **fields):
+            self.event = (step, fields)
+
+    monkeypatch.setattr(finish, "score_split", fake_score_split)
+    config = config_from_dict({"data": {"train": "t", "valid": "v"}, "training": {
+        "model_dir": str(tmp_path), "tune_length_penalty": list(bleu)}, "decoding": {"beam_size": 4}})
+    reporter = Recorder()
+    valid = finish.choose_length_penalty(None, tmp_path, None, None, None, config, torch.device("cpu"), reporter,
+                                         Progress(step=7))
+    assert searched == [(4, alpha) for alpha in bleu]
+    assert valid == (31.5, ["hypothesis at 1.0"])
+    assert reporter.event == (7, {"beam_size": 4, "bleu": bleu, "chosen": 1.0})
+    assert load_config(tmp_path / "config.yaml").decoding.length_penalty == 1.0
 
 
 def test_improved_direction_depends_on_metric():

@@ -9,6 +9,7 @@ import torch
 
 from seq2seq.alignment import align_words, pharaoh, word_ids
 from seq2seq.cli import build_parser, chosen_checkpoints, main
+from seq2seq.config import load_config
 from seq2seq.ensemble import Ensemble
 from seq2seq.errors import UserError
 from seq2seq.translator import Translator
@@ -100,6 +101,39 @@ def test_evaluate_prints_bleu_and_chrf_with_signatures(model_dir, capsys):
     result = json.loads(out)
     assert code == 0 and result["sentences"] == 20 and result["beam"] == 5
     assert 0 <= result["bleu"] <= 100 and 0 <= result["chrf"] <= 100 and "tok:13a" in result["bleu_signature"]
+
+
+def test_training_chooses_the_length_penalty_on_valid_and_evaluate_uses_it(tmp_path, capsys):
+    """training.tune_length_penalty: each candidate's valid BLEU is what `evaluate --length-penalty` measures,
+    the best becomes decoding.length_penalty in config.yaml, and evaluate uses it by default."""
+    candidates = [0.0, 1.0, 5.0]
+    overrides = ["training.max_steps=30", "training.validate_every=30", "training.batch_tokens=800",
+                 "model.embedding_dim=16", "model.encoder_hidden=16", "model.decoder_hidden=32",
+                 "tokenizer.src_vocab_size=150", "tokenizer.trg_vocab_size=150", "data.max_length=20",
+                 "decoding.beam_size=3", "decoding.length_penalty=0.3", f"training.tune_length_penalty={candidates}"]
+    model = train_tiny(tmp_path, overrides, train_lines=600, valid_lines=30)
+    records = [json.loads(line) for line in (model / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+    (tuned,) = [r for r in records if r["event"] == "length_penalty"]
+    (final,) = [r for r in records if r["event"] == "final"]
+    assert tuned["length_penalties"] == candidates and tuned["beam_size"] == 3
+
+    def evaluate(*options) -> dict:
+        code, out, _ = run(capsys, "evaluate", model, "--src", tmp_path / "valid.en", "--ref", tmp_path / "valid.de",
+                           "--json", *options)
+        assert code == 0
+        return json.loads(out)
+
+    measured = [evaluate("--length-penalty", alpha) for alpha in candidates]
+    assert [(r["bleu"], r["length_penalty"], r["beam"]) for r in measured] == [
+        (round(bleu, 2), alpha, 3) for bleu, alpha in zip(tuned["bleu"], candidates)]
+    best = max(tuned["bleu"])
+    assert tuned["chosen"] == candidates[tuned["bleu"].index(best)]
+    assert (final["valid_bleu"], final["length_penalty"]) == (best, tuned["chosen"])
+    assert load_config(model / "config.yaml").decoding.length_penalty == tuned["chosen"]
+    assert evaluate()["length_penalty"] == tuned["chosen"]
+    with pytest.raises(SystemExit) as exited:  # argparse rejects the value itself
+        main(["evaluate", str(model), "--src", "x", "--ref", "y", "--length-penalty", "-1"])
+    assert exited.value.code == 2 and "expected a finite number ≥ 0" in capsys.readouterr().err
 
 
 def test_evaluate_bad_inputs_exit_2_with_a_clear_message(model_dir, tmp_path, capsys):

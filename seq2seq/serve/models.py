@@ -63,7 +63,8 @@ class ServedModel:
 
 
 def final_bleu(metrics: Path) -> dict[str, float] | None:
-    """The valid/test BLEU (and beam) of the run's last ``final`` event in metrics.jsonl, if it has one."""
+    """The valid/test BLEU (with beam and length penalty) of the run's last ``final`` event in metrics.jsonl, if
+    it has one."""
     if not metrics.is_file():
         return None
     final = None
@@ -77,7 +78,7 @@ def final_bleu(metrics: Path) -> dict[str, float] | None:
     if final is None:
         return None
     figures = {split: final[f"{split}_bleu"] for split in ("valid", "test") if f"{split}_bleu" in final}
-    return {**figures, "beam_size": final.get("beam_size")}
+    return {**figures, "beam_size": final.get("beam_size"), "length_penalty": final.get("length_penalty")}
 
 
 def load_models(directories: list[str | Path], *, checkpoint: str = "best.pt",
