@@ -27,6 +27,9 @@ from seq2seq.config import TrainingConfig
 from seq2seq.device import pick_device
 from seq2seq.errors import UserError
 
+if dist.is_available():  # before any process group exists: see Distributed.close
+    import torch.distributed.nn  # noqa: F401
+
 SEED_STRIDE = 1_000_003  # a prime, larger than any seed, rank or step count in practice
 
 
@@ -86,7 +89,14 @@ class Distributed:
         return gathered
 
     def close(self, *, wait: bool = True) -> None:
-        """Leave the job. ``wait``: first wait for every process, so none tears down a group others still use."""
+        """Leave the job. ``wait``: first wait for every process, so none tears down a group others still use.
+
+        Destroying the group frees it, and joins its gloo threads, once nothing else holds it (DDP does: drop
+        the wrapper first). ``torch.distributed.nn``, which DDP's first use imports, takes ``group.WORLD`` as a
+        default argument; imported after the group exists, it would hold the group for the life of the
+        process, and the threads would be torn down during interpreter shutdown, which now and then aborts
+        the process ("terminate called without an active exception"). So this module imports it first.
+        """
         if self.enabled and dist.is_initialized():
             if wait:
                 dist.barrier()

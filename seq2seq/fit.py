@@ -90,6 +90,7 @@ def _fit(config: Config, job: Distributed, *, overwrite: bool, resume: bool, res
         stop_reason = trainer.run()
         log.info("training stopped: %s after %d updates, %.1f minutes", stop_reason, progress.step,
                  trainer.elapsed() / 60)
+        trainer.close()
         job.close()  # all processes leave together; the final scoring below needs no other process
         if not job.is_main:
             return {}

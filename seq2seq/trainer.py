@@ -72,6 +72,10 @@ class Trainer:
         self.last_save, self.saved_step = self.session_start, progress.step
         self.window_tokens, self.window_start, self.window_loss = 0, self.session_start, []
 
+    def close(self) -> None:
+        """Drop the DDP wrapper, which holds the process group, so that closing the job frees the group."""
+        self.net = self.model
+
     def autocast_type(self) -> torch.dtype | None:
         """The configured autocast type, or None (float32) where this machine cannot run it."""
         dtype = AUTOCAST_TYPES[self.settings.autocast]

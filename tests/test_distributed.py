@@ -44,6 +44,8 @@ def test_two_processes_agree_with_each_other_and_with_one_process(corpus, tmp_pa
     rank0 = torch.load(tmp_path / "dump" / "rank0.pt", weights_only=True)
     rank1 = torch.load(tmp_path / "dump" / "rank1.pt", weights_only=True)
     assert all(torch.equal(rank0[name], rank1[name]) for name in rank0)  # DDP keeps replicas bitwise equal
+    for threads in (tmp_path / "dump").glob("threads*.txt"):  # Linux: the group and its threads are gone
+        assert "gloo" not in threads.read_text(), threads.read_text()
 
     single = ["train", CONFIG]
     for override in [*overrides[:-1], f"training.model_dir={tmp_path / 'single'}"]:
