@@ -133,6 +133,11 @@ class TrainingConfig:
         "At the end of training, average the weights of the newest this many step checkpoints and validate the "
         "average; when it beats best.pt on early_stopping_metric it becomes best.pt, the model scored at the end "
         "(the single best stays as best_single.pt). 0 or 1: no averaging.", 0)
+    ema_decay: float = doc(
+        "Keep an exponential moving average of the weights (Polyak averaging): after each update average = "
+        "ema_decay * average + (1 - ema_decay) * weights, with a lower decay for the first updates. Validation, "
+        "best.pt and every checkpoint's model use the average; the weights that train are saved beside it. "
+        "0.999 averages over about the last 1,000 updates; 0 turns it off.", 0.0)
     tune_length_penalty: list[float] = doc(
         "At the end of training, beam search (decoding.beam_size) scores valid with best.pt at each of these "
         "length penalties; the best becomes decoding.length_penalty in the run's config.yaml, the value the final "
@@ -316,7 +321,7 @@ def _check_values(config: Config, source: str) -> None:
         raise ConfigError(f"{source}: training.tune_length_penalty = {alphas} must list distinct length penalties "
                           "of 0 or greater; remove the negative or repeated ones.")
     for section, key in [("model", "dropout"), ("model", "source_word_dropout"), ("model", "target_word_dropout"),
-                         ("training", "label_smoothing"), ("training", "bpe_dropout")]:
+                         ("training", "label_smoothing"), ("training", "bpe_dropout"), ("training", "ema_decay")]:
         value = getattr(getattr(config, section), key)
         if not 0.0 <= value < 1.0:
             raise ConfigError(f"{source}: {section}.{key} = {value!r} must be in [0, 1).")

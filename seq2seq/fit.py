@@ -28,6 +28,7 @@ from seq2seq.errors import UserError
 from seq2seq.finish import finish_run
 from seq2seq.log_setup import setup_logging
 from seq2seq.model import Seq2Seq, build_model, count_parameters
+from seq2seq.moving_average import MovingAverage
 from seq2seq.optimization import Scheduler, make_optimizer, make_scheduler
 from seq2seq.prepare import is_prepared_data, prepared_dir
 from seq2seq.reporters import MetricsFile, ProgressBar, Reporter, Reporters
@@ -76,16 +77,17 @@ def _fit(config: Config, job: Distributed, *, overwrite: bool, resume: bool, res
              f"; {job.world_size} processes" if job.enabled else "")
     optimizer = make_optimizer(model, config)
     scheduler, step_at = make_scheduler(optimizer, config)
+    average = MovingAverage(model, settings.ema_decay) if settings.ema_decay and job.is_main else None
     progress = Progress()
     if job.enabled:
         torch.manual_seed(mixed_seed(job.rank, settings.seed))  # distinct dropout masks in each process
     if state is not None:
-        progress = restore(state, model, optimizer, scheduler, model_dir / "metrics.jsonl", job)
+        progress = restore(state, model, average, optimizer, scheduler, model_dir / "metrics.jsonl", job)
         log.info("resuming from %s: update %d, epoch %d, batch %d of the epoch", checkpoint_path, progress.step,
                  progress.epoch + 1, progress.batch_in_epoch)
     reporter = make_reporters(config, job, progress, resumed=state is not None)
     trainer = Trainer(config, model, optimizer, scheduler, step_at, splits, src_tok, trg_tok, job, reporter,
-                      progress)
+                      progress, average=average)
     try:
         stop_reason = trainer.run()
         log.info("training stopped: %s after %d updates, %.1f minutes", stop_reason, progress.step,
@@ -160,10 +162,16 @@ def elastic_restart() -> bool:
     return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
 
 
-def restore(state: dict[str, Any], model: Seq2Seq, optimizer: torch.optim.Optimizer, scheduler: Scheduler | None,
-            metrics_path: Path, job: Distributed) -> Progress:
-    """Load a training state into fresh objects; cut metrics.jsonl back to what the checkpoint had seen."""
-    model.load_state_dict(state["model"])
+def restore(state: dict[str, Any], model: Seq2Seq, average: MovingAverage | None, optimizer: torch.optim.Optimizer,
+            scheduler: Scheduler | None, metrics_path: Path, job: Distributed) -> Progress:
+    """Load a training state into fresh objects; cut metrics.jsonl back to what the checkpoint had seen.
+
+    A run with a moving average saved the average as ``model`` and the weights that train as
+    ``training_model``; a run that turns the average on at a resume starts it from the weights.
+    """
+    model.load_state_dict(state.get("training_model", state["model"]))
+    if average is not None:
+        average.model.load_state_dict(state["model"] if "training_model" in state else model.state_dict())
     optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None and state["scheduler"] is not None:
         scheduler.load_state_dict(state["scheduler"])

@@ -27,6 +27,7 @@ from seq2seq.distributed import Distributed
 from seq2seq.errors import UserError
 from seq2seq.loader import Prefetcher, epoch_plan, evaluation_batches, training_batches
 from seq2seq.model import Seq2Seq
+from seq2seq.moving_average import MovingAverage
 from seq2seq.optimization import Scheduler, StepAt
 from seq2seq.reporters import Reporter
 from seq2seq.run_state import Progress, rng_state
@@ -46,13 +47,18 @@ class Trainer:
     """Runs the updates, validations and saves of one run from its current :class:`Progress`.
 
     ``settings`` is the config's training section; ``job`` is this process's place in a torchrun job.
+    ``average`` (``training.ema_decay``, rank 0 only) is the moving average of the weights: when given, it is
+    the model that validates and that checkpoints hold as ``model``.
     """
 
     def __init__(self, config: Config, model: Seq2Seq, optimizer: torch.optim.Optimizer,
                  scheduler: Scheduler | None, step_at: StepAt | None, splits: dict[str, Split], src_tok: Tokenizer,
-                 trg_tok: Tokenizer, job: Distributed, reporter: Reporter, progress: Progress):
+                 trg_tok: Tokenizer, job: Distributed, reporter: Reporter, progress: Progress, *,
+                 average: MovingAverage | None = None):
         self.config, self.settings = config, config.training
         self.model, self.optimizer, self.scheduler, self.step_at = model, optimizer, scheduler, step_at
+        self.average = average
+        self.scored: Seq2Seq = average.model if average else model  # the model validation scores and saves
         self.net: torch.nn.Module = model  # the module that trains
         if job.enabled:  # under torchrun, DDP averages the gradients across processes during backward
             self.net = DistributedDataParallel(model, device_ids=[job.device] if job.device.type == "cuda" else None)
@@ -154,6 +160,8 @@ class Trainer:
         settings, progress = self.settings, self.progress
         progress.consecutive_skips = 0
         progress.step += 1
+        if self.average:
+            self.average.update(self.model, progress.step)
         if self.step_at == "update":
             self.scheduler.step()
         self.window_tokens += tokens
@@ -227,13 +235,13 @@ class Trainer:
     def validation_figures(self) -> dict[str, float]:
         valid = self.splits["valid"]
         batches = evaluation_batches(valid, self.valid_sizes, batch_tokens=self.settings.batch_tokens)
-        return validate(self.model, valid, batches, self.src_tok, self.trg_tok, self.config, self.device)
+        return validate(self.scored, valid, batches, self.src_tok, self.trg_tok, self.config, self.device)
 
     def report_validation(self, figures: dict[str, float], is_best: bool) -> None:
         progress = self.progress
         sample = None
         if self.reporter.wants_sample:
-            sample = attention_sample(self.model, self.splits["valid"], self.src_tok, self.trg_tok, self.config,
+            sample = attention_sample(self.scored, self.splits["valid"], self.src_tok, self.trg_tok, self.config,
                                       self.device)
         self.reporter.valid(progress.step, progress.epoch, lr=self.optimizer.param_groups[0]["lr"], best=is_best,
                             figures=figures, sample=sample)
@@ -258,10 +266,12 @@ class Trainer:
         progress.elapsed = self.elapsed()
         progress.metrics_bytes = self.metrics_path.stat().st_size if self.metrics_path.exists() else 0
         last = self.checkpoints / "last.pt"
-        save_checkpoint(last, {
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler else None, "progress": vars(progress),
-            "rng": rng_per_process, "config": config_to_dict(self.config)})
+        state = {"model": self.scored.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict() if self.scheduler else None, "progress": vars(progress),
+                 "rng": rng_per_process, "config": config_to_dict(self.config)}
+        if self.average:
+            state["training_model"] = self.model.state_dict()
+        save_checkpoint(last, state)
         if snapshot:
             atomic_copy(last, step_checkpoint_path(self.checkpoints, progress.step))
             prune_step_checkpoints(self.checkpoints, keep_last=self.settings.keep_last,
