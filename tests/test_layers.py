@@ -11,7 +11,7 @@ LAYERS = [
                          "checkpoint", "plotting"}),
     ("network", {"attention", "encoder", "word_dropout", "fused_loop", "decoder", "model", "ensemble", "loss"}),
     ("translation", {"search", "translator", "translation_output", "evaluation"}),
-    ("training", {"optimization", "update", "validation", "reporters", "tensorboard_log", "run_state", "distributed",
+    ("training", {"optimization", "update", "moving_average", "validation", "reporters", "tensorboard_log", "run_state", "distributed",
                   "trainer", "finish", "fit"}),
     ("applications", {"cli", "__main__", "__init__", "serve"}),
 ]
