@@ -41,5 +41,3 @@ class MovingAverage:
         averaged = list(self.model.parameters())
         current = [p.detach() for p in model.parameters()]
         torch._foreach_lerp_(averaged, current, 1.0 - decay_at(self.decay, step))  # a + w (b - a)
-        for mine, theirs in zip(self.model.buffers(), model.buffers()):
-            mine.copy_(theirs)

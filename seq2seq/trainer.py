@@ -58,7 +58,6 @@ class Trainer:
         self.config, self.settings = config, config.training
         self.model, self.optimizer, self.scheduler, self.step_at = model, optimizer, scheduler, step_at
         self.average = average
-        self.scored: Seq2Seq = average.model if average else model  # the model validation scores and saves
         self.net: torch.nn.Module = model  # the module that trains
         if job.enabled:  # under torchrun, DDP averages the gradients across processes during backward
             self.net = DistributedDataParallel(model, device_ids=[job.device] if job.device.type == "cuda" else None)
@@ -77,6 +76,11 @@ class Trainer:
         self.elapsed_before = self.clock = progress.elapsed
         self.last_save, self.saved_step = self.session_start, progress.step
         self.window_tokens, self.window_start, self.window_loss = 0, self.session_start, []
+
+    @property
+    def scored(self) -> Seq2Seq:
+        """The model that validation scores and checkpoints hold as ``model``: the average, if there is one."""
+        return self.average.model if self.average else self.model
 
     def close(self) -> None:
         """Drop the DDP wrapper, which holds the process group, so that closing the job frees the group."""
