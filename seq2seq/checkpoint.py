@@ -37,6 +37,21 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise UserError(f"checkpoint {path} is truncated or corrupt and cannot be loaded ({error}).") from None
 
 
+def model_weights(state: dict[str, Any], path: Path, *, training: bool = False) -> dict[str, torch.Tensor]:
+    """The weights to decode from a loaded checkpoint: its ``model``, or with ``training`` its ``training_model``.
+
+    A run with ``training.ema_decay`` saves the moving average as ``model`` (what validation chose) and the
+    weights that trained as ``training_model``; comparing the two needs both to be decodable.
+    """
+    key = "training_model" if training else "model"
+    if not isinstance(state, dict) or not isinstance(state.get(key), dict):
+        if training and isinstance(state, dict) and isinstance(state.get("model"), dict):
+            raise UserError(f"checkpoint {path} holds no separate training weights: only runs with "
+                            "training.ema_decay save them; decode it without --training-weights.")
+        raise UserError(f"{path} is not a seq2seq checkpoint: it holds no model weights.")
+    return state[key]
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Step checkpoints: checkpoints/step_N.pt, written at validations, pruned by keep_last / keep_best
 # ---------------------------------------------------------------------------------------------------------
@@ -85,10 +100,11 @@ def prune_step_checkpoints(directory: Path, *, keep_last: int, keep_best: int, s
     return deleted
 
 
-def average_checkpoints(paths: list[Path]) -> dict[str, Any]:
+def average_checkpoints(paths: list[Path], *, training: bool = False) -> dict[str, Any]:
     """The element-wise mean of the model weights in ``paths`` (checkpoint averaging, as in Vaswani et al.).
 
-    Returns a checkpoint dict with the averaged ``model`` and the ``config`` of the newest checkpoint.
+    Returns a checkpoint dict with the averaged ``model`` and the ``config`` of the newest checkpoint. With
+    ``training``, it averages the weights that trained instead of their moving average (:func:`model_weights`).
     """
     if not paths:
         raise UserError("no checkpoints to average.")
@@ -96,11 +112,11 @@ def average_checkpoints(paths: list[Path]) -> dict[str, Any]:
     newest: dict[str, Any] = {}
     for path in paths:
         newest = load_checkpoint(path)
-        weights = newest["model"]
+        weights = model_weights(newest, path, training=training)
         if total and weights.keys() != total.keys():
             raise UserError(f"checkpoint {path} holds different parameters from {paths[0]}; "
                             "only checkpoints of one run can be averaged.")
         for name, tensor in weights.items():
             total[name] = total[name] + tensor.double() if name in total else tensor.double()
-    model = {name: (tensor / len(paths)).to(newest["model"][name].dtype) for name, tensor in total.items()}
+    model = {name: (tensor / len(paths)).to(weights[name].dtype) for name, tensor in total.items()}
     return {"model": model, "config": newest.get("config"), "averaged": [str(Path(p).name) for p in paths]}

@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     average.add_argument("-o", "--output", default="averaged.pt",
                          help="file name in MODEL_DIR/checkpoints (default averaged.pt); translate with "
                          "--checkpoint NAME")
+    average.add_argument("--training-weights", action="store_true", help="average the weights that trained "
+                         "instead of their moving average (runs with training.ema_decay)")
 
     translate = commands.add_parser("translate", help="translate sentences with a trained model")
     translate.add_argument("model_dir", help="a trained model directory (training.model_dir)")
@@ -128,6 +130,8 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
                         "next-piece probabilities")
     chosen.add_argument("--ensemble-last", type=positive_int, metavar="K", help="decode with an ensemble of the "
                         "newest K step checkpoints (the ones `seq2seq average -n K` would average)")
+    parser.add_argument("--training-weights", action="store_true", help="decode the weights that trained instead "
+                        "of their moving average, which a run with training.ema_decay saves as its model")
     parser.add_argument("--beam", type=positive_int, help="beam size (default: the model's decoding.beam_size; "
                         "1 is greedy search)")
     parser.add_argument("--length-penalty", type=non_negative_float, metavar="ALPHA", help="alpha of the beam "
@@ -140,7 +144,8 @@ def load_translator(args: argparse.Namespace) -> Translator:
     """The model of ``args.model_dir`` with the chosen checkpoints, and ``--length-penalty`` in its config."""
     from seq2seq.translator import Translator
 
-    translator = Translator.from_dir(args.model_dir, checkpoint=chosen_checkpoints(args), quantize=args.quantize)
+    translator = Translator.from_dir(args.model_dir, checkpoint=chosen_checkpoints(args), quantize=args.quantize,
+                                     training_weights=args.training_weights)
     if args.length_penalty is not None:
         translator.config.decoding.length_penalty = args.length_penalty
     return translator
@@ -194,7 +199,7 @@ def run_average(args: argparse.Namespace) -> None:
     output = checkpoints / args.output
     if output in chosen or output.name in ("last.pt", "best.pt"):
         raise UserError(f"-o {args.output} would overwrite a training checkpoint; choose another name.")
-    save_checkpoint(output, average_checkpoints(chosen))
+    save_checkpoint(output, average_checkpoints(chosen, training=args.training_weights))
     print(f"averaged {', '.join(path.name for path in chosen)} into {output}; translate with "
           f"--checkpoint {output.name}")
 

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import torch
 
 from seq2seq.batching import source_tensor
-from seq2seq.checkpoint import load_checkpoint
+from seq2seq.checkpoint import load_checkpoint, model_weights
 from seq2seq.config import Config, DecodingConfig, load_config
 from seq2seq.device import pick_device
 from seq2seq.ensemble import Ensemble
@@ -131,16 +131,17 @@ def require_model_dir(model_dir: str | Path) -> Path:
     return model_dir
 
 
-def load_model(model_dir: Path, checkpoint: str, *, config: Config, src_tok: Tokenizer,
-               trg_tok: Tokenizer) -> Seq2Seq:
-    """The model of ``model_dir/config.yaml`` with the weights of ``model_dir/checkpoints/<checkpoint>``."""
+def load_model(model_dir: Path, checkpoint: str, *, config: Config, src_tok: Tokenizer, trg_tok: Tokenizer,
+               training_weights: bool = False) -> Seq2Seq:
+    """The model of ``model_dir/config.yaml`` with the weights of ``model_dir/checkpoints/<checkpoint>``.
+
+    ``training_weights`` takes the weights that trained instead of their moving average (``training.ema_decay``).
+    """
     path = model_dir / "checkpoints" / checkpoint
-    state = load_checkpoint(path)
-    if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
-        raise UserError(f"{path} is not a seq2seq checkpoint: it holds no model weights.")
+    weights = model_weights(load_checkpoint(path), path, training=training_weights)
     model = build_model(config.model, src_vocab_size=src_tok.vocab_size, trg_vocab_size=trg_tok.vocab_size)
     try:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(weights)
     except RuntimeError as error:
         raise UserError(f"{path} does not fit the model described by {model_dir / 'config.yaml'} (was the config "
                         f"edited after training?): {str(error).splitlines()[0]}") from None
@@ -164,13 +165,14 @@ class Translator:
 
     @classmethod
     def from_dir(cls, model_dir: str | Path, *, checkpoint: str | PathLike | Sequence[str] = "best.pt",
-                 device: str = "cpu", quantize: str | None = None) -> Translator:
+                 device: str = "cpu", quantize: str | None = None, training_weights: bool = False) -> Translator:
         """Load ``model_dir/config.yaml``, ``spm/`` and ``checkpoints/<checkpoint>``.
 
         Several checkpoint names (``["step_0004600.pt", "step_0004800.pt", "step_0005000.pt"]``) decode as
         one :class:`~seq2seq.ensemble.Ensemble`. ``quantize="int8"`` converts the LSTM and Linear layers to
         PyTorch's dynamic int8 quantization (weights stored in int8, activations quantized on the fly): smaller
-        and usually faster on CPUs.
+        and usually faster on CPUs. ``training_weights=True`` decodes the weights that trained, in a run that
+        kept their moving average (``training.ema_decay``), instead of the average.
         """
         model_dir = require_model_dir(model_dir)
         names = [str(checkpoint)] if isinstance(checkpoint, (str, PathLike)) else list(checkpoint)
@@ -183,7 +185,8 @@ class Translator:
         except (OSError, RuntimeError) as error:  # sentencepiece raises RuntimeError for a corrupt model file
             raise UserError(f"{model_dir / 'spm'} holds no readable sentencepiece models: "
                             f"{str(error).splitlines()[0]}") from None
-        models = [load_model(model_dir, name, config=config, src_tok=src_tok, trg_tok=trg_tok) for name in names]
+        models = [load_model(model_dir, name, config=config, src_tok=src_tok, trg_tok=trg_tok,
+                             training_weights=training_weights) for name in names]
         if quantize is not None:
             models = [quantize_int8(model, quantize) for model in models]
         return cls(models[0] if len(models) == 1 else Ensemble(models), src_tok, trg_tok, config,

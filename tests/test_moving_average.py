@@ -56,3 +56,32 @@ def test_validation_and_checkpoints_use_the_average_and_a_resume_is_bitwise(corp
         for name, tensor in average_last[key].items():
             assert torch.equal(tensor, resumed_last[key][name]), (key, name)
     assert validation_figures(straight) == validation_figures(stopped)
+
+
+def test_the_weights_that_trained_decode_and_average_on_request(corpus, tmp_path, capsys):  # noqa: F811
+    from seq2seq.translator import Translator
+
+    steps = ["training.scheduler=none", "training.validate_every=4", "training.patience=0", "training.max_steps=12"]
+    plain, averaged = tmp_path / "plain", tmp_path / "averaged"
+    assert main(train_args(plain, corpus, *steps)) == 0
+    assert main(train_args(averaged, corpus, "training.ema_decay=0.9", *steps)) == 0
+
+    # --training-weights decodes the weights the plain run ended with, not the average
+    trained = Translator.from_dir(averaged, checkpoint="last.pt", training_weights=True).model.state_dict()
+    smoothed = Translator.from_dir(averaged, checkpoint="last.pt").model.state_dict()
+    for name, tensor in Translator.from_dir(plain, checkpoint="last.pt").model.state_dict().items():
+        assert torch.equal(tensor, trained[name]), name
+    assert any(not torch.equal(tensor, smoothed[name]) for name, tensor in trained.items())
+
+    # averaging the weights that trained gives the plain run's average of the same checkpoints
+    assert main(["average", str(plain), "-n", "2"]) == 0
+    assert main(["average", str(averaged), "-n", "2", "--training-weights"]) == 0
+    plain_mean, trained_mean = (load_checkpoint(d / "checkpoints" / "averaged.pt")["model"] for d in (plain, averaged))
+    for name, tensor in plain_mean.items():
+        assert torch.equal(tensor, trained_mean[name]), name
+
+    # a run without the average has no separate training weights: a clear error that names the file
+    capsys.readouterr()
+    assert main(["translate", str(plain), "--checkpoint", "last.pt", "--training-weights", "The dog sleeps."]) != 0
+    error = capsys.readouterr().err
+    assert "last.pt holds no separate training weights" in error and "training.ema_decay" in error
