@@ -43,13 +43,14 @@ def model_weights(state: dict[str, Any], path: Path, *, training: bool = False) 
     A run with ``training.ema_decay`` saves the moving average as ``model`` (what validation chose) and the
     weights that trained as ``training_model``; comparing the two needs both to be decodable.
     """
-    key = "training_model" if training else "model"
-    if not isinstance(state, dict) or not isinstance(state.get(key), dict):
-        if training and isinstance(state, dict) and isinstance(state.get("model"), dict):
-            raise UserError(f"checkpoint {path} holds no separate training weights: only runs with "
-                            "training.ema_decay save them; decode it without --training-weights.")
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
         raise UserError(f"{path} is not a seq2seq checkpoint: it holds no model weights.")
-    return state[key]
+    if not training:
+        return state["model"]
+    if not isinstance(state.get("training_model"), dict):
+        raise UserError(f"checkpoint {path} holds no separate training weights: only runs with "
+                        "training.ema_decay save them; decode it without --training-weights.")
+    return state["training_model"]
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ LAYERS = [
                          "checkpoint", "plotting"}),
     ("network", {"attention", "encoder", "word_dropout", "fused_loop", "decoder", "model", "ensemble", "loss"}),
     ("translation", {"search", "translator", "translation_output", "evaluation"}),
-    ("training", {"optimization", "update", "moving_average", "validation", "reporters", "tensorboard_log", "run_state", "distributed",
-                  "trainer", "finish", "fit"}),
+    ("training", {"optimization", "update", "moving_average", "validation", "reporters", "tensorboard_log",
+                  "run_state", "distributed", "trainer", "finish", "fit"}),
     ("applications", {"cli", "__main__", "__init__", "serve"}),
 ]
 LAYER_OF = {module: depth for depth, (_, modules) in enumerate(LAYERS) for module in modules}
