@@ -12,6 +12,7 @@ computes them once per sentence and the result is passed explicitly to every ste
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -32,6 +33,53 @@ class AttentionKeys(NamedTuple):
     def repeat(self, k: int) -> AttentionKeys:
         """Each batch row ``k`` times in a row (one copy per beam): each field [B, ...] → [B * k, ...]."""
         return AttentionKeys(*(field.repeat_interleave(k, dim=0) for field in self))
+
+    # Slot buffers of the decoding engine (seq2seq/engine.py): sentences in rows, positions padded to a width.
+    # With the dot score ``keys`` is ``values`` itself, and a buffer keeps them one tensor.
+
+    def blank(self, rows: int, width: int) -> AttentionKeys:
+        """A zeroed buffer of ``rows`` sentences and ``width`` positions, with these fields' sizes and dtypes."""
+        def zeros(field: Tensor) -> Tensor:
+            return field.new_zeros(rows, width, *field.shape[2:])
+
+        values = zeros(self.values)
+        return AttentionKeys(values, values if self.keys is self.values else zeros(self.keys), zeros(self.mask))
+
+    def write(self, start: int, source: AttentionKeys) -> None:
+        """Copy the m sentences of ``source`` (width w ≤ this width) into rows start..start+m, in place; their
+        positions past w become padding (zero states, mask False)."""
+        rows, width = source.mask.shape
+        for target, field in zip(self._own(), source._own()):
+            target[start:start + rows, :width] = field
+            target[start:start + rows, width:] = 0
+
+    def move(self, to: Tensor, take: Tensor) -> None:
+        """In place: rows ``to`` [M] get the contents of rows ``take`` [M]."""
+        for field in self._own():
+            field[to] = field[take]
+
+    def narrow(self, rows: int, width: int) -> AttentionKeys:
+        """A view of the first ``rows`` sentences and ``width`` positions."""
+        return self._map(lambda field: field[:rows, :width])
+
+    def widened(self, width: int) -> AttentionKeys:
+        """A copy of this buffer with room for ``width`` ≥ its width positions (the new ones padding)."""
+        wider = self.blank(self.mask.size(0), width)
+        wider.write(0, self)
+        return wider
+
+    def rows(self, start: int, stop: int) -> AttentionKeys:
+        """A view of sentences start..stop."""
+        return self._map(lambda field: field[start:stop])
+
+    def _map(self, view: Callable[[Tensor], Tensor]) -> AttentionKeys:
+        """``view`` of every field, with ``keys`` still ``values`` where it was."""
+        values = view(self.values)
+        return AttentionKeys(values, values if self.keys is self.values else view(self.keys), view(self.mask))
+
+    def _own(self) -> list[Tensor]:
+        """The distinct tensors (``keys`` is left out where it is ``values``)."""
+        return [self.values, self.mask] if self.keys is self.values else [self.values, self.keys, self.mask]
 
 
 def dot_scores(query: Tensor, keys: Tensor) -> Tensor:

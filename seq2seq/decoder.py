@@ -46,6 +46,15 @@ class DecoderState(NamedTuple):
         return DecoderState(self.h.repeat_interleave(k, dim=1), self.c.repeat_interleave(k, dim=1),
                             self.feed.repeat_interleave(k, dim=0))
 
+    def rows(self, start: int, stop: int) -> DecoderState:
+        """A view of the batch rows start..stop."""
+        return DecoderState(self.h[:, start:stop], self.c[:, start:stop], self.feed[start:stop])
+
+    def cat(self, other: DecoderState) -> DecoderState:
+        """This state's rows followed by ``other``'s."""
+        return DecoderState(torch.cat([self.h, other.h], dim=1), torch.cat([self.c, other.c], dim=1),
+                            torch.cat([self.feed, other.feed]))
+
 
 class LuongDecoder(nn.Module):
     def __init__(self, *, vocab_size: int, embedding_dim: int, hidden_size: int, encoder_size: int,
@@ -144,17 +153,22 @@ class LuongDecoder(nn.Module):
             weights.append(step_weights)
         return torch.stack(features, dim=1), torch.stack(weights, dim=1)
 
-    def step(self, prev_tokens: Tensor, state: DecoderState, keys: AttentionKeys) -> tuple[Tensor, DecoderState,
-                                                                                            Tensor]:
-        """One step: previous tokens [B] → logits [B, V], the next state, attention weights [B, S]."""
-        features, state, weights = self.step_features(prev_tokens, state, keys)
+    def step(self, prev_tokens: Tensor, state: DecoderState, keys: AttentionKeys, *,
+             beams: int = 1) -> tuple[Tensor, DecoderState, Tensor]:
+        """One step: previous tokens [R] → logits [R, V], the next state, attention weights [R, S].
+
+        With ``beams`` K > 1 the rows are K consecutive hypotheses of each of the R / K sentences of ``keys``:
+        each sentence's keys are read once for all its beams instead of once per row.
+        """
+        features, state, weights = self.step_features(prev_tokens, state, keys, beams=beams)
         if type(self.output) is nn.Linear and not torch.is_grad_enabled() and len(features) <= FEW_ROWS:
             return few_rows_linear(features, self.output.weight, self.output.bias), state, weights
         return self.output(features), state, weights
 
-    def step_features(self, prev_tokens: Tensor, state: DecoderState,
-                      keys: AttentionKeys) -> tuple[Tensor, DecoderState, Tensor]:
-        """One step up to the output layer: features [B, H], the next state, attention weights [B, S]."""
+    def step_features(self, prev_tokens: Tensor, state: DecoderState, keys: AttentionKeys, *,
+                      beams: int = 1) -> tuple[Tensor, DecoderState, Tensor]:
+        """One step up to the output layer: features [R, H], the next state, attention weights [R, S] (``beams``
+        as in :meth:`step`)."""
         embedded = self.embed(prev_tokens).unsqueeze(1)  # [B, 1, E]
         if self.input_feeding:
             embedded = torch.cat([embedded, state.feed.unsqueeze(1)], dim=-1)  # [B, 1, E + H]
@@ -164,9 +178,11 @@ class LuongDecoder(nn.Module):
             output = h[-1].unsqueeze(1)  # [B, 1, H]
         else:
             output, (h, c) = self.lstm(embedded, (state.h, state.c))  # output [B, 1, H]
-        attentional, weights = self.attentional(output, keys)  # [B, 1, H], [B, 1, S]
-        features = self.features(attentional).squeeze(1)  # [B, H] (E when tied)
-        return features, DecoderState(h, c, attentional.squeeze(1)), weights.squeeze(1)
+        rows = output.size(0)
+        attentional, weights = self.attentional(output.view(rows // beams, beams, -1), keys)  # [R/K, K, H], [R/K, K, S]
+        attentional, weights = attentional.view(rows, -1), weights.view(rows, -1)  # [R, H], [R, S]
+        features = self.features(attentional)  # [R, H] (E when tied)
+        return features, DecoderState(h, c, attentional), weights
 
 
 def few_rows_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:

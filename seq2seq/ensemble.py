@@ -36,6 +36,31 @@ class Members(tuple):
         """Each member's value with every batch row ``k`` times in a row (one copy per beam)."""
         return Members(value.repeat(k) for value in self)
 
+    # What the decoding engine asks of keys and states (see AttentionKeys and DecoderState), member by member.
+
+    def rows(self, start: int, stop: int) -> Members:
+        return Members(value.rows(start, stop) for value in self)
+
+    def cat(self, other: Members) -> Members:
+        return Members(value.cat(more) for value, more in zip(self, other, strict=True))
+
+    def blank(self, rows: int, width: int) -> Members:
+        return Members(value.blank(rows, width) for value in self)
+
+    def write(self, start: int, source: Members) -> None:
+        for value, more in zip(self, source, strict=True):
+            value.write(start, more)
+
+    def move(self, to: Tensor, take: Tensor) -> None:
+        for value in self:
+            value.move(to, take)
+
+    def narrow(self, rows: int, width: int) -> Members:
+        return Members(value.narrow(rows, width) for value in self)
+
+    def widened(self, width: int) -> Members:
+        return Members(value.widened(width) for value in self)
+
 
 class Ensemble(nn.Module):
     """Models of one target vocabulary, decoded together: their next-token probabilities are averaged."""
@@ -59,11 +84,13 @@ class Ensemble(nn.Module):
         starts = [member.search_start(src, src_lengths) for member in self.members]
         return Members(keys for keys, _ in starts), Members(state for _, state in starts)
 
-    def search_step(self, prev_tokens: Tensor, state: Members, keys: Members) -> tuple[Tensor, Members, Tensor]:
-        """Previous tokens [B] → log of the mean next-token probability [B, V], the members' next states, and
-        the mean of their attention weights [B, S] (each row still sums to 1 over the real source positions)."""
+    def search_step(self, prev_tokens: Tensor, state: Members, keys: Members, *,
+                    beams: int = 1) -> tuple[Tensor, Members, Tensor]:
+        """Previous tokens [R] → log of the mean next-token probability [R, V], the members' next states, and
+        the mean of their attention weights [R, S] (each row still sums to 1 over the real source positions);
+        ``beams`` as in :meth:`Seq2Seq.search_step`."""
         steps: list[tuple[Tensor, DecoderState, Tensor]] = [
-            member.search_step(prev_tokens, member_state, member_keys)
+            member.search_step(prev_tokens, member_state, member_keys, beams=beams)
             for member, member_state, member_keys in zip(self.members, state, keys, strict=True)]
         log_probs = torch.stack([step_log_probs for step_log_probs, _, _ in steps])  # [M, B, V]
         mixture = torch.logsumexp(log_probs, dim=0) - math.log(len(steps))  # [B, V]

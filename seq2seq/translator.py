@@ -9,22 +9,22 @@ from __future__ import annotations
 import dataclasses
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
-from seq2seq.batching import source_tensor
 from seq2seq.checkpoint import load_checkpoint, model_weights
 from seq2seq.config import Config, DecodingConfig, load_config
 from seq2seq.device import pick_device
 from seq2seq.ensemble import Ensemble
 from seq2seq.errors import UserError
 from seq2seq.model import Seq2Seq, build_model
-from seq2seq.search import Hypothesis, beam_search, greedy_search, max_output_lengths
+from seq2seq.engine import DecodingEngine, Hypothesis, Sentence
+from seq2seq.search import Beam, Greedy, max_output_lengths
 from seq2seq.tokenizer import Tokenizer, load_tokenizers
 
 log = logging.getLogger(__name__)
@@ -65,50 +65,88 @@ class SearchOptions(DecodingConfig):
             raise UserError(f"beam size {self.beam_size} exceeds the target vocabulary ({vocab_size} pieces).")
 
 
+def search_policy(options: SearchOptions) -> Greedy | Beam:
+    """Greedy search for beam size 1, else beam search with the options' length penalty."""
+    return Greedy() if options.beam_size == 1 else Beam(options.beam_size, alpha=options.length_penalty)
+
+
+class TranslationStream:
+    """Texts in, translations out as they finish: tokenize, decode through one
+    :class:`~seq2seq.engine.DecodingEngine` (continuous batching of ``options.batch_size`` sentences), detokenize.
+
+    Each text comes with a tag, and its translations come back with it. :func:`translate_texts`, the CLI's
+    ``translate`` and the server all decode through a stream.
+    """
+
+    def __init__(self, model: Seq2Seq | Ensemble, src_tok: Tokenizer, trg_tok: Tokenizer, *, options: SearchOptions,
+                 device: torch.device, max_source_pieces: int):
+        options.check(trg_tok.vocab_size)
+        model.eval()
+        self.src_tok, self.trg_tok = src_tok, trg_tok
+        self.options = options
+        self.max_source_pieces = max_source_pieces
+        self.engine = DecodingEngine(model, search_policy(options), device=device, max_sentences=options.batch_size)
+
+    @property
+    def idle(self) -> bool:
+        return self.engine.idle
+
+    def add(self, items: Sequence[tuple[Any, str]], *, n_best: int | None = None,
+            first_line: int | None = None) -> list[tuple[Any, list[Translation]]]:
+        """Queue (tag, text) pairs for their ``n_best`` (default ``options.n_best``) best translations.
+
+        The texts of one call decode longest first, which keeps the batch's padding low. Empty (or blank) texts
+        give one empty translation at once, returned here. Sources longer than ``max_source_pieces`` are
+        truncated with a warning that names the line, when ``first_line`` numbers the first text.
+        """
+        n_best = self.options.n_best if n_best is None else n_best
+        dataclasses.replace(self.options, n_best=n_best).check(self.trg_tok.vocab_size)
+        src_ids = self.src_tok.encode([text for _, text in items])
+        done, sentences = [], []
+        for i, ((tag, text), ids) in enumerate(zip(items, src_ids)):
+            if not text.strip():
+                done.append((tag, [Translation("", [], [], 0.0, torch.zeros(0, 0))]))
+                continue
+            if len(ids) > self.max_source_pieces:
+                where = f"line {first_line + i}" if first_line is not None else f"a text of {len(ids)} pieces"
+                log.warning("%s has %d subword pieces; translating only the first %d (the model's data.max_length)",
+                            where, len(ids), self.max_source_pieces)
+                ids = ids[:self.max_source_pieces]
+            limit = int(max_output_lengths(torch.tensor([len(ids) + 1]), ratio=self.options.max_length_ratio,
+                                           extra=self.options.max_length_extra))
+            sentences.append(Sentence(ids, limit, n_best, (tag, ids)))
+        self.engine.add(sorted(sentences, key=lambda sentence: -len(sentence.src)))
+        return done
+
+    def step(self) -> list[tuple[Any, list[Translation]]]:
+        """One decoding step; the (tag, translations) of the texts that finished with it."""
+        return [(tag, [self._translation(h, src_ids) for h in hypotheses])
+                for (tag, src_ids), hypotheses in self.engine.step()]
+
+    def discard(self, unwanted: Callable[[Any], bool]) -> int:
+        """Drop the waiting texts whose tag is ``unwanted``; returns how many."""
+        return self.engine.discard(lambda engine_tag: unwanted(engine_tag[0]))
+
+    def _translation(self, hypothesis: Hypothesis, src_ids: list[int]) -> Translation:
+        return Translation(text=self.trg_tok.decode([hypothesis.tokens])[0],
+                           src_pieces=self.src_tok.id_to_piece(src_ids),
+                           trg_pieces=self.trg_tok.id_to_piece(hypothesis.tokens), score=hypothesis.score,
+                           attention=hypothesis.attention)
+
+
 def translate_texts(model: Seq2Seq | Ensemble, src_tok: Tokenizer, trg_tok: Tokenizer, texts: list[str], *,
                     options: SearchOptions, device: torch.device, max_source_pieces: int,
                     first_line: int = 1) -> list[list[Translation]]:
-    """The ``options.n_best`` best translations of each text, in input order.
-
-    Texts are decoded in batches of similar length. Empty (or blank) texts give one empty translation
-    without running the model. Sources longer than ``max_source_pieces`` are truncated with a warning that
-    names the line (numbered from ``first_line``).
-    """
-    options.check(trg_tok.vocab_size)
-    model.eval()
-    src_ids = src_tok.encode(texts)
-    for i, ids in enumerate(src_ids):
-        if len(ids) > max_source_pieces:
-            log.warning("line %d has %d subword pieces; translating only the first %d (the model's "
-                        "data.max_length)", first_line + i, len(ids), max_source_pieces)
-            src_ids[i] = ids[:max_source_pieces]
+    """The ``options.n_best`` best translations of each text, in input order (see :class:`TranslationStream`)."""
+    stream = TranslationStream(model, src_tok, trg_tok, options=options, device=device,
+                               max_source_pieces=max_source_pieces)
     results: list[list[Translation]] = [[] for _ in texts]
-    for i, text in enumerate(texts):
-        if not text.strip():
-            results[i] = [Translation("", [], [], 0.0, torch.zeros(0, 0))]
-    order = sorted((i for i in range(len(texts)) if not results[i]), key=lambda i: len(src_ids[i]))
-    for start in range(0, len(order), options.batch_size):
-        chunk = order[start:start + options.batch_size]
-        for i, n_best in zip(chunk, search([src_ids[i] for i in chunk], model, options, device)):
-            results[i] = [_translation(h, src_ids[i], src_tok, trg_tok) for h in n_best]
+    finished = stream.add(list(enumerate(texts)), first_line=first_line)
+    while not stream.idle:
+        finished += stream.step()
+    for index, translations in finished:
+        results[index] = translations
     return results
-
-
-def search(sources: list[list[int]], model: Seq2Seq | Ensemble, options: SearchOptions,
-           device: torch.device) -> list[list[Hypothesis]]:
-    """Greedy or beam search for one batch of source id lists."""
-    src, lengths = source_tensor(sources)
-    limits = max_output_lengths(lengths, ratio=options.max_length_ratio, extra=options.max_length_extra)
-    if options.beam_size == 1:
-        return [[h] for h in greedy_search(model, src.to(device), lengths, max_lengths=limits)]
-    return beam_search(model, src.to(device), lengths, beam_size=options.beam_size, max_lengths=limits,
-                       alpha=options.length_penalty, n_best=options.n_best)
-
-
-def _translation(hypothesis: Hypothesis, src_ids: list[int], src_tok: Tokenizer, trg_tok: Tokenizer) -> Translation:
-    return Translation(text=trg_tok.decode([hypothesis.tokens])[0], src_pieces=src_tok.id_to_piece(src_ids),
-                       trg_pieces=trg_tok.id_to_piece(hypothesis.tokens), score=hypothesis.score,
-                       attention=hypothesis.attention)
 
 
 def quantize_int8(model: Seq2Seq, kind: str) -> Seq2Seq:
@@ -206,3 +244,9 @@ class Translator:
         options = SearchOptions.from_config(self.config, beam_size=beam, n_best=n_best, batch_size=batch_size)
         return translate_texts(self.model, self.src_tok, self.trg_tok, texts, options=options, device=self.device,
                                max_source_pieces=self.config.data.max_length, first_line=first_line)
+
+    def stream(self, *, beam: int | None = None, n_best: int = 1, batch_size: int | None = None) -> TranslationStream:
+        """A :class:`TranslationStream` of this model, for texts that arrive over time (a file, a server)."""
+        options = SearchOptions.from_config(self.config, beam_size=beam, n_best=n_best, batch_size=batch_size)
+        return TranslationStream(self.model, self.src_tok, self.trg_tok, options=options, device=self.device,
+                                 max_source_pieces=self.config.data.max_length)

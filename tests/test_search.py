@@ -147,9 +147,9 @@ def test_finished_sentences_leave_the_batch(beam_size):
     rows_per_step = []
     step = model.decoder.step
 
-    def counting_step(prev, state, keys):
+    def counting_step(prev, state, keys, **options):
         rows_per_step.append(prev.size(0))
-        return step(prev, state, keys)
+        return step(prev, state, keys, **options)
 
     model.decoder.step = counting_step
     if beam_size == 1:
