@@ -2,7 +2,11 @@
 
 Usage:
   python scripts/benchmark.py [--config configs/toy.yaml] [--data-dir DIR] [--model-dir DIR] [--quick] [--json]
-      [--train-only] [--set section.key=value ...]
+      [--train-only | --translate-only] [--baseline COMMIT] [--batch-size N] [--set section.key=value ...]
+
+``--translate-only --model-dir DIR --baseline COMMIT`` times translation of this checkout and of an earlier
+commit's package (extracted with ``git archive``), in turns, one child process each, and prints per search:
+sentences/s, target pieces/s, the model MFLOP per sentence the search needed, % of the fp32 roofline, BLEU.
 
 Every figure is the median of several timed repetitions after a warm-up, and all are measured in one run,
 so ratios hold on a noisy machine; the training variants and the roofline's matrix products take turns.
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -172,27 +177,65 @@ def epoch_work(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches
 
 
 def phase_translate(args: argparse.Namespace) -> dict:
-    """Sentences/s and BLEU on the test split for greedy and beam 5, fp32 and int8."""
+    """Sentences/s, target pieces/s and BLEU on the test split for greedy and beam 5, fp32 and int8, timed in
+    turns with the roofline's matrix products; with the decoding engine, also the model FLOPs each search needed."""
+    import seq2seq.translator
+
     config = load(args)
     prefix = config.data.test or config.data.valid
     pairs = read_parallel(*split_paths(prefix, config.data.src_lang, config.data.trg_lang))[: args.sentences]
     sources, references = [s for s, _ in pairs], [r for _, r in pairs]
-    outputs: dict[str, list[str]] = {}
-    works = {name: translate_work(Translator.from_dir(args.model_dir, quantize=quantize), sources, beam,
-                                  outputs.setdefault(name, []))
-             for name, (beam, quantize) in TRANSLATE_VARIANTS.items()}
-    seconds = interleaved_medians(works, args.repeats)
-    result = {"translate_sent_s": {name: len(sources) / value for name, value in seconds.items()},
-              "bleu": {name: bleu(outputs[name], references).score for name in works}}
+    outputs: dict[str, list] = {}
+    translators = {name: Translator.from_dir(args.model_dir, quantize=quantize)
+                   for name, (_, quantize) in TRANSLATE_VARIANTS.items()}
+    works = {name: translate_work(translators[name], sources, beam, args.batch_size, outputs.setdefault(name, []))
+             for name, (beam, _) in TRANSLATE_VARIANTS.items()}
+    gemm, gemm_flops = gemm_work()
+    seconds = interleaved_medians({"gemm": gemm, **works}, args.repeats)
+    result = {"code": str(Path(seq2seq.translator.__file__).parent.parent),
+              "gemm_gflops": gemm_flops / seconds.pop("gemm") / 1e9,
+              "translate_sent_s": {name: len(sources) / value for name, value in seconds.items()},
+              "translate_pieces_s": {name: sum(len(t.trg_pieces) for t in outputs[name]) / value
+                                     for name, value in seconds.items()},
+              "bleu": {name: bleu([t.text for t in outputs[name]], references).score for name in works}}
+    if hasattr(seq2seq.translator, "TranslationStream"):  # the engine counts the work of each search
+        result["translate_mflop_per_sentence"] = {
+            name: search_flops(translators[name], sources, beam, args.batch_size) / len(sources) / 1e6
+            for name, (beam, _) in TRANSLATE_VARIANTS.items()}
     result["peak_rss_mb"] = peak_rss_mb()
     return result
 
 
-def translate_work(translator: Translator, sources: list[str], beam: int, outputs: list[str]) -> Callable[[], None]:
-    """Translate ``sources`` in batches of 64, leaving the best translations in ``outputs``."""
+def translate_work(translator: Translator, sources: list[str], beam: int, batch_size: int,
+                   outputs: list) -> Callable[[], None]:
+    """Translate ``sources`` as ``seq2seq translate`` does, leaving the best translations in ``outputs``."""
     def run() -> None:
-        outputs[:] = [n_best[0].text for n_best in translator.translate_n_best(sources, beam=beam, batch_size=64)]
+        outputs[:] = [n_best[0] for n_best in translator.translate_n_best(sources, beam=beam, batch_size=batch_size)]
     return run
+
+
+def search_flops(translator: Translator, sources: list[str], beam: int, batch_size: int) -> float:
+    """The model FLOPs a search of ``sources`` needs, from the work its decoding engine counted: the encoder per
+    source position, per decoder row and step the LSTM, W_c, readout and output layer, and attention per real
+    source position attended."""
+    stream = translator.stream(beam=beam, batch_size=batch_size)
+    stream.add(list(enumerate(sources)))
+    while not stream.idle:
+        stream.step()
+    work, model = stream.engine.work, translator.config.model
+    dirs = 2 if model.bidirectional else 1
+    h_enc, h, e = dirs * model.encoder_hidden, model.decoder_hidden, model.embedding_dim
+    encoder = sum(dirs * 2 * 4 * model.encoder_hidden * ((e if l == 0 else h_enc) + model.encoder_hidden)
+                  for l in range(model.encoder_layers))
+    if model.attention in ("general", "concat"):
+        encoder += 2 * h_enc * h  # the keys' projection
+    decoder_in = e + (h if model.input_feeding else 0)
+    tied = model.tied_embeddings != "none"
+    row = (sum(2 * 4 * h * ((decoder_in if l == 0 else h) + h) for l in range(model.decoder_layers))
+           + 2 * (h_enc + h) * h + (2 * h * e if tied and h != e else 0)
+           + 2 * (e if tied else h) * translator.trg_tok.vocab_size)
+    attention = 2 * h + 2 * h_enc  # per position: its score and its share of the context
+    return encoder * work.encoded + row * work.rows + attention * work.attended
 
 
 def bf16_supported() -> bool:
@@ -212,16 +255,43 @@ def peak_rss_mb() -> float:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def run_phase(phase: str, args: argparse.Namespace) -> dict:
+def run_phase(phase: str, args: argparse.Namespace, *, repeats: int | None = None, code: Path | None = None) -> dict:
+    """Run a phase in a child process (of the package in ``code``, a source tree, instead of this one's)."""
     command = [sys.executable, __file__, "--phase", phase, "--config", str(args.config), "--steps", str(args.steps),
-               "--repeats", str(args.repeats), "--sentences", str(args.sentences)]
-    for flag, value in (("--data-dir", args.data_dir), ("--model-dir", args.model_dir)):
+               "--repeats", str(repeats or args.repeats), "--sentences", str(args.sentences)]
+    for flag, value in (("--data-dir", args.data_dir), ("--model-dir", args.model_dir),
+                        ("--batch-size", args.batch_size)):
         if value is not None:
             command += [flag, str(value)]
     for override in args.overrides:
         command += ["--set", override]
-    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    env = {**os.environ, "PYTHONPATH": str(code)} if code is not None else None
+    done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def translate_against(args: argparse.Namespace, baseline: str) -> tuple[dict, dict]:
+    """The translate phase of this checkout and of the commit ``baseline``, in turns, one timed pass per child
+    process and ``--repeats`` turns: the medians of each."""
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(["git", "archive", baseline, "seq2seq"], check=True, capture_output=True,
+                                 cwd=Path(__file__).parent).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        turns: dict[str, list[dict]] = {"this": [], "baseline": []}
+        for _ in range(args.repeats):
+            turns["this"].append(run_phase("translate", args, repeats=1))
+            turns["baseline"].append(run_phase("translate", args, repeats=1, code=Path(tmp)))
+    return median_results(turns["this"]), median_results(turns["baseline"])
+
+
+def median_results(runs: list[dict]) -> dict:
+    """One result whose figures are the medians of ``runs``' (BLEU and FLOPs do not vary between runs)."""
+    merged = dict(runs[0])
+    for key in ("translate_sent_s", "translate_pieces_s"):
+        merged[key] = {name: statistics.median(run[key][name] for run in runs) for name in runs[0][key]}
+    merged["gemm_gflops"] = statistics.median(run["gemm_gflops"] for run in runs)
+    merged["peak_rss_mb"] = max(run["peak_rss_mb"] for run in runs)
+    return merged
 
 
 def train_model(args: argparse.Namespace, model_dir: Path) -> None:
@@ -248,13 +318,14 @@ def train_note(name: str, results: dict) -> str:
 
 
 def report(results: dict) -> str:
-    flops = results["model_flops_per_token"]
-    lines = [f"{'figure':34} {'value':>12}  note", "-" * 70,
-             f"{'gemm_gflops (fp32 roofline)':34} {results['gemm_gflops']:12.1f}",
-             f"{'train MFLOP/token, parallel':34} {flops['parallel'] / 1e6:12.1f}  forward + backward",
-             f"{'train MFLOP/token, input feeding':34} {flops['input_feeding'] / 1e6:12.1f}"]
-    for name, value in results["train_tok_s"].items():
-        lines.append(f"{'train tok/s ' + name:34} {value:12.0f}  {train_note(name, results)}")
+    lines = [f"{'figure':34} {'value':>12}  note", "-" * 70]
+    if "train_tok_s" in results:
+        flops = results["model_flops_per_token"]
+        lines += [f"{'gemm_gflops (fp32 roofline)':34} {results['gemm_gflops']:12.1f}",
+                  f"{'train MFLOP/token, parallel':34} {flops['parallel'] / 1e6:12.1f}  forward + backward",
+                  f"{'train MFLOP/token, input feeding':34} {flops['input_feeding'] / 1e6:12.1f}"]
+        for name, value in results["train_tok_s"].items():
+            lines.append(f"{'train tok/s ' + name:34} {value:12.0f}  {train_note(name, results)}")
     sentences = results.get("translate_sent_s", {})
     for name, value in sentences.items():
         fp32 = sentences[name.replace("int8", "fp32")]
@@ -262,6 +333,26 @@ def report(results: dict) -> str:
         lines.append(f"{'translate sent/s ' + name:34} {value:12.1f}  {note}")
     for name, value in results["peak_rss_mb"].items():
         lines.append(f"{'peak RSS MB ' + name:34} {value:12.0f}")
+    if "translate" in results:
+        lines += ["", translation_table(results["translate"], results.get("baseline"))]
+    return "\n".join(lines)
+
+
+def translation_table(this: dict, baseline: dict | None) -> str:
+    """Per search: sentences/s, target pieces/s, MFLOP per sentence, % of the fp32 roofline (measured in turns
+    with the search), BLEU; and this checkout against the baseline commit, run in turns."""
+    flops = this.get("translate_mflop_per_sentence", {})
+    rows = [("this", this)] + ([("baseline", baseline)] if baseline else [])
+    lines = [f"{'search':12} {'code':9} {'sent/s':>8} {'pieces/s':>9} {'MFLOP/sent':>10} {'% roofline':>10} "
+             f"{'BLEU':>6} {'x baseline':>10}", "-" * 82]
+    for name in this["translate_sent_s"]:
+        for label, result in rows:
+            speed = result["translate_sent_s"][name]
+            mflop = flops.get(name)  # the same searches: this checkout's count serves both
+            roofline = f"{100 * speed * mflop * 1e6 / (result['gemm_gflops'] * 1e9):.1f}" if mflop else "-"
+            ratio = f"{speed / baseline['translate_sent_s'][name]:.2f}" if baseline else "-"
+            lines.append(f"{name:12} {label:9} {speed:8.1f} {result['translate_pieces_s'][name]:9.0f} "
+                         f"{mflop or 0:10.1f} {roofline:>10} {result['bleu'][name]:6.2f} {ratio:>10}")
     return "\n".join(lines)
 
 
@@ -276,6 +367,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sentences", type=int, default=1000, help="test sentences to translate")
     parser.add_argument("--train-only", action="store_true", help="measure training speed only (no model needed)")
+    parser.add_argument("--translate-only", action="store_true", help="measure translation only (needs --model-dir)")
+    parser.add_argument("--baseline", metavar="COMMIT", help="also time the translation of this git commit's "
+                        "package, in turns with this checkout's")
+    parser.add_argument("--batch-size", type=int, help="sentences decoding together (default: the model's "
+                        "decoding.batch_size)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     parser.add_argument("--phase", choices=["train", "translate"], help=argparse.SUPPRESS)
@@ -291,16 +387,26 @@ def main() -> None:
     if args.phase:
         print(json.dumps((phase_train if args.phase == "train" else phase_translate)(args)))
         return
+    if args.translate_only and args.model_dir is None:
+        raise SystemExit("--translate-only needs --model-dir")
+    results: dict = {"peak_rss_mb": {}}
     with tempfile.TemporaryDirectory() as tmp:
         if args.model_dir is None:
             args.model_dir = Path(tmp) / "model"
             if not args.train_only:
                 train_model(args, args.model_dir)
-        train = run_phase("train", args)
-        translate = {} if args.train_only else run_phase("translate", args)
-    results = {**train, **translate, "peak_rss_mb": {"train": train["peak_rss_mb"]}}
-    if translate:
-        results["peak_rss_mb"]["translate"] = translate["peak_rss_mb"]
+        if not args.translate_only:
+            train = run_phase("train", args)
+            results.update(train)
+            results["peak_rss_mb"] = {"train": train["peak_rss_mb"]}
+        if not args.train_only:
+            if args.baseline:
+                translate, results["baseline"] = translate_against(args, args.baseline)
+            else:
+                translate = run_phase("translate", args)
+            results.update({key: value for key, value in translate.items() if key.startswith("translate_")},
+                           bleu=translate["bleu"], translate=translate)
+            results["peak_rss_mb"]["translate"] = translate["peak_rss_mb"]
     print(json.dumps(results) if args.json else report(results))
 
 

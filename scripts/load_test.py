@@ -1,15 +1,16 @@
 """Load test of ``seq2seq serve`` on this machine: N concurrent clients, one sentence per request.
 
 Usage:
-  python scripts/load_test.py MODEL_DIR [--sentences FILE] [--clients 32] [--requests 10000] [--beam 5]
-      [--max-seconds 900] [--max-batch 32] [--max-wait-ms 10] [--json]
+  python scripts/load_test.py MODEL_DIR [--sentences FILE] [--clients 1,8,32,64] [--requests 10000] [--beam 5]
+      [--max-seconds 900] [--max-batch 64] [--json]
 
 It first measures offline translation (the Translator, as ``seq2seq translate`` uses it, batches of
 decoding.batch_size) on the same sentences and beam, then starts the server on a free loopback port and
 runs --clients threads, each sending LibreTranslate ``POST /translate`` requests with one sentence on a
-kept-alive connection, until --requests are done or --max-seconds have passed. It prints sentences/s
-(served, offline, and their ratio), latency percentiles, errors, how many model calls the server made, and
-the server's resident memory after a warm-up, then every 10% of the requests, and at the end.
+kept-alive connection, until --requests are done or --max-seconds have passed; for each client count in turn.
+It prints sentences/s (served, offline, and their ratio), latency percentiles against one sentence translated
+alone offline, errors, how many sentences decoded per model step, and the server's resident memory after a
+warm-up, then every 10% of the requests, and at the end.
 
 Only 127.0.0.1 is ever contacted; the request count and the time are both bounded.
 """
@@ -42,20 +43,27 @@ def read_sentences(path: Path | None, model_dir: Path) -> list[str]:
     return [line for line in lines if line]
 
 
-def offline_rate(model_dir: Path, sentences: list[str], beam: int) -> float:
-    """Sentences/s of offline translation of ``sentences`` (after a warm-up batch)."""
+def offline_rates(model_dir: Path, sentences: list[str], beam: int) -> tuple[float, float]:
+    """Offline translation of ``sentences`` (after a warm-up batch): sentences/s of the whole list, as
+    ``seq2seq translate`` decodes a file, and the median seconds of one sentence translated alone."""
     from seq2seq.translator import Translator
 
     translator = Translator.from_dir(model_dir)
     translator.translate(sentences[:64], beam=beam)
     start = time.perf_counter()
     translator.translate(sentences, beam=beam)
-    return len(sentences) / (time.perf_counter() - start)
+    rate = len(sentences) / (time.perf_counter() - start)
+    alone = []
+    for sentence in sentences[:200]:
+        start = time.perf_counter()
+        translator.translate([sentence], beam=beam)
+        alone.append(time.perf_counter() - start)
+    return rate, percentile(alone, 0.5)
 
 
 def start_server(model_dir: Path, args: argparse.Namespace) -> tuple[subprocess.Popen, int]:
     command = [sys.executable, "-m", "seq2seq", "serve", str(model_dir), "--port", "0", "--beam", str(args.beam),
-               "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)]
+               "--max-batch", str(args.max_batch)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     for line in process.stderr:
@@ -131,11 +139,11 @@ def client(port: int, load: Load, sentences: list[str], source: str, target: str
     connection.close()
 
 
-def run_load(port: int, pid: int, sentences: list[str], args: argparse.Namespace, source: str,
+def run_load(port: int, pid: int, sentences: list[str], clients: int, args: argparse.Namespace, source: str,
              target: str) -> tuple[Load, float]:
     load = Load(args.requests, time.monotonic() + args.max_seconds, pid)
     threads = [threading.Thread(target=client, args=(port, load, sentences, source, target))
-               for _ in range(args.clients)]
+               for _ in range(clients)]
     start = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -153,48 +161,59 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model_dir", type=Path)
     parser.add_argument("--sentences", type=Path, help="one sentence per line (default: the model's test source)")
-    parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--clients", default="32", help="concurrent clients; several as 1,8,32,64 run in turn")
+    parser.add_argument("--requests", type=int, default=10_000, help="requests per client count")
     parser.add_argument("--beam", type=int, default=5)
     parser.add_argument("--max-seconds", type=float, default=900, help="stop sending after this long")
-    parser.add_argument("--max-batch", type=int, default=32)
-    parser.add_argument("--max-wait-ms", type=float, default=10.0)
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--max-batch", type=int, default=64)
+    parser.add_argument("--json", action="store_true", help="print one JSON object per client count")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from seq2seq.config import load_config
 
     data = load_config(args.model_dir / "config.yaml").data
     sentences = read_sentences(args.sentences, args.model_dir)
-    offline = offline_rate(args.model_dir, sentences, args.beam)
+    offline, alone = offline_rates(args.model_dir, sentences, args.beam)
     process, port = start_server(args.model_dir, args)
+    results = []
     try:
-        warm_up = Load(min(200, args.requests), time.monotonic() + 120, process.pid)
-        threads = [threading.Thread(target=client, args=(port, warm_up, sentences, data.src_lang, data.trg_lang))
-                   for _ in range(args.clients)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        rss_before = rss_mb(process.pid)
-        load, seconds = run_load(port, process.pid, sentences, args, data.src_lang, data.trg_lang)
-        rss_after = rss_mb(process.pid)
-        health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10).read())
+        for clients in (int(count) for count in args.clients.split(",")):
+            results.append(measure(port, process.pid, sentences, clients, args, data.src_lang, data.trg_lang))
     finally:
         process.terminate()
         process.wait(timeout=60)
-    served = len(load.latencies) / seconds
-    result = {"clients": args.clients, "requests": len(load.latencies), "seconds": round(seconds, 1),
-              "beam": args.beam, "served_sent_s": round(served, 1), "offline_sent_s": round(offline, 1),
-              "ratio": round(served / offline, 3), "errors": len(load.errors),
-              "p50_ms": round(1000 * percentile(load.latencies, 0.50), 1),
-              "p95_ms": round(1000 * percentile(load.latencies, 0.95), 1),
-              "p99_ms": round(1000 * percentile(load.latencies, 0.99), 1),
-              "mean_batch": round(health["sentences"] / max(1, health["batches"]), 1),
-              "rss_before_mb": round(rss_before), "rss_after_mb": round(rss_after),
-              "rss_samples_mb": [round(mb) for _, mb in load.rss_samples], "first_errors": load.errors[:3],
-              "exit_code": process.returncode}
-    print(json.dumps(result) if args.json else table(result))
+    for result in results:
+        served = result["served_sent_s"]
+        result.update(beam=args.beam, offline_sent_s=round(offline, 1), ratio=round(served / offline, 3),
+                      offline_alone_p50_ms=round(1000 * alone, 1),
+                      p50_vs_alone=round(result["p50_ms"] / (1000 * alone), 2), exit_code=process.returncode)
+        print(json.dumps(result) if args.json else table(result))
+
+
+def measure(port: int, pid: int, sentences: list[str], clients: int, args: argparse.Namespace, source: str,
+            target: str) -> dict:
+    """One client count: a warm-up, then the timed load; the server's counters and memory around it."""
+    warm_up = Load(min(200, args.requests), time.monotonic() + 120, pid)
+    threads = [threading.Thread(target=client, args=(port, warm_up, sentences, source, target))
+               for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    before = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10).read())
+    rss_before = rss_mb(pid)
+    load, seconds = run_load(port, pid, sentences, clients, args, source, target)
+    rss_after = rss_mb(pid)
+    after = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10).read())
+    steps = max(1, after["steps"] - before["steps"])
+    return {"clients": clients, "requests": len(load.latencies), "seconds": round(seconds, 1),
+            "served_sent_s": round(len(load.latencies) / seconds, 1), "errors": len(load.errors),
+            "p50_ms": round(1000 * percentile(load.latencies, 0.50), 1),
+            "p95_ms": round(1000 * percentile(load.latencies, 0.95), 1),
+            "p99_ms": round(1000 * percentile(load.latencies, 0.99), 1),
+            "mean_batch": round((after["rows"] - before["rows"]) / steps, 1),
+            "rss_before_mb": round(rss_before), "rss_after_mb": round(rss_after),
+            "rss_samples_mb": [round(mb) for _, mb in load.rss_samples], "first_errors": load.errors[:3]}
 
 
 def table(r: dict) -> str:
@@ -202,7 +221,9 @@ def table(r: dict) -> str:
             ("served", f"{r['served_sent_s']:,} sent/s"), ("offline translate", f"{r['offline_sent_s']:,} sent/s"),
             ("served / offline", f"{r['ratio']:.2f}"), ("errors", str(r["errors"])),
             ("latency p50 / p95 / p99", f"{r['p50_ms']} / {r['p95_ms']} / {r['p99_ms']} ms"),
-            ("sentences per model call (mean)", str(r["mean_batch"])),
+            ("one sentence alone, offline (p50)", f"{r['offline_alone_p50_ms']} ms; served p50 is "
+                                                  f"{r['p50_vs_alone']}x that"),
+            ("sentences decoding per model step (mean)", str(r["mean_batch"])),
             ("server RSS before / after", f"{r['rss_before_mb']:,} / {r['rss_after_mb']:,} MB"),
             ("server RSS every 10%", ", ".join(f"{mb:,}" for mb in r["rss_samples_mb"]) + " MB"),
             ("server exit code after SIGTERM", str(r["exit_code"]))]

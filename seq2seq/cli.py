@@ -104,10 +104,8 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--checkpoint", default="best.pt", help="checkpoint file in MODEL_DIR/checkpoints")
     serve.add_argument("--quantize", choices=["int8"], help="int8 dynamic quantization of the LSTM and Linear "
                        "layers (CPU)")
-    serve.add_argument("--max-batch", type=positive_int, default=32, help="sentences decoded together, across "
-                       "requests (default 32)")
-    serve.add_argument("--max-wait-ms", type=float, default=10.0, help="how long a sentence waits for others to "
-                       "batch with (default 10)")
+    serve.add_argument("--max-batch", type=positive_int, default=64, help="sentences decoding together, across "
+                       "requests, per model and beam size (default 64); more wait for a free place")
     serve.add_argument("--max-texts", type=positive_int, default=64, help="texts per request (default 64; 413 "
                        "above)")
     serve.add_argument("--max-chars", type=positive_int, default=5000, help="characters per text (default 5000; "
@@ -268,10 +266,8 @@ def run_serve(args: argparse.Namespace) -> None:
         raise UserError(f"serving needs the serve extra ({error.name} is missing): pip install -e '.[serve]'") \
             from None
     setup_logging()
-    if not 0 <= args.max_wait_ms <= 60_000:
-        raise UserError(f"--max-wait-ms must be between 0 and 60000 milliseconds, got {args.max_wait_ms}.")
     serve(args.model_dirs, host=args.host, port=args.port, beam=args.beam, checkpoint=args.checkpoint,
-          quantize=args.quantize, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+          quantize=args.quantize, max_batch=args.max_batch,
           limits=Limits(max_texts=args.max_texts, max_chars=args.max_chars))
 
 

@@ -21,6 +21,8 @@ sentences are encoded in batches of up to ``max_sentences``, ahead of need, wher
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 import torch
@@ -74,6 +76,16 @@ class SearchPolicy(Protocol):
         allowed) → the step's choice. A sentence stops when all its rows are finished."""
 
 
+@dataclass
+class DecodingWork:
+    """What the engine has computed, for counting FLOPs (scripts/benchmark.py)."""
+
+    steps: int = 0  # model steps
+    rows: int = 0  # decoder rows stepped, summed over the steps
+    attended: int = 0  # real source positions the stepped rows attended over, summed over rows and steps
+    encoded: int = 0  # source positions encoded (EOS included)
+
+
 class _Slot(NamedTuple):
     sentence: Sentence
     src_length: int  # source positions, EOS included
@@ -95,7 +107,7 @@ class DecodingEngine:
             raise ValueError(f"max_sentences must be ≥ 1, got {max_sentences}")
         self.model, self.policy, self.device = model, policy, device
         self.capacity = max_sentences
-        self.steps_run = 0  # model steps so far (a server reports them)
+        self.work = DecodingWork()
         self._waiting: deque[Sentence] = deque()
         self._encoded: deque[_Encoded] = deque()
         self._slots: list[_Slot] = []  # the N decoding sentences, in slot order
@@ -126,18 +138,19 @@ class DecodingEngine:
                                  f"n_best {sentence.n_best} and limit {sentence.limit}")
         self._waiting.extend(sentences)
 
-    def discard(self, unwanted: Any) -> int:
-        """Drop the waiting sentences whose tag ``unwanted(tag)`` calls unwanted; returns how many."""
-        before = self.waiting
+    def discard(self, unwanted: Callable[[Any], bool]) -> list[Any]:
+        """Drop the waiting sentences whose tag is ``unwanted``; returns their tags."""
+        dropped = [s.tag for s in self._waiting if unwanted(s.tag)]
         self._waiting = deque(s for s in self._waiting if not unwanted(s.tag))
-        for group in list(self._encoded):
-            if any(unwanted(s.tag) for s in group.sentences):
-                kept = [i for i, s in enumerate(group.sentences) if not unwanted(s.tag)]
+        for number, group in enumerate(self._encoded):
+            kept = [i for i, s in enumerate(group.sentences) if not unwanted(s.tag)]
+            if len(kept) < len(group.sentences):
+                dropped += [s.tag for s in group.sentences if unwanted(s.tag)]
                 index = torch.tensor(kept, dtype=torch.long, device=self.device)
-                self._encoded[self._encoded.index(group)] = _Encoded(
-                    [group.sentences[i] for i in kept], group.keys.select(index), group.state.select(index))
+                self._encoded[number] = _Encoded([group.sentences[i] for i in kept], group.keys.select(index),
+                                                 group.state.select(index))
         self._encoded = deque(group for group in self._encoded if group.sentences)
-        return before - self.waiting
+        return dropped
 
     def run(self) -> list[tuple[Any, list[Hypothesis]]]:
         """Decode until every added sentence has finished; (tag, hypotheses) in the order they finished."""
@@ -162,7 +175,9 @@ class DecodingEngine:
         choice = self.policy.choose(log_probs.view(count, beams, -1), self._beam, steps + 1 >= history.limits[:count])
         history.record(choice, alpha.view(count, beams, -1))
         self._beam = choice.state
-        self.steps_run += 1
+        self.work.steps += 1
+        self.work.rows += count * beams
+        self.work.attended += sum(slot.src_length for slot in self._slots) * beams
         done = choice.state.finished.all(dim=1).nonzero().view(-1).tolist()  # the one host sync of a step
         results = [(self._slots[slot].sentence.tag, self._hypotheses(slot)) for slot in done]
         order = self._release(done)  # [N'] the slot each remaining sentence moves from
@@ -223,6 +238,7 @@ class DecodingEngine:
         """Encode the next ≤ capacity waiting sentences as one batch."""
         sentences = [self._waiting.popleft() for _ in range(min(self.capacity, len(self._waiting)))]
         src, lengths = source_tensor([s.src for s in sentences])
+        self.work.encoded += int(lengths.sum())
         keys, state = self.model.search_start(src.to(self.device), lengths)
         self._encoded.append(_Encoded(sentences, keys, state))
 

@@ -91,6 +91,11 @@ class TranslationStream:
     def idle(self) -> bool:
         return self.engine.idle
 
+    @property
+    def decoding(self) -> int:
+        """Texts in the decoding batch now."""
+        return self.engine.decoding
+
     def add(self, items: Sequence[tuple[Any, str]], *, n_best: int | None = None,
             first_line: int | None = None) -> list[tuple[Any, list[Translation]]]:
         """Queue (tag, text) pairs for their ``n_best`` (default ``options.n_best``) best translations.
@@ -123,9 +128,9 @@ class TranslationStream:
         return [(tag, [self._translation(h, src_ids) for h in hypotheses])
                 for (tag, src_ids), hypotheses in self.engine.step()]
 
-    def discard(self, unwanted: Callable[[Any], bool]) -> int:
-        """Drop the waiting texts whose tag is ``unwanted``; returns how many."""
-        return self.engine.discard(lambda engine_tag: unwanted(engine_tag[0]))
+    def discard(self, unwanted: Callable[[Any], bool]) -> list[Any]:
+        """Drop the waiting texts whose tag is ``unwanted``; returns their tags."""
+        return [tag for tag, _ in self.engine.discard(lambda engine_tag: unwanted(engine_tag[0]))]
 
     def _translation(self, hypothesis: Hypothesis, src_ids: list[int]) -> Translation:
         return Translation(text=self.trg_tok.decode([hypothesis.tokens])[0],

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,7 @@ def client(models):
         if not (links / name).exists():
             (links / name).symlink_to(directory)
     with make_client([links / "en_de", links / "de_en"], limits=Limits(max_texts=8, max_chars=300),
-                     max_wait_ms=20) as test_client:
+                     max_batch=4) as test_client:
         yield test_client
 
 
@@ -268,72 +269,135 @@ def fake_translation(text: str) -> Translation:
     return Translation(text.upper(), [], [], 0.0, torch.zeros(0, 0))
 
 
-def test_concurrent_requests_are_decoded_together_in_order():
-    calls = []
+class FakeStream:
+    """A stream that decodes up to ``capacity`` sentences at once and finishes a sentence after as many steps as
+    its text has characters; a text containing "boom" makes every step that decodes it fail."""
 
-    def decode(key, texts):
-        calls.append((key, list(texts)))
-        time.sleep(0.01)
-        return [[fake_translation(text)] for text in texts]
+    def __init__(self, key, log, capacity=4, seconds_per_step=0.005):
+        self.key, self.log, self.capacity, self.seconds_per_step = key, log, capacity, seconds_per_step
+        self.waiting, self.running = [], {}  # running: tag -> (text, steps left)
+
+    @property
+    def idle(self):
+        return not self.waiting and not self.running
+
+    @property
+    def decoding(self):
+        return len(self.running)
+
+    def add(self, items, *, n_best=None):
+        self.waiting += items
+        return []
+
+    def discard(self, unwanted):
+        dropped = [tag for tag, _ in self.waiting if unwanted(tag)]
+        self.waiting = [(tag, text) for tag, text in self.waiting if not unwanted(tag)]
+        return dropped
+
+    def step(self):
+        time.sleep(self.seconds_per_step)
+        while self.waiting and len(self.running) < self.capacity:
+            tag, text = self.waiting.pop(0)
+            self.running[tag] = (text, len(text))
+        self.log.append((self.key, sorted(text for text, _ in self.running.values())))
+        if any("boom" in text for text, _ in self.running.values()):
+            raise RuntimeError("model failed")
+        self.running = {tag: (text, left - 1) for tag, (text, left) in self.running.items()}
+        done = [(tag, [fake_translation(text)]) for tag, (text, left) in self.running.items() if left == 0]
+        for tag, _ in done:
+            del self.running[tag]
+        return done
+
+
+def test_requests_join_the_decoding_batch_as_it_runs_and_get_their_answers_in_order():
+    steps = []
 
     async def scenario():
-        batcher = Batcher(decode, max_batch=8, max_wait_ms=50)
+        batcher = Batcher(lambda key: FakeStream(key, steps))
         batcher.start()
-        greedy, beam = DecodeKey("m", 1, 1), DecodeKey("m", 5, 1)
-        requests = [batcher.translate(greedy, [f"a{i}", f"b{i}"]) for i in range(6)]
-        requests.append(batcher.translate(beam, ["beam"]))
-        results = await asyncio.gather(*requests)
+        greedy, beam = DecodeKey("m", 1), DecodeKey("m", 5)
+        first = asyncio.ensure_future(batcher.translate(greedy, ["long sentence", "ab"]))
+        while not steps:  # the first request is decoding
+            await asyncio.sleep(0.001)
+        later = [batcher.translate(greedy, [f"a{i}", f"b{i}"]) for i in range(3)]
+        results = await asyncio.gather(first, *later, batcher.translate(beam, ["beam"]))
         await batcher.stop()
-        return results, batcher.stats
+        return results, batcher.stats, batcher.alive
 
-    results, stats = asyncio.run(scenario())
-    for i, result in enumerate(results[:6]):
+    results, stats, alive = asyncio.run(scenario())
+    assert [n_best[0].text for n_best in results[0]] == ["LONG SENTENCE", "AB"]
+    for i, result in enumerate(results[1:4]):
         assert [n_best[0].text for n_best in result] == [f"A{i}", f"B{i}"]
-    assert results[6][0][0].text == "BEAM"
-    assert all(len(texts) <= 8 for _, texts in calls)
-    assert all(("beam" in texts) == (key.beam == 5) for key, texts in calls)  # settings never mix
-    assert [len(texts) for key, texts in calls if key.beam == 1] == [8, 4]  # 12 sentences: two model calls
-    assert stats.batches == 3 and stats.sentences == 13
+    assert results[4][0][0].text == "BEAM"
+    assert all(len(texts) <= 4 for _, texts in steps)
+    assert all(("beam" in texts) == (key.beam == 5) for key, texts in steps)  # settings never mix
+    # the later requests decoded beside the long sentence, which was still running when they arrived
+    assert any("long sentence" in texts and "a0" in texts for _, texts in steps)
+    assert stats.sentences == 9 and stats.steps == len(steps) and not alive
 
 
 def test_a_failing_sentence_fails_only_its_own_request_and_the_batcher_goes_on():
-    def decode(key, texts):
-        if "boom" in texts:
-            raise RuntimeError("model failed")
-        return [[fake_translation(text)] for text in texts]
+    steps = []
 
     async def scenario():
-        batcher = Batcher(decode, max_batch=4, max_wait_ms=50)
+        batcher = Batcher(lambda key: FakeStream(key, steps))
         batcher.start()
-        key = DecodeKey("m", 1, 1)
+        key = DecodeKey("m", 1)
         bad, good = await asyncio.gather(batcher.translate(key, ["boom"]), batcher.translate(key, ["fine"]),
                                          return_exceptions=True)
         later = await batcher.translate(key, ["later"])
         await batcher.stop()
-        return bad, good, later, batcher.alive
+        return bad, good, later, batcher.alive, batcher.queued
 
-    bad, good, later, alive = asyncio.run(scenario())
+    bad, good, later, alive, queued = asyncio.run(scenario())
     assert isinstance(bad, RuntimeError) and "model failed" in str(bad)
-    assert good[0][0].text == "FINE" and later[0][0].text == "LATER" and not alive
+    assert good[0][0].text == "FINE" and later[0][0].text == "LATER" and not alive and queued == 0
+
+
+def test_a_cancelled_request_is_dropped_from_the_queue():
+    steps = []
+
+    async def scenario():
+        batcher = Batcher(lambda key: FakeStream(key, steps, capacity=1))
+        batcher.start()
+        key = DecodeKey("m", 1)
+        busy = asyncio.ensure_future(batcher.translate(key, ["x" * 30]))
+        gone = asyncio.ensure_future(batcher.translate(key, ["never decoded"]))
+        await asyncio.sleep(0.05)
+        gone.cancel()
+        await busy
+        await batcher.stop()
+        return batcher.queued
+
+    assert asyncio.run(scenario()) == 0
+    assert not any("never decoded" in texts for _, texts in steps)
 
 
 # --- the real server ---------------------------------------------------------------------------------------------
 
 def test_the_official_libretranslate_client_works_and_sigterm_finishes_in_flight_requests(models, translator):
     libretranslatepy = pytest.importorskip("libretranslatepy")
-    process, base = start_server(str(models["en_de"]), "--max-wait-ms", "1500")
+    # one sentence decoding at a time keeps the long request below in flight for a while
+    process, base = start_server(str(models["en_de"]), "--max-batch", "1", "--max-texts", "300")
     try:
         client = libretranslatepy.LibreTranslateAPI(base + "/")
         assert client.languages() == [{"code": "de", "name": "German", "targets": []},
                                       {"code": "en", "name": "English", "targets": ["de"]}]
         assert client.translate(SENTENCES[0], "en", "de") == translator.translate(SENTENCES[:1], beam=3)[0]
+        texts = SENTENCES * 100
+        body = json.dumps({"q": texts, "source": "en", "target": "de"}).encode()
+        post = urllib.request.Request(base + "/translate", data=body, headers={"Content-Type": "application/json"})
         answers = []
-        request = threading.Thread(target=lambda: answers.append(client.translate(SENTENCES[1], "en", "de")))
+        request = threading.Thread(target=lambda: answers.append(
+            json.loads(urllib.request.urlopen(post, timeout=60).read())["translatedText"]))
         request.start()
-        time.sleep(0.5)  # the request is waiting in the batcher (1.5 s) when the server is told to stop
-        process.send_signal(signal.SIGTERM)
-        request.join(timeout=30)
-        assert answers == translator.translate(SENTENCES[1:2], beam=3)
+        deadline = time.monotonic() + 30
+        while json.loads(urllib.request.urlopen(base + "/health", timeout=5).read())["queued"] == 0:
+            assert time.monotonic() < deadline, "the request never reached the decoder"
+            time.sleep(0.01)
+        process.send_signal(signal.SIGTERM)  # while the request is being decoded
+        request.join(timeout=60)
+        assert answers == [translator.translate(texts, beam=3)]
         assert process.wait(timeout=30) == 0
     finally:
         process.kill()

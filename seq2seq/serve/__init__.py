@@ -4,7 +4,8 @@ Modules, each importing only those listed before it:
 
 - ``models``: the served model directories (a :class:`~seq2seq.translator.Translator` each) and what
   ``/v1/models`` and ``/languages`` say about them;
-- ``batcher``: queues the sentences of concurrent requests and decodes them together, off the event loop;
+- ``batcher``: feeds the sentences of concurrent requests into running decoding streams (continuous batching),
+  off the event loop;
 - ``limits``: what a request may ask for, and :class:`~seq2seq.serve.limits.ApiError` for what it may not;
 - ``state``: what every endpoint shares (models, batcher, limits);
 - ``libre`` and ``native``: the LibreTranslate-compatible endpoints and the native ``/v1`` ones;

@@ -31,7 +31,7 @@ def create_app(state: ServeState) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state.batcher = Batcher(state.decode, max_batch=state.max_batch, max_wait_ms=state.max_wait_ms)
+        state.batcher = Batcher(state.open_stream)
         state.batcher.start()
         yield
         await state.batcher.stop()
@@ -137,7 +137,7 @@ def add_pages(app: FastAPI) -> None:
         state: ServeState = request.app.state.serve
         batcher = state.batcher
         alive = batcher is not None and batcher.alive
-        counters = {"queued": batcher.queued, "batches": batcher.stats.batches,
-                    "sentences": batcher.stats.sentences} if batcher else {}
+        counters = {"queued": batcher.queued, "steps": batcher.stats.steps, "sentences": batcher.stats.sentences,
+                    "rows": batcher.stats.rows} if batcher else {}
         return JSONResponse({"status": "ok" if alive else "error", "models": list(state.models), **counters},
                             status_code=200 if alive else 503)

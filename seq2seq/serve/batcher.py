@@ -1,196 +1,217 @@
-"""Cross-request batching: the sentences of concurrent requests are decoded together.
+"""Continuous batching across requests: every request's sentences go straight into a running decoding engine.
 
-A model decodes a batch of 32 sentences in little more time than one (the matrix products just get
-wider), so a server that decodes each request alone wastes most of the CPU under load. Every request
-puts its sentences in one queue and awaits them. A single background task takes the oldest sentence, waits
-up to ``max_wait_ms`` for more sentences with the same decoding settings (model, beam, n-best), up to
-``max_batch`` of them, and decodes them in one model call on a worker thread, so the event loop never
-blocks on the model and keeps accepting requests meanwhile. Results go back to each caller in order.
+A model decodes 32 sentences in little more time than one (the matrix products just get wider), so a server
+that decodes each request alone wastes most of the CPU under load. One worker thread keeps a
+:class:`~seq2seq.translator.TranslationStream` per model and beam size and steps them in turn; a request's
+sentences join their stream at the next step, whatever else is decoding, and each sentence's translation goes
+back to its request the step it finishes. There is no batching window to wait for and no batch that runs until
+its longest sentence ends, and the event loop never blocks on the model.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections import deque
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from seq2seq.translator import Translation
 
 log = logging.getLogger(__name__)
 
+
 class DecodeKey(NamedTuple):
-    """Sentences decode together only when all of these agree."""
+    """Sentences decode in one stream only when these agree (n-best is per sentence)."""
 
     model: str
     beam: int
-    n_best: int
 
 
-# decode(key, texts) -> the n-best translations of each text; runs on the worker thread.
-Decode = Callable[[DecodeKey, list[str]], list[list[Translation]]]
+class Stream(Protocol):
+    """What the batcher needs of a :class:`~seq2seq.translator.TranslationStream`."""
+
+    @property
+    def idle(self) -> bool: ...
+
+    def add(self, items: list[tuple[Any, str]], *, n_best: int | None = None) -> list[tuple[Any, list[Translation]]]:
+        ...
+
+    def step(self) -> list[tuple[Any, list[Translation]]]: ...
+
+    @property
+    def decoding(self) -> int: ...
+
+    def discard(self, unwanted: Callable[[Any], bool]) -> list[Any]: ...
 
 
-@dataclass
+OpenStream = Callable[[DecodeKey], Stream]  # a new stream for a model and beam size
+
+
+@dataclass(eq=False)
 class _Job:
+    """One sentence of a request."""
+
     key: DecodeKey
     text: str
+    n_best: int
     future: asyncio.Future
-    queued_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
 class BatchStats:
-    batches: int = 0  # model calls
-    sentences: int = 0  # sentences decoded in them
-    largest: int = 0  # the largest batch so far
+    steps: int = 0  # decoding steps (model calls)
+    sentences: int = 0  # sentences translated
+    rows: int = 0  # sentences decoding, summed over the steps (rows / steps: the mean batch)
+
+
+@dataclass
+class _Open:
+    """A stream and the jobs in it."""
+
+    stream: Stream
+    jobs: set[_Job] = field(default_factory=set)
 
 
 class Batcher:
-    """Queue sentences from any number of requests; decode them in batches on one worker thread."""
+    """Decode the sentences of any number of requests together, on one worker thread, as they arrive."""
 
-    def __init__(self, decode: Decode, *, max_batch: int = 32, max_wait_ms: float = 10.0):
-        if max_batch < 1 or max_wait_ms < 0:
-            raise ValueError(f"max_batch must be ≥ 1 and max_wait_ms ≥ 0, got {max_batch} and {max_wait_ms}")
-        self.decode = decode
-        self.max_batch = max_batch
-        self.max_wait = max_wait_ms / 1000
+    def __init__(self, open_stream: OpenStream):
+        self.open_stream = open_stream
         self.stats = BatchStats()
-        self._pending: deque[_Job] = deque()
-        self._arrived = asyncio.Event()
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seq2seq-decode")
-        self._task: asyncio.Task | None = None
-        self._last_done = 0.0  # when the last model call ended (time.monotonic)
+        self._incoming: list[_Job] = []
+        self._streams: dict[DecodeKey, _Open] = {}
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._unfinished = 0  # sentences taken and not yet answered
 
     @property
     def queued(self) -> int:
-        return len(self._pending)
+        """Sentences taken and not yet answered (waiting or decoding)."""
+        return self._unfinished
 
     @property
     def alive(self) -> bool:
-        """False once the batching task has ended (stopped, or failed: the log says why)."""
-        return self._task is not None and not self._task.done()
+        """False once the worker has ended (stopped, or failed: the log says why)."""
+        return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="seq2seq-batcher")
-        self._task.add_done_callback(self._ended)
-
-    def _ended(self, task: asyncio.Task) -> None:
-        """If the batching task died, fail the waiting requests instead of leaving them to hang."""
-        if task.cancelled():
-            return
-        error = task.exception()
-        if error is not None:
-            log.error("the batcher stopped: %r; waiting requests fail", error, exc_info=error)
-            for job in self._pending:
-                if not job.future.done():
-                    job.future.set_exception(RuntimeError(f"the batcher stopped: {error!r}"))
-            self._pending.clear()
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._work, name="seq2seq-decode", daemon=True)
+        self._thread.start()
 
     async def stop(self) -> None:
-        """Stop taking batches (the server has finished its requests) and release the worker thread."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-        self._worker.shutdown(wait=True)
+        """Finish what is decoding, then end the worker (the server has answered its requests)."""
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
 
-    async def translate(self, key: DecodeKey, texts: list[str]) -> list[list[Translation]]:
+    async def translate(self, key: DecodeKey, texts: list[str], n_best: int = 1) -> list[list[Translation]]:
         """The n-best translations of each text, in order, decoded together with other requests' texts."""
         loop = asyncio.get_running_loop()
-        jobs = [_Job(key, text, loop.create_future()) for text in texts]
-        self._pending.extend(jobs)
-        self._arrived.set()
+        jobs = [_Job(key, text, n_best, loop.create_future()) for text in texts]
+        with self._wake:
+            self._incoming += jobs
+            self._unfinished += len(jobs)
+            self._wake.notify()
         try:
             return list(await asyncio.gather(*(job.future for job in jobs)))
-        except BaseException:  # a batch of ours failed, or the request was cancelled: decode no more of it
+        except BaseException:  # a sentence of ours failed, or the request was cancelled: decode no more of it
             for job in jobs:
                 job.future.cancel()
             raise
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = await self._next_batch()
-            if not batch:  # every waiting sentence was cancelled meanwhile
-                continue
-            try:
-                await self._decode(loop, batch)
-            except Exception as error:  # noqa: BLE001 - handed to the callers, whose requests fail with it
-                if len(batch) == 1:
-                    _fail(batch[0], error)
-                    continue
-                for job in batch:  # decode each sentence alone, so that only the culprit's request fails
-                    try:
-                        await self._decode(loop, [job])
-                    except Exception as alone:  # noqa: BLE001
-                        _fail(job, alone)
-
-    async def _decode(self, loop: asyncio.AbstractEventLoop, batch: list[_Job]) -> None:
-        """One model call on the worker thread; each job's future gets its result."""
+    def _work(self) -> None:
         try:
-            results = await loop.run_in_executor(self._worker, self.decode, batch[0].key, [job.text for job in batch])
-        finally:
-            self._last_done = time.monotonic()
-        if len(results) != len(batch):
-            raise RuntimeError(f"decode returned {len(results)} results for {len(batch)} sentences")
-        self.stats.batches += 1
-        self.stats.sentences += len(batch)
-        self.stats.largest = max(self.stats.largest, len(batch))
-        for job, result in zip(batch, results):
-            if not job.future.done():
+            while self._next_round():
+                for key, open_ in list(self._streams.items()):
+                    if not open_.stream.idle:
+                        self._step(key, open_)
+        except BaseException as error:
+            log.error("the decoding worker stopped: %r; waiting requests fail", error, exc_info=error)
+            for job in self._incoming + [job for open_ in self._streams.values() for job in open_.jobs]:
+                self._settle(job, error=RuntimeError(f"the decoding worker stopped: {error!r}"))
+            raise
+
+    def _next_round(self) -> bool:
+        """Wait until there is work; hand the new sentences to their streams. False when it is time to stop."""
+        with self._wake:
+            while not self._incoming and self._all_idle():
+                if self._stopping:
+                    return False
+                self._wake.wait()
+            incoming, self._incoming = self._incoming, []
+        for job in incoming:
+            if job.future.done():  # cancelled while it waited
+                self._settle(job)
+                continue
+            open_ = self._streams.get(job.key)
+            if open_ is None:
+                open_ = self._streams[job.key] = _Open(self.open_stream(job.key))
+            try:
+                done = open_.stream.add([(job, job.text)], n_best=job.n_best)
+            except Exception as error:  # noqa: BLE001 - the request fails with it, the others go on
+                self._settle(job, error=error)
+                continue
+            open_.jobs.add(job)
+            self._deliver(open_, done)
+        return True
+
+    def _all_idle(self) -> bool:
+        return all(open_.stream.idle for open_ in self._streams.values())
+
+    def _step(self, key: DecodeKey, open_: _Open) -> None:
+        """One decoding step of a stream; a step that fails is retried sentence by sentence, so that only the
+        request whose sentence cannot be decoded fails."""
+        if any(job.future.done() for job in open_.jobs):  # requests that were cancelled: decode no more of them
+            for job in open_.stream.discard(lambda job: job.future.done()):
+                open_.jobs.discard(job)
+                self._settle(job)
+        try:
+            done = open_.stream.step()
+        except Exception as error:  # noqa: BLE001
+            log.warning("a decoding step failed (%r); decoding its %d sentences one at a time", error,
+                        len(open_.jobs))
+            del self._streams[key]
+            for job in list(open_.jobs):
+                self._decode_alone(job)
+            return
+        self.stats.steps += 1
+        self.stats.rows += open_.stream.decoding + len(done)
+        self._deliver(open_, done)
+
+    def _decode_alone(self, job: _Job) -> None:
+        alone = _Open(self.open_stream(job.key), {job})
+        try:
+            self._deliver(alone, alone.stream.add([(job, job.text)], n_best=job.n_best))
+            while not alone.stream.idle:
+                self._deliver(alone, alone.stream.step())
+        except Exception as error:  # noqa: BLE001
+            self._settle(job, error=error)
+
+    def _deliver(self, open_: _Open, done: list[tuple[_Job, list[Translation]]]) -> None:
+        for job, translations in done:
+            open_.jobs.discard(job)
+            self.stats.sentences += 1
+            self._settle(job, result=translations)
+
+    def _settle(self, job: _Job, *, result: list[Translation] | None = None, error: Exception | None = None) -> None:
+        """Answer a sentence on the event loop (once; a cancelled request's sentence only counts as done)."""
+        with self._wake:
+            self._unfinished -= 1
+
+        def settle() -> None:
+            if job.future.done():
+                return
+            if error is not None:
+                job.future.set_exception(error)
+            else:
                 job.future.set_result(result)
 
-    async def _next_batch(self) -> list[_Job]:
-        """Wait for a sentence, then up to max_wait for more with its key; take ≤ max_batch.
-
-        The wait counts from when the sentence was queued or, if it came in while the model was busy, from
-        when the model became free: the clients whose answers just went out need a moment to send their next
-        sentences, and without it the batches of 32 clients settle into two alternating halves of 16.
-        """
-        while True:
-            self._drop_cancelled()
-            if self._pending:
-                break
-            self._arrived.clear()
-            await self._arrived.wait()
-        first = self._pending[0]
-        deadline = max(first.queued_at, self._last_done) + self.max_wait
-        while self._count(first.key) < self.max_batch and (remaining := deadline - time.monotonic()) > 0:
-            self._arrived.clear()
-            try:
-                await asyncio.wait_for(self._arrived.wait(), timeout=remaining)
-            except TimeoutError:
-                break
-        return self._take(first.key)
-
-    def _count(self, key: DecodeKey) -> int:
-        return sum(1 for job in self._pending if job.key == key and not job.future.done())
-
-    def _take(self, key: DecodeKey) -> list[_Job]:
-        """Remove and return the oldest ≤ max_batch live jobs with ``key``; the others keep their places."""
-        taken, kept = [], deque()
-        for job in self._pending:
-            if job.future.done():
-                continue
-            if job.key == key and len(taken) < self.max_batch:
-                taken.append(job)
-            else:
-                kept.append(job)
-        self._pending = kept
-        return taken
-
-    def _drop_cancelled(self) -> None:
-        if any(job.future.done() for job in self._pending):
-            self._pending = deque(job for job in self._pending if not job.future.done())
-
-
-def _fail(job: _Job, error: Exception) -> None:
-    if not job.future.done():
-        job.future.set_exception(error)
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(settle)

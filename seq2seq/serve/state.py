@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from seq2seq.serve.batcher import Batcher, DecodeKey
 from seq2seq.serve.limits import ApiError, Limits
 from seq2seq.serve.models import ServedModel
-from seq2seq.translator import Translation
+from seq2seq.translator import Translation, TranslationStream
 
 
 @dataclass
@@ -18,8 +18,7 @@ class ServeState:
     models: dict[str, ServedModel]
     limits: Limits = field(default_factory=Limits)
     beam: int | None = None  # the server's --beam; None: each model's decoding.beam_size
-    max_batch: int = 32
-    max_wait_ms: float = 10.0
+    max_batch: int = 64  # sentences decoding together in each model and beam size's stream
     batcher: Batcher | None = None  # made when the server starts (it needs the running event loop)
 
     def model(self, name: str | None) -> ServedModel:
@@ -33,10 +32,9 @@ class ServeState:
     def default_beam(self, model: ServedModel) -> int:
         return self.beam if self.beam is not None else model.default_beam
 
-    def decode(self, key: DecodeKey, texts: list[str]) -> list[list[Translation]]:
-        """One model call for a batch of texts (runs on the batcher's worker thread)."""
-        translator = self.models[key.model].translator
-        return translator.translate_n_best(texts, beam=key.beam, n_best=key.n_best, batch_size=self.max_batch)
+    def open_stream(self, key: DecodeKey) -> TranslationStream:
+        """A decoding stream for a model and beam size (the batcher opens one for each it meets)."""
+        return self.models[key.model].translator.stream(beam=key.beam, batch_size=self.max_batch)
 
     async def translate(self, model: ServedModel, texts: list[str], *, beam: int,
                         n_best: int = 1) -> list[list[Translation]]:
@@ -51,7 +49,7 @@ class ServeState:
         if self.batcher.queued + len(texts) > self.limits.max_queued:
             raise ApiError(503, f"the server is overloaded: {self.batcher.queued} sentences are waiting to be "
                                 "decoded; retry later")
-        return await self.batcher.translate(DecodeKey(model.name, beam, n_best), texts)
+        return await self.batcher.translate(DecodeKey(model.name, beam), texts, n_best)
 
 
 def serve_state(request: Request) -> ServeState:
