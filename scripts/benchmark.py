@@ -275,7 +275,7 @@ def translate_against(args: argparse.Namespace, baseline: str) -> tuple[dict, di
     process and ``--repeats`` turns: the medians of each."""
     with tempfile.TemporaryDirectory() as tmp:
         archive = subprocess.run(["git", "archive", baseline, "seq2seq"], check=True, capture_output=True,
-                                 cwd=Path(__file__).parent).stdout
+                                 cwd=Path(__file__).resolve().parent.parent).stdout
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
         turns: dict[str, list[dict]] = {"this": [], "baseline": []}
         for _ in range(args.repeats):

@@ -180,13 +180,14 @@ class DecodingEngine:
         self.work.attended += sum(slot.src_length for slot in self._slots) * beams
         done = choice.state.finished.all(dim=1).nonzero().view(-1).tolist()  # the one host sync of a step
         results = [(self._slots[slot].sentence.tag, self._hypotheses(slot)) for slot in done]
-        order = self._release(done)  # [N'] the slot each remaining sentence moves from
-        rows = choice.parents + (torch.arange(count, device=self.device) * beams).unsqueeze(1)  # [N, K] parent rows
-        if beams > 1 or len(order) < count:
-            self._state = state.select(rows[order].view(-1))
-        else:
-            self._state = state
-        self._prev = choice.tokens[order].view(-1)
+        parents, tokens = choice.parents, choice.tokens  # [N, K]
+        if done or beams > 1:  # reorder the rows: by parent, and to the slots the sentences now hold
+            slots = torch.arange(count, device=self.device)  # [N'] the slot each sentence comes from
+            if done:
+                slots = self._release(done)
+                parents, tokens = parents[slots], tokens[slots]
+            state = state.select((parents + slots.unsqueeze(1) * beams).view(-1))
+        self._state, self._prev = state, tokens.reshape(-1)
         return results
 
     def _hypotheses(self, slot: int) -> list[Hypothesis]:

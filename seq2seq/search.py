@@ -65,16 +65,25 @@ class Beam:
                          torch.zeros(sentences, self.beams, dtype=torch.bool, device=device))
 
     def choose(self, log_probs: Tensor, state: BeamState, at_limit: Tensor) -> Choice:
+        """The K best of the K * V candidates (a row and its next token) of each sentence, by ranking.
+
+        Within one row, every candidate adds the row's score to its token's log-probability and divides by the
+        same length penalty, so the row's K best candidates by ranking are its K most probable tokens: the
+        sentence's K best are among those K * K, and only they are scored and ranked (not all K * V).
+        """
         count, beams, vocab = log_probs.shape  # beams <= vocab: SearchOptions.check makes sure
         done = state.finished  # [N, K]
-        finished_row = torch.full((vocab,), float("-inf"), device=log_probs.device)
-        finished_row[PAD_ID] = 0.0  # a finished beam's only continuation
-        log_probs = torch.where(done.unsqueeze(-1), finished_row, log_probs)
-        candidates = state.scores.unsqueeze(-1) + log_probs  # [N, K, V]
+        top_log_probs, top_tokens = log_probs.topk(beams, dim=-1)  # [N, K, K]: each row's K best tokens
+        if bool(done.any()):  # a finished row's only continuation is PAD, at no cost
+            top_log_probs = top_log_probs.masked_fill(done.unsqueeze(-1), float("-inf"))
+            top_log_probs[..., 0].masked_fill_(done, 0.0)
+            top_tokens = top_tokens.masked_fill(done.unsqueeze(-1), PAD_ID)
+        candidates = state.scores.unsqueeze(-1) + top_log_probs  # [N, K, K]
         candidate_lengths = state.lengths + (~done).long()  # [N, K]
         ranking = candidates / length_penalty(candidate_lengths, self.alpha).unsqueeze(-1)
-        _, best = ranking.view(count, beams * vocab).topk(beams, dim=-1)  # [N, K], sorted best first
-        parents, tokens = best // vocab, best % vocab  # [N, K]
+        _, best = ranking.view(count, beams * beams).topk(beams, dim=-1)  # [N, K], sorted best first
+        parents = best // beams  # [N, K]
+        tokens = top_tokens.view(count, -1).gather(1, best)
         finished = done.gather(1, parents) | (tokens == EOS_ID) | at_limit.unsqueeze(1)
         return Choice(tokens, parents, BeamState(candidates.view(count, -1).gather(1, best),
                                                  candidate_lengths.gather(1, parents), finished))

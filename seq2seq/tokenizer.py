@@ -40,7 +40,9 @@ class Tokenizer:
                                      num_threads=1)
 
     def decode(self, ids: list[list[int]]) -> list[str]:
-        return self.processor.decode(ids)
+        """Detokenized texts, one per id list. Decoded one by one: sentencepiece's batch call starts a thread
+        pool each time, which costs ~0.1 ms against ~2 µs a sentence, and decoding calls it per sentence."""
+        return [self.processor.decode(sentence) for sentence in ids]
 
     def id_to_piece(self, ids: Iterable[int]) -> list[str]:
         return [self.processor.id_to_piece(i) for i in ids]
