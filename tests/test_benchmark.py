@@ -27,6 +27,8 @@ def test_benchmark_reports_every_figure(tmp_path):
     translate_keys = {"greedy_fp32", "beam5_fp32", "greedy_int8", "beam5_int8"}
     assert result["translate_sent_s"].keys() == result["bleu"].keys() == translate_keys
     assert all(v > 0 for v in result["translate_sent_s"].values())
+    assert result["translate_pieces_s"].keys() == result["translate_mflop_per_sentence"].keys() == translate_keys
+    assert all(v > 0 for v in result["translate_mflop_per_sentence"].values())
     assert result["peak_rss_mb"]["train"] > 50 and result["peak_rss_mb"]["translate"] > 50
 
 

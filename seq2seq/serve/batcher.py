@@ -1,18 +1,22 @@
 """Continuous batching across requests: every request's sentences go straight into a running decoding engine.
 
 A model decodes 32 sentences in little more time than one (the matrix products just get wider), so a server
-that decodes each request alone wastes most of the CPU under load. One worker thread keeps a
+that decodes each request alone wastes most of the CPU under load. One decoding task keeps a
 :class:`~seq2seq.translator.TranslationStream` per model and beam size and steps them in turn; a request's
 sentences join their stream at the next step, whatever else is decoding, and each sentence's translation goes
 back to its request the step it finishes. There is no batching window to wait for and no batch that runs until
-its longest sentence ends, and the event loop never blocks on the model.
+its longest sentence ends.
+
+The task runs on the event loop's own thread and yields to it after every step (a few milliseconds), so
+requests are read and answered between steps. A worker thread would let the loop run during a step, but on
+CPUs PyTorch runs small operators in a thread that is not the one that loaded it up to twice as slowly (its
+OpenMP team), which cost a lone client half its speed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
@@ -75,17 +79,16 @@ class _Open:
 
 
 class Batcher:
-    """Decode the sentences of any number of requests together, on one worker thread, as they arrive."""
+    """Decode the sentences of any number of requests together, as they arrive, between the event loop's work."""
 
     def __init__(self, open_stream: OpenStream):
         self.open_stream = open_stream
         self.stats = BatchStats()
         self._incoming: list[_Job] = []
         self._streams: dict[DecodeKey, _Open] = {}
-        self._wake = threading.Condition()
+        self._wake = asyncio.Event()
         self._stopping = False
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task | None = None
         self._unfinished = 0  # sentences taken and not yet answered
 
     @property
@@ -95,30 +98,27 @@ class Batcher:
 
     @property
     def alive(self) -> bool:
-        """False once the worker has ended (stopped, or failed: the log says why)."""
-        return self._thread is not None and self._thread.is_alive()
+        """False once the decoding task has ended (stopped, or failed: the log says why)."""
+        return self._task is not None and not self._task.done()
 
     def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._thread = threading.Thread(target=self._work, name="seq2seq-decode", daemon=True)
-        self._thread.start()
+        self._task = asyncio.get_running_loop().create_task(self._work(), name="seq2seq-decode")
+        self._task.add_done_callback(self._ended)
 
     async def stop(self) -> None:
-        """Finish what is decoding, then end the worker (the server has answered its requests)."""
-        with self._wake:
-            self._stopping = True
-            self._wake.notify()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join)
+        """Finish what is decoding, then end the task (the server has answered its requests)."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
 
     async def translate(self, key: DecodeKey, texts: list[str], n_best: int = 1) -> list[list[Translation]]:
         """The n-best translations of each text, in order, decoded together with other requests' texts."""
         loop = asyncio.get_running_loop()
         jobs = [_Job(key, text, n_best, loop.create_future()) for text in texts]
-        with self._wake:
-            self._incoming += jobs
-            self._unfinished += len(jobs)
-            self._wake.notify()
+        self._incoming += jobs
+        self._unfinished += len(jobs)
+        self._wake.set()
         try:
             return list(await asyncio.gather(*(job.future for job in jobs)))
         except BaseException:  # a sentence of ours failed, or the request was cancelled: decode no more of it
@@ -126,26 +126,32 @@ class Batcher:
                 job.future.cancel()
             raise
 
-    def _work(self) -> None:
-        try:
-            while self._next_round():
-                for key, open_ in list(self._streams.items()):
-                    if not open_.stream.idle:
-                        self._step(key, open_)
-        except BaseException as error:
-            log.error("the decoding worker stopped: %r; waiting requests fail", error, exc_info=error)
-            for job in self._incoming + [job for open_ in self._streams.values() for job in open_.jobs]:
-                self._settle(job, error=RuntimeError(f"the decoding worker stopped: {error!r}"))
-            raise
+    def _ended(self, task: asyncio.Task) -> None:
+        """If the decoding task died, fail the waiting requests instead of leaving them to hang."""
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        log.error("the decoding task stopped: %r; waiting requests fail", error, exc_info=error)
+        for job in self._incoming + [job for open_ in self._streams.values() for job in open_.jobs]:
+            self._settle(job, error=RuntimeError(f"the decoding task stopped: {error!r}"))
 
-    def _next_round(self) -> bool:
-        """Wait until there is work; hand the new sentences to their streams. False when it is time to stop."""
-        with self._wake:
-            while not self._incoming and self._all_idle():
+    async def _work(self) -> None:
+        while True:
+            if not self._incoming and self._all_idle():
                 if self._stopping:
-                    return False
-                self._wake.wait()
-            incoming, self._incoming = self._incoming, []
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            self._take_incoming()
+            for key, open_ in list(self._streams.items()):
+                if not open_.stream.idle:
+                    self._step(key, open_)
+            await asyncio.sleep(0)  # let the event loop read and answer requests between steps
+
+    def _take_incoming(self) -> None:
+        """Hand the new sentences to their streams."""
+        incoming, self._incoming = self._incoming, []
         for job in incoming:
             if job.future.done():  # cancelled while it waited
                 self._settle(job)
@@ -160,7 +166,6 @@ class Batcher:
                 continue
             open_.jobs.add(job)
             self._deliver(open_, done)
-        return True
 
     def _all_idle(self) -> bool:
         return all(open_.stream.idle for open_ in self._streams.values())
@@ -201,17 +206,11 @@ class Batcher:
             self._settle(job, result=translations)
 
     def _settle(self, job: _Job, *, result: list[Translation] | None = None, error: Exception | None = None) -> None:
-        """Answer a sentence on the event loop (once; a cancelled request's sentence only counts as done)."""
-        with self._wake:
-            self._unfinished -= 1
-
-        def settle() -> None:
-            if job.future.done():
-                return
-            if error is not None:
-                job.future.set_exception(error)
-            else:
-                job.future.set_result(result)
-
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(settle)
+        """Answer a sentence (once; a cancelled request's sentence only counts as done)."""
+        self._unfinished -= 1
+        if job.future.done():
+            return
+        if error is not None:
+            job.future.set_exception(error)
+        else:
+            job.future.set_result(result)
