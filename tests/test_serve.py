@@ -26,6 +26,7 @@ from seq2seq.serve.app import create_app
 from seq2seq.serve.batcher import Batcher, DecodeKey
 from seq2seq.serve.limits import Limits
 from seq2seq.serve.models import load_models
+from seq2seq.serve.server import bind
 from seq2seq.serve.state import ServeState
 from seq2seq.translator import Translation, Translator
 from tests.helpers import start_server, train_tiny
@@ -430,3 +431,13 @@ def test_load_test_script_measures_a_served_model(models):
     result = json.loads(run.stdout)
     assert (result["requests"], result["errors"], result["exit_code"]) == (40, 0, 0)
     assert result["served_sent_s"] > 0 and result["offline_sent_s"] > 0 and len(result["rss_samples_mb"]) == 10
+
+
+def test_the_listening_socket_says_it_is_tcp_so_answers_are_not_held_back():
+    """asyncio sets TCP_NODELAY only on sockets whose protocol is IPPROTO_TCP; without it, Nagle's algorithm
+    and delayed ACKs held every answer on a kept-alive connection for about 40 ms."""
+    listener = bind("127.0.0.1", 0)
+    try:
+        assert listener.proto == socket.IPPROTO_TCP
+    finally:
+        listener.close()
