@@ -25,6 +25,11 @@ from seq2seq.translator import Translation
 
 log = logging.getLogger(__name__)
 
+# Turns of the event loop between two decoding steps. A request takes several turns to travel from its socket
+# through the ASGI app into the batcher, and one turn per step (a step takes ~5-15 ms) left a third of the
+# clients' sentences outside the batch; an idle turn costs ~20 µs.
+LOOP_TURNS_PER_STEP = 16
+
 
 class DecodeKey(NamedTuple):
     """Sentences decode in one stream only when these agree (n-best is per sentence)."""
@@ -147,7 +152,8 @@ class Batcher:
             for key, open_ in list(self._streams.items()):
                 if not open_.stream.idle:
                     self._step(key, open_)
-            await asyncio.sleep(0)  # let the event loop read and answer requests between steps
+            for _ in range(LOOP_TURNS_PER_STEP):  # let the event loop read and answer requests between steps
+                await asyncio.sleep(0)
 
     def _take_incoming(self) -> None:
         """Hand the new sentences to their streams."""
