@@ -28,7 +28,11 @@ from typing import Any, NamedTuple, Protocol
 import torch
 from torch import Tensor
 
+from seq2seq.attention import AttentionKeys
 from seq2seq.batching import source_tensor
+from seq2seq.decoder import DecoderState
+from seq2seq.ensemble import Ensemble, Members
+from seq2seq.model import Seq2Seq
 from seq2seq.special_ids import BOS_ID, EOS_ID
 
 
@@ -95,14 +99,15 @@ class _Encoded(NamedTuple):
     """Sentences encoded ahead of need: their keys and initial states, rows in ``sentences`` order."""
 
     sentences: list[Sentence]
-    keys: Any  # AttentionKeys (or Members of an ensemble) [M, S_m, ...]
-    state: Any  # DecoderState (or Members) with M rows
+    keys: AttentionKeys | Members  # [M, S_m, ...] (an ensemble's: one per member)
+    state: DecoderState | Members  # M rows
 
 
 class DecodingEngine:
     """Decode sentences with ``policy``, keeping up to ``max_sentences`` of them in every model step."""
 
-    def __init__(self, model: Any, policy: SearchPolicy, *, device: torch.device, max_sentences: int):
+    def __init__(self, model: Seq2Seq | Ensemble, policy: SearchPolicy, *, device: torch.device,
+                 max_sentences: int):
         if max_sentences < 1:
             raise ValueError(f"max_sentences must be ≥ 1, got {max_sentences}")
         self.model, self.policy, self.device = model, policy, device
@@ -111,8 +116,8 @@ class DecodingEngine:
         self._waiting: deque[Sentence] = deque()
         self._encoded: deque[_Encoded] = deque()
         self._slots: list[_Slot] = []  # the N decoding sentences, in slot order
-        self._keys: Any = None  # slot buffer [capacity, width, ...], made at the first encoding
-        self._state: Any = None  # the decoder state of the N * K rows
+        self._keys: AttentionKeys | Members | None = None  # slot buffer [capacity, width, ...], made when needed
+        self._state: DecoderState | Members | None = None  # the decoder state of the N * K rows
         self._prev = torch.empty(0, dtype=torch.long, device=device)  # [R] each row's last token
         self._beam = policy.start(0, device)  # [N, K] standing of the decoding sentences
         self._history: _History | None = None
@@ -178,7 +183,7 @@ class DecodingEngine:
         self.work.steps += 1
         self.work.rows += count * beams
         self.work.attended += sum(slot.src_length for slot in self._slots) * beams
-        done = choice.state.finished.all(dim=1).nonzero().view(-1).tolist()  # the one host sync of a step
+        done = choice.state.finished.all(dim=1).nonzero().view(-1).tolist()  # on the host: who leaves
         results = [(self._slots[slot].sentence.tag, self._hypotheses(slot)) for slot in done]
         parents, tokens = choice.parents, choice.tokens  # [N, K]
         if done or beams > 1:  # reorder the rows: by parent, and to the slots the sentences now hold
@@ -243,7 +248,7 @@ class DecodingEngine:
         keys, state = self.model.search_start(src.to(self.device), lengths)
         self._encoded.append(_Encoded(sentences, keys, state))
 
-    def _place(self, sentences: list[Sentence], keys: Any, state: Any) -> None:
+    def _place(self, sentences: list[Sentence], keys: AttentionKeys | Members, state: DecoderState | Members) -> None:
         """Put encoded sentences (keys [M, S_m, ...], state of M rows) into the slots after the N taken ones."""
         start, beams = len(self._slots), self.policy.beams
         width = _width(keys)
@@ -265,9 +270,9 @@ class DecodingEngine:
         self._beam = BeamState(*(torch.cat([old[:start], new]) for old, new in zip(self._beam, fresh)))
 
 
-def _width(keys: Any) -> int:
+def _width(keys: AttentionKeys | Members) -> int:
     """The positions of a keys buffer (one model's AttentionKeys, or an ensemble's Members of them)."""
-    return keys.mask.size(1) if hasattr(keys, "mask") else keys[0].mask.size(1)
+    return keys[0].mask.size(1) if isinstance(keys, Members) else keys.mask.size(1)
 
 
 class _History:

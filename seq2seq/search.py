@@ -74,10 +74,10 @@ class Beam:
         count, beams, vocab = log_probs.shape  # beams <= vocab: SearchOptions.check makes sure
         done = state.finished  # [N, K]
         top_log_probs, top_tokens = log_probs.topk(beams, dim=-1)  # [N, K, K]: each row's K best tokens
-        if bool(done.any()):  # a finished row's only continuation is PAD, at no cost
-            top_log_probs = top_log_probs.masked_fill(done.unsqueeze(-1), float("-inf"))
-            top_log_probs[..., 0].masked_fill_(done, 0.0)
-            top_tokens = top_tokens.masked_fill(done.unsqueeze(-1), PAD_ID)
+        # a finished row's only continuation is PAD, at no cost
+        top_log_probs = top_log_probs.masked_fill(done.unsqueeze(-1), float("-inf"))
+        top_log_probs[..., 0].masked_fill_(done, 0.0)
+        top_tokens = top_tokens.masked_fill(done.unsqueeze(-1), PAD_ID)
         candidates = state.scores.unsqueeze(-1) + top_log_probs  # [N, K, K]
         candidate_lengths = state.lengths + (~done).long()  # [N, K]
         ranking = candidates / length_penalty(candidate_lengths, self.alpha).unsqueeze(-1)
