@@ -28,6 +28,7 @@ Model FLOPs per target token (multiply-adds count 2; training = 3 x forward: bac
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import resource
@@ -58,8 +59,10 @@ TRAIN_VARIANTS = {  # name: (input feeding, plain step loop, autocast dtype)
     "parallel_bf16": (False, False, torch.bfloat16),
     "input_feeding_bf16": (True, False, torch.bfloat16),
 }
-TRANSLATE_VARIANTS = {"greedy_fp32": (1, None), "beam5_fp32": (5, None), "greedy_int8": (1, "int8"),
-                      "beam5_int8": (5, "int8")}
+TRANSLATE_VARIANTS = {  # name: (beam size, precision, vocabulary shortlist)
+    f"{search}_{precision}{'_shortlist' if shortlist else ''}": (beam, precision, shortlist)
+    for shortlist in (False, True) for precision in ("fp32", "bf16", "int8") for search, beam in (("greedy", 1),
+                                                                                                ("beam5", 5))}
 
 
 def median_time(work, repeats: int) -> float:
@@ -186,10 +189,11 @@ def phase_translate(args: argparse.Namespace) -> dict:
     pairs = read_parallel(*split_paths(prefix, config.data.src_lang, config.data.trg_lang))[: args.sentences]
     sources, references = [s for s, _ in pairs], [r for _, r in pairs]
     outputs: dict[str, list] = {}
-    translators = {name: Translator.from_dir(args.model_dir, quantize=quantize)
-                   for name, (_, quantize) in TRANSLATE_VARIANTS.items()}
-    works = {name: translate_work(translators[name], sources, beam, args.batch_size, outputs.setdefault(name, []))
-             for name, (beam, _) in TRANSLATE_VARIANTS.items()}
+    variants = {name: variant for name, variant in TRANSLATE_VARIANTS.items() if name in args.variants}
+    translators = {name: translator for name, (_, precision, shortlist) in variants.items()
+                   if (translator := variant_translator(args.model_dir, precision, shortlist)) is not None}
+    works = {name: translate_work(translator, sources, variants[name][0], args.batch_size,
+                                  outputs.setdefault(name, [])) for name, translator in translators.items()}
     gemm, gemm_flops = gemm_work()
     seconds = interleaved_medians({"gemm": gemm, **works}, args.repeats)
     result = {"code": str(Path(seq2seq.translator.__file__).parent.parent),
@@ -200,10 +204,24 @@ def phase_translate(args: argparse.Namespace) -> dict:
               "bleu": {name: bleu([t.text for t in outputs[name]], references).score for name in works}}
     if hasattr(seq2seq.translator, "TranslationStream"):  # the engine counts the work of each search
         result["translate_mflop_per_sentence"] = {
-            name: search_flops(translators[name], sources, beam, args.batch_size) / len(sources) / 1e6
-            for name, (beam, _) in TRANSLATE_VARIANTS.items()}
+            name: search_flops(translator, sources, variants[name][0], args.batch_size) / len(sources) / 1e6
+            for name, translator in translators.items()}
     result["peak_rss_mb"] = peak_rss_mb()
     return result
+
+
+def variant_translator(model_dir: Path, precision: str, shortlist: bool) -> Translator | None:
+    """The model of ``model_dir`` in ``precision``, with or without its vocabulary shortlist; None where this
+    machine, the model directory or the package (a baseline commit's) cannot decode so."""
+    if "precision" not in inspect.signature(Translator.from_dir).parameters:  # a package from before bf16
+        if precision == "bf16" or shortlist:
+            return None
+        return Translator.from_dir(model_dir, quantize=None if precision == "fp32" else precision)
+    from seq2seq.precision import bf16_supported as bf16_runs
+
+    if (precision == "bf16" and not bf16_runs("cpu")) or (shortlist and not (model_dir / "shortlist.pt").is_file()):
+        return None
+    return Translator.from_dir(model_dir, precision=precision, shortlist=shortlist)
 
 
 def translate_work(translator: Translator, sources: list[str], beam: int, batch_size: int,
@@ -232,10 +250,11 @@ def search_flops(translator: Translator, sources: list[str], beam: int, batch_si
     decoder_in = e + (h if model.input_feeding else 0)
     tied = model.tied_embeddings != "none"
     row = (sum(2 * 4 * h * ((decoder_in if l == 0 else h) + h) for l in range(model.decoder_layers))
-           + 2 * (h_enc + h) * h + (2 * h * e if tied and h != e else 0)
-           + 2 * (e if tied else h) * translator.trg_tok.vocab_size)
+           + 2 * (h_enc + h) * h + (2 * h * e if tied and h != e else 0))
+    scored = getattr(work, "scored", work.rows * translator.trg_tok.vocab_size)  # rows x pieces scored
     attention = 2 * h + 2 * h_enc  # per position: its score and its share of the context
-    return encoder * work.encoded + row * work.rows + attention * work.attended
+    return (encoder * work.encoded + row * work.rows + 2 * (e if tied else h) * scored
+            + attention * work.attended)
 
 
 def bf16_supported() -> bool:
@@ -260,7 +279,7 @@ def run_phase(phase: str, args: argparse.Namespace, *, repeats: int | None = Non
     command = [sys.executable, __file__, "--phase", phase, "--config", str(args.config), "--steps", str(args.steps),
                "--repeats", str(repeats or args.repeats), "--sentences", str(args.sentences)]
     for flag, value in (("--data-dir", args.data_dir), ("--model-dir", args.model_dir),
-                        ("--batch-size", args.batch_size)):
+                        ("--batch-size", args.batch_size), ("--variants", ",".join(args.variants))):
         if value is not None:
             command += [flag, str(value)]
     for override in args.overrides:
@@ -328,8 +347,8 @@ def report(results: dict) -> str:
             lines.append(f"{'train tok/s ' + name:34} {value:12.0f}  {train_note(name, results)}")
     sentences = results.get("translate_sent_s", {})
     for name, value in sentences.items():
-        fp32 = sentences[name.replace("int8", "fp32")]
-        note = f"BLEU {results['bleu'][name]:.2f}, {value / fp32:.2f}x fp32"
+        fp32 = sentences.get(name.replace("int8", "fp32").replace("bf16", "fp32").replace("_shortlist", ""))
+        note = f"BLEU {results['bleu'][name]:.2f}" + (f", {value / fp32:.2f}x fp32" if fp32 else "")
         lines.append(f"{'translate sent/s ' + name:34} {value:12.1f}  {note}")
     for name, value in results["peak_rss_mb"].items():
         lines.append(f"{'peak RSS MB ' + name:34} {value:12.0f}")
@@ -343,15 +362,18 @@ def translation_table(this: dict, baseline: dict | None) -> str:
     with the search), BLEU; and this checkout against the baseline commit, run in turns."""
     flops = this.get("translate_mflop_per_sentence", {})
     rows = [("this", this)] + ([("baseline", baseline)] if baseline else [])
-    lines = [f"{'search':12} {'code':9} {'sent/s':>8} {'pieces/s':>9} {'MFLOP/sent':>10} {'% roofline':>10} "
-             f"{'BLEU':>6} {'x baseline':>10}", "-" * 82]
+    lines = [f"{'search':22} {'code':9} {'sent/s':>8} {'pieces/s':>9} {'MFLOP/sent':>10} {'% roofline':>10} "
+             f"{'BLEU':>6} {'x baseline':>10}", "-" * 92]
     for name in this["translate_sent_s"]:
         for label, result in rows:
+            if name not in result["translate_sent_s"]:
+                continue  # a search the baseline's package cannot run
             speed = result["translate_sent_s"][name]
             mflop = flops.get(name)  # the same searches: this checkout's count serves both
             roofline = f"{100 * speed * mflop * 1e6 / (result['gemm_gflops'] * 1e9):.1f}" if mflop else "-"
-            ratio = f"{speed / baseline['translate_sent_s'][name]:.2f}" if baseline else "-"
-            lines.append(f"{name:12} {label:9} {speed:8.1f} {result['translate_pieces_s'][name]:9.0f} "
+            ratio = (f"{speed / baseline['translate_sent_s'][name]:.2f}"
+                     if baseline and name in baseline["translate_sent_s"] else "-")
+            lines.append(f"{name:22} {label:9} {speed:8.1f} {result['translate_pieces_s'][name]:9.0f} "
                          f"{mflop or 0:10.1f} {roofline:>10} {result['bleu'][name]:6.2f} {ratio:>10}")
     return "\n".join(lines)
 
@@ -372,10 +394,15 @@ def parse_args() -> argparse.Namespace:
                         "package, in turns with this checkout's")
     parser.add_argument("--batch-size", type=int, help="sentences decoding together (default: the model's "
                         "decoding.batch_size)")
+    parser.add_argument("--variants", type=lambda text: text.split(","), default=list(TRANSLATE_VARIANTS),
+                        help="comma-separated translation variants to time (default: all this machine and the "
+                        f"model can run): {', '.join(TRANSLATE_VARIANTS)}")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     parser.add_argument("--phase", choices=["train", "translate"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if unknown := set(args.variants) - set(TRANSLATE_VARIANTS):
+        parser.error(f"unknown --variants {', '.join(sorted(unknown))}; choose from {', '.join(TRANSLATE_VARIANTS)}")
     if args.quick:
         args.steps, args.repeats, args.sentences = min(args.steps, 8), min(args.repeats, 2), min(args.sentences, 300)
         args.train_minutes = min(args.train_minutes, 1.0)

@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     average.add_argument("--training-weights", action="store_true", help="average the weights that trained "
                          "instead of their moving average (runs with training.ema_decay)")
 
+    shortlist = commands.add_parser("shortlist", help="learn a trained model's vocabulary shortlist and decide on "
+                                    "valid whether decoding uses it (training does this at its end)")
+    shortlist.add_argument("model_dir", help="a trained model directory (training.model_dir)")
+
     translate = commands.add_parser("translate", help="translate sentences with a trained model")
     translate.add_argument("model_dir", help="a trained model directory (training.model_dir)")
     translate.add_argument("sentences", nargs="*", help="sentences to translate (else -i FILE, else stdin)")
@@ -102,8 +106,7 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--beam", type=positive_int, help="default beam size (default: each model's "
                        "decoding.beam_size)")
     serve.add_argument("--checkpoint", default="best.pt", help="checkpoint file in MODEL_DIR/checkpoints")
-    serve.add_argument("--quantize", choices=["int8"], help="int8 dynamic quantization of the LSTM and Linear "
-                       "layers (CPU)")
+    add_precision_arguments(serve)
     serve.add_argument("--max-batch", type=positive_int, default=64, help="sentences decoding together, across "
                        "requests, per model and beam size (default 64); more wait for a free place")
     serve.add_argument("--max-texts", type=positive_int, default=64, help="texts per request (default 64; 413 "
@@ -118,9 +121,19 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a config value, e.g. --set training.max_steps=100 (repeatable)")
 
 
+# seq2seq.precision.PRECISIONS, spelled out: this module imports torch only after setting its environment.
+PRECISIONS = ("fp32", "bf16", "int8")
+
+
+def add_precision_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="number format of decoding: fp32 "
+                        "(as trained, the default), bf16 (CPUs with AVX-512 BF16 or AMX, and GPUs) or int8 (dynamic "
+                        "quantization of the LSTM and Linear layers, CPU)")
+    parser.add_argument("--quantize", choices=["int8"], help="the same as --precision int8")
+
+
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quantize", choices=["int8"], help="translate with int8 dynamic quantization of the "
-                        "LSTM and Linear layers (CPU)")
+    add_precision_arguments(parser)
     chosen = parser.add_mutually_exclusive_group()
     chosen.add_argument("--checkpoint", action="append", metavar="NAME",
                         help="checkpoint file in MODEL_DIR/checkpoints (default: best.pt); repeat the option "
@@ -136,17 +149,31 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
                         "search's length penalty (default: the model's decoding.length_penalty; higher favours "
                         "longer output)")
     parser.add_argument("--batch-size", type=positive_int, help="sentences per batch (default: decoding.batch_size)")
+    parser.add_argument("--shortlist", action=argparse.BooleanOptionalAction, help="score only the target pieces "
+                        "of the model's vocabulary shortlist (default: the model's decoding.shortlist, which training "
+                        "turns on where it pays)")
 
 
 def load_translator(args: argparse.Namespace) -> Translator:
     """The model of ``args.model_dir`` with the chosen checkpoints, and ``--length-penalty`` in its config."""
     from seq2seq.translator import Translator
 
-    translator = Translator.from_dir(args.model_dir, checkpoint=chosen_checkpoints(args), quantize=args.quantize,
+    translator = Translator.from_dir(args.model_dir, checkpoint=chosen_checkpoints(args), precision=precision(args),
+                                     shortlist=args.shortlist,
                                      training_weights=args.training_weights)
     if args.length_penalty is not None:
         translator.config.decoding.length_penalty = args.length_penalty
     return translator
+
+
+def precision(args: argparse.Namespace) -> str:
+    """``--precision``, or int8 for ``--quantize int8`` (which contradicts an explicit other precision)."""
+    if args.quantize is None:
+        return args.precision
+    if args.precision not in ("fp32", args.quantize):
+        raise UserError(f"--quantize {args.quantize} and --precision {args.precision} ask for two number formats; "
+                        "give one of them.")
+    return args.quantize
 
 
 def chosen_checkpoints(args: argparse.Namespace) -> list[str]:
@@ -170,6 +197,17 @@ def run_prepare(args: argparse.Namespace) -> None:
     counts = read_manifest(directory)["counts"]
     splits = ", ".join(f"{name} {count['kept']:,} pairs" for name, count in counts.items())
     print(f"prepared {directory}: {splits}")
+
+
+def run_shortlist(args: argparse.Namespace) -> None:
+    from seq2seq.finish import shortlist_trained
+    from seq2seq.log_setup import setup_logging
+
+    setup_logging()
+    choice = shortlist_trained(Path(args.model_dir))
+    print(f"valid BLEU {choice.listed[0]:.2f} with the shortlist, {choice.full[0]:.2f} without; a batch scores "
+          f"{100 * choice.share:.0f}% of the target pieces with it. decoding.shortlist: "
+          f"{'on' if choice.used else 'off'}")
 
 
 def run_train(args: argparse.Namespace) -> None:
@@ -267,7 +305,7 @@ def run_serve(args: argparse.Namespace) -> None:
             from None
     setup_logging()
     serve(args.model_dirs, host=args.host, port=args.port, beam=args.beam, checkpoint=args.checkpoint,
-          quantize=args.quantize, max_batch=args.max_batch,
+          precision=precision(args), max_batch=args.max_batch,
           limits=Limits(max_texts=args.max_texts, max_chars=args.max_chars))
 
 
@@ -289,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.reconfigure(errors="replace")  # a translation is never lost to the terminal's encoding
     try:
         commands = {"prepare": run_prepare, "train": run_train, "translate": run_translate, "evaluate": run_evaluate,
-                    "average": run_average, "serve": run_serve}
+                    "average": run_average, "serve": run_serve, "shortlist": run_shortlist}
         commands[args.command](args)
     except UserError as error:
         print(f"seq2seq {args.command}: error: {error}", file=sys.stderr)

@@ -142,6 +142,10 @@ class TrainingConfig:
         "At the end of training, beam search (decoding.beam_size) scores valid with best.pt at each of these "
         "length penalties; the best becomes decoding.length_penalty in the run's config.yaml, the value the final "
         "scores, translate, evaluate and serve use. Empty: keep decoding.length_penalty.", [])
+    shortlist: bool = doc(
+        "At the end of training, learn a vocabulary shortlist (shortlist.pt: IBM Model 1 on the training arrays) "
+        "and turn decoding.shortlist on when valid BLEU with it is within 0.1 of without and a batch scores at "
+        "most half of the target pieces with it.", True)
     backend: Literal["auto", "gloo", "nccl"] = doc(
         "Process-group backend under torchrun: auto picks nccl with CUDA, gloo on CPU.", "auto")
     collective_timeout_minutes: float = doc(
@@ -160,6 +164,9 @@ class DecodingConfig:
     max_length_ratio: float = doc("Outputs stop at max_length_ratio * source length + max_length_extra tokens.", 1.5)
     max_length_extra: int = doc("See max_length_ratio.", 10)
     batch_size: int = doc("Sentences per batch when translating.", 64)
+    shortlist: bool = doc("Score only the target pieces of the model directory's vocabulary shortlist "
+                          "(shortlist.pt) that the batch's sources may need; training turns it on where it pays.",
+                          False)
 
 
 @dataclass

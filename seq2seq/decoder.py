@@ -153,17 +153,31 @@ class LuongDecoder(nn.Module):
             weights.append(step_weights)
         return torch.stack(features, dim=1), torch.stack(weights, dim=1)
 
-    def step(self, prev_tokens: Tensor, state: DecoderState, keys: AttentionKeys, *,
-             beams: int = 1) -> tuple[Tensor, DecoderState, Tensor]:
+    def step(self, prev_tokens: Tensor, state: DecoderState, keys: AttentionKeys, *, beams: int = 1,
+             vocab: Tensor | None = None) -> tuple[Tensor, DecoderState, Tensor]:
         """One step: previous tokens [R] → logits [R, V], the next state, attention weights [R, S].
 
         With ``beams`` K > 1 the rows are K consecutive hypotheses of each of the R / K sentences of ``keys``:
-        each sentence's keys are read once for all its beams instead of once per row.
+        each sentence's keys are read once for all its beams instead of once per row. With ``vocab`` [U] only
+        those target pieces are scored: logits [R, U].
         """
         features, state, weights = self.step_features(prev_tokens, state, keys, beams=beams)
-        if type(self.output) is nn.Linear and not torch.is_grad_enabled() and len(features) <= FEW_ROWS:
-            return few_rows_linear(features, self.output.weight, self.output.bias), state, weights
-        return self.output(features), state, weights
+        return self.project(features, vocab), state, weights
+
+    def project(self, features: Tensor, vocab: Tensor | None = None) -> Tensor:
+        """The output layer at inference: features [R, H] → logits [R, V], or [R, U] for the pieces ``vocab`` [U].
+
+        A shortlist needs the output layer in floating point (``seq2seq.precision`` leaves it so under int8); a
+        quantized one scores every piece and keeps the shortlist's columns."""
+        if type(self.output) is not nn.Linear:
+            logits = self.output(features)  # [R, V]
+            return logits if vocab is None else logits.index_select(1, vocab)
+        weight, bias = self.output.weight, self.output.bias  # [V, H], [V]
+        if vocab is not None:
+            weight, bias = weight.index_select(0, vocab), None if bias is None else bias.index_select(0, vocab)
+        if not torch.is_grad_enabled() and len(features) <= FEW_ROWS:
+            return few_rows_linear(features, weight, bias)
+        return nn.functional.linear(features, weight, bias)
 
     def step_features(self, prev_tokens: Tensor, state: DecoderState, keys: AttentionKeys, *,
                       beams: int = 1) -> tuple[Tensor, DecoderState, Tensor]:

@@ -33,6 +33,7 @@ from seq2seq.batching import source_tensor
 from seq2seq.decoder import DecoderState
 from seq2seq.ensemble import Ensemble, Members
 from seq2seq.model import Seq2Seq
+from seq2seq.shortlist import Shortlist, Union
 from seq2seq.special_ids import BOS_ID, EOS_ID
 
 
@@ -88,11 +89,13 @@ class DecodingWork:
     rows: int = 0  # decoder rows stepped, summed over the steps
     attended: int = 0  # real source positions the stepped rows attended over, summed over rows and steps
     encoded: int = 0  # source positions encoded (EOS included)
+    scored: int = 0  # output-layer scores computed: rows x target pieces scored (all V, or a shortlist's union)
 
 
 class _Slot(NamedTuple):
     sentence: Sentence
     src_length: int  # source positions, EOS included
+    pieces: Tensor | None  # [U_s] its shortlist (None without one)
 
 
 class _Encoded(NamedTuple):
@@ -104,10 +107,15 @@ class _Encoded(NamedTuple):
 
 
 class DecodingEngine:
-    """Decode sentences with ``policy``, keeping up to ``max_sentences`` of them in every model step."""
+    """Decode sentences with ``policy``, keeping up to ``max_sentences`` of them in every model step.
+
+    With a ``shortlist`` each step scores only the union of its sentences' target shortlists (see
+    :mod:`seq2seq.shortlist`); the policy then sees log-probabilities over that union, and the engine maps its
+    choices back to target pieces.
+    """
 
     def __init__(self, model: Seq2Seq | Ensemble, policy: SearchPolicy, *, device: torch.device,
-                 max_sentences: int):
+                 max_sentences: int, shortlist: Shortlist | None = None):
         if max_sentences < 1:
             raise ValueError(f"max_sentences must be ≥ 1, got {max_sentences}")
         self.model, self.policy, self.device = model, policy, device
@@ -121,6 +129,7 @@ class DecodingEngine:
         self._prev = torch.empty(0, dtype=torch.long, device=device)  # [R] each row's last token
         self._beam = policy.start(0, device)  # [N, K] standing of the decoding sentences
         self._history: _History | None = None
+        self._union = Union(shortlist, device) if shortlist is not None else None
 
     @property
     def waiting(self) -> int:
@@ -174,15 +183,19 @@ class DecodingEngine:
             return []
         history = self._history
         width = max(slot.src_length for slot in self._slots)
+        vocab = self._vocab()
         log_probs, state, alpha = self.model.search_step(self._prev, self._state, self._keys.narrow(count, width),
-                                                         beams=beams)  # [R, V], _, [R, S]
+                                                         beams=beams, vocab=vocab)  # [R, V or U], _, [R, S]
         steps = history.steps[:count]  # [N] steps each sentence has taken
         choice = self.policy.choose(log_probs.view(count, beams, -1), self._beam, steps + 1 >= history.limits[:count])
+        if vocab is not None:  # positions in the union → target pieces
+            choice = choice._replace(tokens=vocab[choice.tokens])
         history.record(choice, alpha.view(count, beams, -1))
         self._beam = choice.state
         self.work.steps += 1
         self.work.rows += count * beams
         self.work.attended += sum(slot.src_length for slot in self._slots) * beams
+        self.work.scored += count * beams * log_probs.size(-1)
         done = choice.state.finished.all(dim=1).nonzero().view(-1).tolist()  # on the host: who leaves
         results = [(self._slots[slot].sentence.tag, self._hypotheses(slot)) for slot in done]
         parents, tokens = choice.parents, choice.tokens  # [N, K]
@@ -195,10 +208,18 @@ class DecodingEngine:
         self._state, self._prev = state, tokens.reshape(-1)
         return results
 
+    def _vocab(self) -> Tensor | None:
+        """The target pieces this step scores [U]: the union of the decoding sentences' shortlists, or None
+        for all of them (no shortlist, or a union too small to hold a beam's candidates)."""
+        if self._union is None:
+            return None
+        pieces = self._union.pieces()
+        return pieces if len(pieces) >= self.policy.beams else None
+
     def _hypotheses(self, slot: int) -> list[Hypothesis]:
         """The n-best hypotheses of the finished sentence in ``slot``, best first (the policy keeps the rows in
         rank order)."""
-        sentence, src_length = self._slots[slot]
+        sentence, src_length, _ = self._slots[slot]
         return [Hypothesis(tokens, score, attention) for tokens, score, attention in self._history.paths(
             slot, sentence.n_best, self._beam.scores[slot].tolist(), self._beam.lengths[slot].tolist(), src_length)]
 
@@ -208,6 +229,9 @@ class DecodingEngine:
         count = len(self._slots)
         remaining = count - len(done)
         gone = set(done)
+        if self._union is not None:
+            for slot in done:
+                self._union.remove(self._slots[slot].pieces)
         holes = [slot for slot in done if slot < remaining]
         movers = [slot for slot in range(remaining, count) if slot not in gone]
         order = list(range(remaining))
@@ -261,7 +285,8 @@ class DecodingEngine:
         self._history.reserve(limit, width)
         self._keys.write(start, keys)
         self._history.start(start, [s.limit for s in sentences])
-        self._slots += [_Slot(s, len(s.src) + 1) for s in sentences]
+        union = self._union
+        self._slots += [_Slot(s, len(s.src) + 1, union.add(s.src) if union is not None else None) for s in sentences]
         state = state.repeat(beams) if beams > 1 else state
         self._state = state if self._state is None or start == 0 else self._state.cat(state)
         bos = torch.full((len(sentences) * beams,), BOS_ID, dtype=torch.long, device=self.device)

@@ -84,13 +84,13 @@ class Ensemble(nn.Module):
         starts = [member.search_start(src, src_lengths) for member in self.members]
         return Members(keys for keys, _ in starts), Members(state for _, state in starts)
 
-    def search_step(self, prev_tokens: Tensor, state: Members, keys: Members, *,
-                    beams: int = 1) -> tuple[Tensor, Members, Tensor]:
+    def search_step(self, prev_tokens: Tensor, state: Members, keys: Members, *, beams: int = 1,
+                    vocab: Tensor | None = None) -> tuple[Tensor, Members, Tensor]:
         """Previous tokens [R] → log of the mean next-token probability [R, V], the members' next states, and
         the mean of their attention weights [R, S] (each row still sums to 1 over the real source positions);
-        ``beams`` as in :meth:`Seq2Seq.search_step`."""
+        ``beams`` and ``vocab`` as in :meth:`Seq2Seq.search_step`."""
         steps: list[tuple[Tensor, DecoderState, Tensor]] = [
-            member.search_step(prev_tokens, member_state, member_keys, beams=beams)
+            member.search_step(prev_tokens, member_state, member_keys, beams=beams, vocab=vocab)
             for member, member_state, member_keys in zip(self.members, state, keys, strict=True)]
         log_probs = torch.stack([step_log_probs for step_log_probs, _, _ in steps])  # [M, B, V]
         mixture = torch.logsumexp(log_probs, dim=0) - math.log(len(steps))  # [B, V]

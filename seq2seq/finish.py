@@ -1,4 +1,5 @@
-"""The end of a run: averaging the last step checkpoints, choosing the length penalty, the final scores.
+"""The end of a run: averaging the last step checkpoints, choosing the length penalty and whether to decode with a
+vocabulary shortlist, the final scores.
 
 All of it runs on rank 0 alone, after training: it reads checkpoints, not the state of other processes.
 """
@@ -7,17 +8,21 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
 from seq2seq.atomic import atomic_copy, atomic_write_text
 from seq2seq.checkpoint import average_checkpoints, load_checkpoint, save_checkpoint, step_checkpoints
 from seq2seq.config import Config, save_config
-from seq2seq.dataset import Split
+from seq2seq.dataset import Split, open_splits
+from seq2seq.errors import UserError
 from seq2seq.loader import evaluation_batches
 from seq2seq.model import Seq2Seq
 from seq2seq.reporters import Reporter
 from seq2seq.run_state import Progress
+from seq2seq.shortlist import FILE as SHORTLIST_FILE
+from seq2seq.shortlist import Shortlist, build_shortlist, union_share, worth_using
 from seq2seq.tokenizer import Tokenizer
 from seq2seq.validation import improved, score_split, validate
 
@@ -26,8 +31,8 @@ log = logging.getLogger(__name__)
 
 def finish_run(model: Seq2Seq, model_dir: Path, splits: dict[str, Split], src_tok: Tokenizer, trg_tok: Tokenizer,
                config: Config, device: torch.device, reporter: Reporter, progress: Progress) -> dict[str, float]:
-    """After the last update: average the last checkpoints, load best.pt, choose the length penalty (each when
-    configured), and score valid and test; returns those scores."""
+    """After the last update: average the last checkpoints, load best.pt, choose the length penalty and the
+    shortlist (each when configured), and score valid and test; returns those scores."""
     settings = config.training
     checkpoints = model_dir / "checkpoints"
     if settings.average_last > 1:
@@ -37,7 +42,14 @@ def finish_run(model: Seq2Seq, model_dir: Path, splits: dict[str, Split], src_to
     if settings.tune_length_penalty:
         valid = choose_length_penalty(model, model_dir, splits["valid"], src_tok, trg_tok, config, device, reporter,
                                       progress)
-    return final_report(model, model_dir, splits, src_tok, trg_tok, config, device, reporter, progress, valid=valid)
+    shortlist = None
+    if settings.shortlist:
+        choice = choose_shortlist(model, model_dir, splits, src_tok, trg_tok, config, device, valid=valid)
+        reporter.shortlist(progress.step, bleu=choice.full[0], shortlist_bleu=choice.listed[0], share=choice.share,
+                           used=choice.used)
+        shortlist, valid = (choice.shortlist, choice.listed) if choice.used else (None, choice.full)
+    return final_report(model, model_dir, splits, src_tok, trg_tok, config, device, reporter, progress, valid=valid,
+                        shortlist=shortlist)
 
 
 def average_last_checkpoints(model: Seq2Seq, checkpoints: Path, splits: dict[str, Split], src_tok: Tokenizer,
@@ -96,10 +108,57 @@ def choose_length_penalty(model: Seq2Seq, model_dir: Path, valid: Split, src_tok
     return scored[chosen]
 
 
+class ShortlistChoice(NamedTuple):
+    shortlist: Shortlist
+    used: bool  # whether decoding.shortlist is now on
+    full: tuple[float, list[str]]  # valid BLEU and hypotheses with the whole vocabulary
+    listed: tuple[float, list[str]]  # the same with the shortlist
+    share: float  # the mean share of the target pieces a batch scores with it
+
+
+def choose_shortlist(model: Seq2Seq, model_dir: Path, splits: dict[str, Split], src_tok: Tokenizer,
+                     trg_tok: Tokenizer, config: Config, device: torch.device, *,
+                     valid: tuple[float, list[str]] | None = None) -> ShortlistChoice:
+    """Learn the vocabulary shortlist from the training arrays (model_dir/shortlist.pt) and decode valid with and
+    without it (beam decoding.beam_size); decoding.shortlist in the run's config.yaml is turned on when
+    :func:`seq2seq.shortlist.worth_using` says it pays, else off. ``valid``: the full vocabulary's valid BLEU and
+    hypotheses, when already computed."""
+    train = splits["train"]
+    shortlist = build_shortlist(train.src, train.trg, src_vocab_size=src_tok.vocab_size,
+                                trg_vocab_size=trg_tok.vocab_size)
+    shortlist.save(model_dir / SHORTLIST_FILE)
+    split, beam = splits["valid"], config.decoding.beam_size
+    full = valid or score_split(model, split, src_tok, trg_tok, config, device, beam_size=beam)
+    listed = score_split(model, split, src_tok, trg_tok, config, device, beam_size=beam, shortlist=shortlist)
+    share = union_share(shortlist, [split.src[i].tolist() for i in range(len(split))], config.decoding.batch_size)
+    used = worth_using(full[0], listed[0], share)
+    log.info("vocabulary shortlist on valid (beam %d): BLEU %.2f with, %.2f without; a batch scores %.0f%% of the "
+             "target pieces: %s", beam, listed[0], full[0], 100 * share, "used" if used else "not used")
+    if used != config.decoding.shortlist:
+        config.decoding.shortlist = used
+        save_config(config, model_dir / "config.yaml")
+    return ShortlistChoice(shortlist, used, full, listed, share)
+
+
+def shortlist_trained(model_dir: Path) -> ShortlistChoice:
+    """``seq2seq shortlist MODEL_DIR``: :func:`choose_shortlist` for a trained model (one trained before
+    shortlists existed, or with ``training.shortlist: false``), from its prepared arrays and its best.pt."""
+    from seq2seq.translator import Translator
+
+    translator = Translator.from_dir(model_dir, shortlist=False)
+    config = translator.config
+    directory = Path(config.data.prepared) if config.data.prepared else Path(model_dir) / "data"
+    if not (directory / "train.src.tokens.npy").is_file():
+        raise UserError(f"{directory} holds no prepared training arrays to learn the shortlist from; prepare them "
+                        f"with `seq2seq prepare {Path(model_dir) / 'config.yaml'}` from where the model was trained.")
+    return choose_shortlist(translator.model, Path(model_dir), open_splits(config, directory), translator.src_tok,
+                            translator.trg_tok, config, translator.device)
+
+
 def final_report(model: Seq2Seq, model_dir: Path, splits: dict[str, Split], src_tok: Tokenizer, trg_tok: Tokenizer,
                  config: Config, device: torch.device, reporter: Reporter, progress: Progress, *,
-                 valid: tuple[float, list[str]] | None = None) -> dict[str, float]:
-    """Score valid and test (if configured) with the model as loaded and the configured beam size.
+                 valid: tuple[float, list[str]] | None = None, shortlist: Shortlist | None = None) -> dict[str, float]:
+    """Score valid and test (if configured) with the model as loaded, the configured beam size and ``shortlist``.
 
     ``valid``: the valid BLEU and hypotheses of this model and these settings, when already computed.
     """
@@ -108,7 +167,7 @@ def final_report(model: Seq2Seq, model_dir: Path, splits: dict[str, Split], src_
     for name in ("valid", "test"):
         if name in splits:
             scored = valid if name == "valid" and valid is not None else score_split(
-                model, splits[name], src_tok, trg_tok, config, device, beam_size=beam)
+                model, splits[name], src_tok, trg_tok, config, device, beam_size=beam, shortlist=shortlist)
             report[f"{name}_bleu"], hypotheses = scored
             atomic_write_text(model_dir / f"{name}.hyp", "".join(h + "\n" for h in hypotheses))
     reporter.final(progress.step, beam_size=beam, length_penalty=config.decoding.length_penalty, scores=report)

@@ -65,12 +65,13 @@ class Seq2Seq(nn.Module):
         """What a search steps from: the attention keys and initial decoder state of src [B, S], lengths [B]."""
         return self.start(self.encode(src, src_lengths))
 
-    def search_step(self, prev_tokens: Tensor, state: DecoderState, keys: AttentionKeys, *,
-                    beams: int = 1) -> tuple[Tensor, DecoderState, Tensor]:
+    def search_step(self, prev_tokens: Tensor, state: DecoderState, keys: AttentionKeys, *, beams: int = 1,
+                    vocab: Tensor | None = None) -> tuple[Tensor, DecoderState, Tensor]:
         """One search step: previous tokens [R] → next-token log-probabilities [R, V] (float32), the next
         state, attention weights [R, S]; ``beams`` K consecutive rows share a sentence of ``keys`` [R / K, ...].
+        With ``vocab`` [U] (target pieces, a shortlist) the log-probabilities are over those pieces only, [R, U].
         :class:`seq2seq.ensemble.Ensemble` offers the same two methods."""
-        logits, state, weights = self.decoder.step(prev_tokens, state, keys, beams=beams)
+        logits, state, weights = self.decoder.step(prev_tokens, state, keys, beams=beams, vocab=vocab)
         return torch.log_softmax(logits.float(), dim=-1), state, weights
 
     def forward(self, src: Tensor, src_lengths: Tensor, trg_in: Tensor, *,

@@ -48,6 +48,10 @@ class Reporter:
     def length_penalty(self, step: int, *, beam_size: int, bleu: dict[float, float], chosen: float) -> None:
         """Valid BLEU at each candidate length penalty (``training.tune_length_penalty``), and the one chosen."""
 
+    def shortlist(self, step: int, *, bleu: float, shortlist_bleu: float, share: float, used: bool) -> None:
+        """Valid BLEU without and with the vocabulary shortlist, the share of the target pieces a batch scored
+        with it, and whether decoding uses it."""
+
     def final(self, step: int, *, beam_size: int, length_penalty: float, scores: dict[str, float]) -> None:
         """The final scores of the best checkpoint (``valid_bleu``, and ``test_bleu`` when configured), with the
         search's beam size and length penalty."""
@@ -95,6 +99,10 @@ class Reporters(Reporter):
         for reporter in self.reporters:
             reporter.length_penalty(step, **fields)
 
+    def shortlist(self, step: int, **fields: Any) -> None:
+        for reporter in self.reporters:
+            reporter.shortlist(step, **fields)
+
     def final(self, step: int, **fields: Any) -> None:
         for reporter in self.reporters:
             reporter.final(step, **fields)
@@ -137,6 +145,9 @@ class MetricsFile(Reporter):
     def length_penalty(self, step: int, *, beam_size: int, bleu: dict[float, float], chosen: float) -> None:
         self.write("length_penalty", step=step, beam_size=beam_size, length_penalties=list(bleu),
                    bleu=list(bleu.values()), chosen=chosen)
+
+    def shortlist(self, step: int, *, bleu: float, shortlist_bleu: float, share: float, used: bool) -> None:
+        self.write("shortlist", step=step, bleu=bleu, shortlist_bleu=shortlist_bleu, share=share, used=used)
 
     def final(self, step: int, *, beam_size: int, length_penalty: float, scores: dict[str, float]) -> None:
         self.write("final", step=step, beam_size=beam_size, length_penalty=length_penalty, **scores)

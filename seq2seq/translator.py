@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from os import PathLike
@@ -23,8 +22,10 @@ from seq2seq.device import pick_device
 from seq2seq.ensemble import Ensemble
 from seq2seq.errors import UserError
 from seq2seq.model import Seq2Seq, build_model
+from seq2seq.precision import with_precision
 from seq2seq.engine import DecodingEngine, Hypothesis, Sentence
 from seq2seq.search import Beam, Greedy, max_output_lengths
+from seq2seq.shortlist import Shortlist, load_shortlist
 from seq2seq.tokenizer import Tokenizer, load_tokenizers
 
 log = logging.getLogger(__name__)
@@ -75,17 +76,19 @@ class TranslationStream:
     :class:`~seq2seq.engine.DecodingEngine` (continuous batching of ``options.batch_size`` sentences), detokenize.
 
     Each text comes with a tag, and its translations come back with it. :func:`translate_texts`, the CLI's
-    ``translate`` and the server all decode through a stream.
+    ``translate`` and the server all decode through a stream. A ``shortlist`` limits each step's output layer to
+    the target pieces its sentences may need.
     """
 
     def __init__(self, model: Seq2Seq | Ensemble, src_tok: Tokenizer, trg_tok: Tokenizer, *, options: SearchOptions,
-                 device: torch.device, max_source_pieces: int):
+                 device: torch.device, max_source_pieces: int, shortlist: Shortlist | None = None):
         options.check(trg_tok.vocab_size)
         model.eval()
         self.src_tok, self.trg_tok = src_tok, trg_tok
         self.options = options
         self.max_source_pieces = max_source_pieces
-        self.engine = DecodingEngine(model, search_policy(options), device=device, max_sentences=options.batch_size)
+        self.engine = DecodingEngine(model, search_policy(options), device=device, max_sentences=options.batch_size,
+                                     shortlist=shortlist)
 
     @property
     def idle(self) -> bool:
@@ -141,10 +144,10 @@ class TranslationStream:
 
 def translate_texts(model: Seq2Seq | Ensemble, src_tok: Tokenizer, trg_tok: Tokenizer, texts: list[str], *,
                     options: SearchOptions, device: torch.device, max_source_pieces: int,
-                    first_line: int = 1) -> list[list[Translation]]:
+                    first_line: int = 1, shortlist: Shortlist | None = None) -> list[list[Translation]]:
     """The ``options.n_best`` best translations of each text, in input order (see :class:`TranslationStream`)."""
     stream = TranslationStream(model, src_tok, trg_tok, options=options, device=device,
-                               max_source_pieces=max_source_pieces)
+                               max_source_pieces=max_source_pieces, shortlist=shortlist)
     results: list[list[Translation]] = [[] for _ in texts]
     finished = stream.add(list(enumerate(texts)), first_line=first_line)
     while not stream.idle:
@@ -152,17 +155,6 @@ def translate_texts(model: Seq2Seq | Ensemble, src_tok: Tokenizer, trg_tok: Toke
     for index, translations in finished:
         results[index] = translations
     return results
-
-
-def quantize_int8(model: Seq2Seq, kind: str) -> Seq2Seq:
-    """Dynamic int8 quantization of every LSTM and Linear layer (CPU inference only)."""
-    if kind != "int8":
-        raise UserError(f"unknown quantization {kind!r}; the supported one is 'int8'.")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao.quantization announces its move to torchao
-        from torch.ao.quantization import quantize_dynamic
-
-        return quantize_dynamic(model.eval(), {torch.nn.LSTM, torch.nn.Linear}, dtype=torch.qint8)
 
 
 def require_model_dir(model_dir: str | Path) -> Path:
@@ -200,21 +192,25 @@ class Translator:
     """
 
     def __init__(self, model: Seq2Seq | Ensemble, src_tok: Tokenizer, trg_tok: Tokenizer, config: Config,
-                 device: torch.device):
+                 device: torch.device, shortlist: Shortlist | None = None):
         self.model = model.to(device).eval()
         self.src_tok, self.trg_tok = src_tok, trg_tok
         self.config = config
         self.device = device
+        self.shortlist = shortlist
 
     @classmethod
     def from_dir(cls, model_dir: str | Path, *, checkpoint: str | PathLike | Sequence[str] = "best.pt",
-                 device: str = "cpu", quantize: str | None = None, training_weights: bool = False) -> Translator:
+                 device: str = "cpu", precision: str = "fp32", quantize: str | None = None,
+                 shortlist: bool | None = None, training_weights: bool = False) -> Translator:
         """Load ``model_dir/config.yaml``, ``spm/`` and ``checkpoints/<checkpoint>``.
 
         Several checkpoint names (``["step_0004600.pt", "step_0004800.pt", "step_0005000.pt"]``) decode as
-        one :class:`~seq2seq.ensemble.Ensemble`. ``quantize="int8"`` converts the LSTM and Linear layers to
-        PyTorch's dynamic int8 quantization (weights stored in int8, activations quantized on the fly): smaller
-        and usually faster on CPUs. ``training_weights=True`` decodes the weights that trained, in a run that
+        one :class:`~seq2seq.ensemble.Ensemble`. ``precision`` is ``"fp32"`` (as trained), ``"bf16"`` (on CPUs
+        with bfloat16 instructions and on GPUs) or ``"int8"`` (PyTorch's dynamic quantization of the LSTM and
+        Linear layers, CPU): see :mod:`seq2seq.precision`; ``quantize="int8"`` is another way to say
+        ``precision="int8"``. ``shortlist`` decodes with the directory's vocabulary shortlist (True) or without
+        (False); None follows the model's ``decoding.shortlist``. ``training_weights=True`` decodes the weights that trained, in a run that
         kept their moving average (``training.ema_decay``), instead of the average.
         """
         model_dir = require_model_dir(model_dir)
@@ -231,9 +227,16 @@ class Translator:
         models = [load_model(model_dir, name, config=config, src_tok=src_tok, trg_tok=trg_tok,
                              training_weights=training_weights) for name in names]
         if quantize is not None:
-            models = [quantize_int8(model, quantize) for model in models]
-        return cls(models[0] if len(models) == 1 else Ensemble(models), src_tok, trg_tok, config,
-                   pick_device(device))
+            if quantize != "int8":
+                raise UserError(f"unknown quantization {quantize!r}; the supported one is 'int8'.")
+            precision = quantize
+        chosen = None
+        if config.decoding.shortlist if shortlist is None else shortlist:
+            chosen = load_shortlist(model_dir, src_vocab_size=src_tok.vocab_size, trg_vocab_size=trg_tok.vocab_size)
+        torch_device = pick_device(device)
+        models = [with_precision(model, precision, torch_device, float_output=chosen is not None) for model in models]
+        return cls(models[0] if len(models) == 1 else Ensemble(models), src_tok, trg_tok, config, torch_device,
+                   shortlist=chosen)
 
     def translate(self, texts: list[str], *, beam: int | None = None) -> list[str]:
         """Detokenized translations, one per input, in order (``beam`` defaults to decoding.beam_size)."""
@@ -248,10 +251,11 @@ class Translator:
         """The ``n_best`` best translations of each text (``n_best`` ≤ beam), best first."""
         options = SearchOptions.from_config(self.config, beam_size=beam, n_best=n_best, batch_size=batch_size)
         return translate_texts(self.model, self.src_tok, self.trg_tok, texts, options=options, device=self.device,
-                               max_source_pieces=self.config.data.max_length, first_line=first_line)
+                               max_source_pieces=self.config.data.max_length, first_line=first_line,
+                               shortlist=self.shortlist)
 
     def stream(self, *, beam: int | None = None, n_best: int = 1, batch_size: int | None = None) -> TranslationStream:
         """A :class:`TranslationStream` of this model, for texts that arrive over time (a file, a server)."""
         options = SearchOptions.from_config(self.config, beam_size=beam, n_best=n_best, batch_size=batch_size)
         return TranslationStream(self.model, self.src_tok, self.trg_tok, options=options, device=self.device,
-                                 max_source_pieces=self.config.data.max_length)
+                                 max_source_pieces=self.config.data.max_length, shortlist=self.shortlist)

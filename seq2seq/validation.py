@@ -14,6 +14,7 @@ from seq2seq.loss import output_loss
 from seq2seq.model import Seq2Seq
 from seq2seq.scoring import bleu
 from seq2seq.tokenizer import Tokenizer
+from seq2seq.shortlist import Shortlist
 from seq2seq.translator import SearchOptions, Translation, translate_texts
 
 
@@ -31,15 +32,16 @@ def evaluate_loss(model: Seq2Seq, batches: Iterable[Batch], device: torch.device
 
 
 def score_split(model: Seq2Seq, split: Split, src_tok: Tokenizer, trg_tok: Tokenizer, config: Config,
-                device: torch.device, *, beam_size: int = 1,
-                length_penalty: float | None = None) -> tuple[float, list[str]]:
+                device: torch.device, *, beam_size: int = 1, length_penalty: float | None = None,
+                shortlist: Shortlist | None = None) -> tuple[float, list[str]]:
     """BLEU of a split (detokenized output vs raw references) and the hypotheses; greedy unless beam_size > 1.
 
-    The length penalty defaults to the config's decoding.length_penalty.
+    The length penalty defaults to the config's decoding.length_penalty; a ``shortlist`` limits the scored
+    target pieces (see :mod:`seq2seq.shortlist`).
     """
     options = SearchOptions.from_config(config, beam_size=beam_size, length_penalty=length_penalty)
     translations = translate_texts(model, src_tok, trg_tok, split.sources, options=options, device=device,
-                                   max_source_pieces=config.data.max_length)
+                                   max_source_pieces=config.data.max_length, shortlist=shortlist)
     hypotheses = [n_best[0].text for n_best in translations]
     return bleu(hypotheses, split.references).score, hypotheses
 

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+from seq2seq.precision import bf16_supported
 from tests.helpers import ROOT
 
 TINY = ["model.embedding_dim=16", "model.encoder_hidden=16", "model.decoder_hidden=32",
@@ -24,7 +25,9 @@ def test_benchmark_reports_every_figure(tmp_path):
     fp32 = {"parallel", "input_feeding", "input_feeding_step_loop"}
     assert fp32 <= result["train_tok_s"].keys() == result["roofline_pct"].keys()
     assert result["model_flops_per_token"]["input_feeding"] > result["model_flops_per_token"]["parallel"] > 0
-    translate_keys = {"greedy_fp32", "beam5_fp32", "greedy_int8", "beam5_int8"}
+    precisions = ["fp32", "int8"] + (["bf16"] if bf16_supported("cpu") else [])
+    translate_keys = {f"{search}_{precision}{shortlist}" for search in ("greedy", "beam5") for precision in precisions
+                      for shortlist in ("", "_shortlist")}  # training leaves a shortlist in the model directory
     assert result["translate_sent_s"].keys() == result["bleu"].keys() == translate_keys
     assert all(v > 0 for v in result["translate_sent_s"].values())
     assert result["translate_pieces_s"].keys() == result["translate_mflop_per_sentence"].keys() == translate_keys

@@ -10,7 +10,7 @@ LAYERS = [
     ("config and data", {"config", "tokenizer", "bpe_dropout", "arrays", "prepare", "dataset", "batching", "loader",
                          "checkpoint", "plotting"}),
     ("network", {"attention", "encoder", "word_dropout", "fused_loop", "decoder", "model", "ensemble", "loss"}),
-    ("translation", {"engine", "search", "translator", "translation_output", "evaluation"}),
+    ("translation", {"precision", "shortlist", "engine", "search", "translator", "translation_output", "evaluation"}),
     ("training", {"optimization", "update", "moving_average", "validation", "reporters", "tensorboard_log",
                   "run_state", "distributed", "trainer", "finish", "fit"}),
     ("applications", {"cli", "__main__", "__init__", "serve"}),

@@ -12,6 +12,7 @@ from seq2seq.cli import build_parser, chosen_checkpoints, main
 from seq2seq.config import load_config
 from seq2seq.ensemble import Ensemble
 from seq2seq.errors import UserError
+from seq2seq.precision import bf16_supported
 from seq2seq.translator import Translator
 from tests.helpers import ROOT, train_tiny, write_slice
 
@@ -264,3 +265,24 @@ def test_int8_quantized_translation_matches_fp32_on_most_sentences(model_dir, ca
     assert sum(a == b for a, b in zip(fp32, int8.translate(SENTENCES * 3, beam=1))) >= 6
     code, out, _ = run(capsys, "translate", model_dir, *SENTENCES, "--quantize", "int8")
     assert code == 0 and len(out.splitlines()) == 3
+
+
+@pytest.mark.skipif(not bf16_supported("cpu"), reason="this CPU has no bfloat16 LSTM kernel (needs AVX-512)")
+def test_bf16_translation_matches_fp32_on_most_sentences_and_keeps_float32_scores(model_dir, capsys):
+    fp32 = Translator.from_dir(model_dir).translate_n_best(SENTENCES * 3, beam=3)
+    bf16 = Translator.from_dir(model_dir, precision="bf16")
+    assert bf16.model.decoder.output.weight.dtype == torch.bfloat16
+    half = bf16.translate_n_best(SENTENCES * 3, beam=3)
+    assert sum(a[0].text == b[0].text for a, b in zip(fp32, half)) >= 6
+    assert all(isinstance(n_best[0].score, float) and n_best[0].attention.dtype == torch.float32 for n_best in half)
+    code, out, _ = run(capsys, "translate", model_dir, *SENTENCES, "--precision", "bf16", "--beam", 1)
+    assert code == 0 and out.splitlines() == bf16.translate(SENTENCES, beam=1)
+
+
+def test_two_number_formats_at_once_are_refused(model_dir, capsys):
+    code, _, err = run(capsys, "translate", model_dir, "x", "--quantize", "int8", "--precision", "bf16")
+    assert code == 2 and "two number formats" in err
+    code, out, _ = run(capsys, "translate", model_dir, *SENTENCES, "--quantize", "int8", "--precision", "int8")
+    assert code == 0 and len(out.splitlines()) == 3
+    with pytest.raises(UserError, match="unknown precision"):
+        Translator.from_dir(model_dir, precision="fp8")

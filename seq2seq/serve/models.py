@@ -33,7 +33,7 @@ class ServedModel:
     directory: Path
     translator: Translator
     checkpoint: str
-    quantize: str | None
+    precision: str  # fp32, bf16 or int8 (seq2seq/precision.py)
     parameters: int  # counted from the checkpoint: int8 layers keep their weights outside .parameters()
     bleu: dict[str, float] | None  # the BLEU training measured at its end, from metrics.jsonl
 
@@ -56,7 +56,8 @@ class ServedModel:
             "name": self.name, "source": self.source, "target": self.target,
             "parameters": self.parameters,
             "src_vocab_size": translator.src_tok.vocab_size, "trg_vocab_size": translator.trg_tok.vocab_size,
-            "checkpoint": self.checkpoint, "quantize": self.quantize, "beam_size": beam_size,
+            "checkpoint": self.checkpoint, "precision": self.precision,
+            "quantize": "int8" if self.precision == "int8" else None, "beam_size": beam_size,
             "attention": translator.config.model.attention,
             "bleu": self.bleu,
         }
@@ -82,7 +83,7 @@ def final_bleu(metrics: Path) -> dict[str, float] | None:
 
 
 def load_models(directories: list[str | Path], *, checkpoint: str = "best.pt",
-                quantize: str | None = None) -> dict[str, ServedModel]:
+                precision: str = "fp32") -> dict[str, ServedModel]:
     """Load every model directory; names must be unique. Errors name the directory (exit code 2)."""
     models: dict[str, ServedModel] = {}
     for directory in map(Path, directories):
@@ -90,9 +91,9 @@ def load_models(directories: list[str | Path], *, checkpoint: str = "best.pt",
         if name in models:
             raise UserError(f"two model directories are named {name!r} ({models[name].directory} and {directory}); "
                             "the name is how clients pick a model, so rename one of them.")
-        translator = Translator.from_dir(directory, checkpoint=checkpoint, quantize=quantize)
+        translator = Translator.from_dir(directory, checkpoint=checkpoint, precision=precision)
         weights = load_checkpoint(directory / "checkpoints" / checkpoint)["model"]
-        models[name] = ServedModel(name, directory, translator, checkpoint, quantize,
+        models[name] = ServedModel(name, directory, translator, checkpoint, precision,
                                    parameters=sum(tensor.numel() for tensor in weights.values()),
                                    bleu=final_bleu(directory / "metrics.jsonl"))
         log.info("loaded %s: %s → %s from %s", name, models[name].source, models[name].target,

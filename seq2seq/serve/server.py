@@ -18,7 +18,7 @@ GRACEFUL_SECONDS = 30  # SIGTERM: how long in-flight requests may take to finish
 
 
 def serve(model_dirs: list[str], *, host: str = "127.0.0.1", port: int = 5000, beam: int | None = None,
-          checkpoint: str = "best.pt", quantize: str | None = None, max_batch: int = 64,
+          checkpoint: str = "best.pt", precision: str = "fp32", max_batch: int = 64,
           limits: Limits | None = None) -> None:
     """Serve until stopped. Loading errors and a port in use raise :class:`UserError` before anything is served,
     and so does a start-up that uvicorn itself gives up on."""
@@ -27,7 +27,7 @@ def serve(model_dirs: list[str], *, host: str = "127.0.0.1", port: int = 5000, b
     from seq2seq.serve.app import create_app
 
     limits = limits or Limits()
-    models = load_models(model_dirs, checkpoint=checkpoint, quantize=quantize)
+    models = load_models(model_dirs, checkpoint=checkpoint, precision=precision)
     state = ServeState(models, limits=limits, beam=beam, max_batch=max_batch)
     for model in models.values():
         try:
