@@ -9,8 +9,9 @@ decoding.batch_size) on the same sentences and beam, then starts the server on a
 runs --clients threads, each sending LibreTranslate ``POST /translate`` requests with one sentence on a
 kept-alive connection, until --requests are done or --max-seconds have passed; for each client count in turn.
 It prints sentences/s (served, offline, and their ratio), latency percentiles against one sentence translated
-alone offline, errors, how many sentences decoded per model step, and the server's resident memory after a
-warm-up, then every 10% of the requests, and at the end.
+alone offline, errors, how many sentences decoded per model step, the cores the server and the client threads
+kept busy (they share this machine), and the server's resident memory after a warm-up, then every 10% of the
+requests, and at the end.
 
 Only 127.0.0.1 is ever contacted; the request count and the time are both bounded.
 """
@@ -83,6 +84,12 @@ def start_server(model_dir: Path, args: argparse.Namespace) -> tuple[subprocess.
             if time.monotonic() > deadline:
                 raise SystemExit("the server does not answer") from None
             time.sleep(0.1)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (/proc/PID/stat fields 14 and 15, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -202,7 +209,9 @@ def measure(port: int, pid: int, sentences: list[str], clients: int, args: argpa
         thread.join()
     before = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10).read())
     rss_before = rss_mb(pid)
+    server_cpu, client_cpu = cpu_seconds(pid), time.process_time()
     load, seconds = run_load(port, pid, sentences, clients, args, source, target)
+    server_cpu, client_cpu = cpu_seconds(pid) - server_cpu, time.process_time() - client_cpu
     rss_after = rss_mb(pid)
     after = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10).read())
     steps = max(1, after["steps"] - before["steps"])
@@ -212,6 +221,7 @@ def measure(port: int, pid: int, sentences: list[str], clients: int, args: argpa
             "p95_ms": round(1000 * percentile(load.latencies, 0.95), 1),
             "p99_ms": round(1000 * percentile(load.latencies, 0.99), 1),
             "mean_batch": round((after["rows"] - before["rows"]) / steps, 1),
+            "server_cores": round(server_cpu / seconds, 2), "client_cores": round(client_cpu / seconds, 2),
             "rss_before_mb": round(rss_before), "rss_after_mb": round(rss_after),
             "rss_samples_mb": [round(mb) for _, mb in load.rss_samples], "first_errors": load.errors[:3]}
 
@@ -224,6 +234,7 @@ def table(r: dict) -> str:
             ("one sentence alone, offline (p50)", f"{r['offline_alone_p50_ms']} ms; served p50 is "
                                                   f"{r['p50_vs_alone']}x that"),
             ("sentences decoding per model step (mean)", str(r["mean_batch"])),
+            ("cores busy: server / these clients", f"{r['server_cores']} / {r['client_cores']} of {os.cpu_count()}"),
             ("server RSS before / after", f"{r['rss_before_mb']:,} / {r['rss_after_mb']:,} MB"),
             ("server RSS every 10%", ", ".join(f"{mb:,}" for mb in r["rss_samples_mb"]) + " MB"),
             ("server exit code after SIGTERM", str(r["exit_code"]))]

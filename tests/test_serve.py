@@ -431,6 +431,7 @@ def test_load_test_script_measures_a_served_model(models):
     result = json.loads(run.stdout)
     assert (result["requests"], result["errors"], result["exit_code"]) == (40, 0, 0)
     assert result["served_sent_s"] > 0 and result["offline_sent_s"] > 0 and len(result["rss_samples_mb"]) == 10
+    assert result["server_cores"] > 0 and result["client_cores"] > 0
 
 
 def test_the_listening_socket_says_it_is_tcp_so_answers_are_not_held_back():

@@ -164,3 +164,13 @@ def test_a_damaged_or_missing_shortlist_is_a_clear_error(model_dir, capsys):
         assert "has no vocabulary shortlist" in capsys.readouterr().err
     finally:
         path.write_bytes(saved)
+
+
+def test_the_shortlist_command_needs_the_prepared_arrays(model_dir, tmp_path, capsys):
+    copy = tmp_path / "moved"
+    copy.mkdir()
+    for name in ("config.yaml", "spm", "checkpoints"):
+        (copy / name).symlink_to(model_dir / name)
+    assert main(["shortlist", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert "holds no prepared training arrays" in err and "seq2seq prepare" in err

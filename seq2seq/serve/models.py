@@ -57,7 +57,8 @@ class ServedModel:
             "parameters": self.parameters,
             "src_vocab_size": translator.src_tok.vocab_size, "trg_vocab_size": translator.trg_tok.vocab_size,
             "checkpoint": self.checkpoint, "precision": self.precision,
-            "quantize": "int8" if self.precision == "int8" else None, "beam_size": beam_size,
+            "quantize": "int8" if self.precision == "int8" else None, "shortlist": translator.shortlist is not None,
+            "beam_size": beam_size,
             "attention": translator.config.model.attention,
             "bleu": self.bleu,
         }
