@@ -7,13 +7,14 @@ Legend: B batch, T decoder steps (1 when stepping), S source positions, H decode
 3. context a_t = sum_i alpha[t, i] h_i
 
 The key projections of ``general`` and ``concat`` depend only on the source, so :meth:`Attention.prepare`
-computes them once per sentence and the result is passed explicitly to every step.
+computes them once per sentence and the result is passed explicitly to every step. Each score is one subclass
+of :class:`Attention` (:data:`SCORES`): adding a score means adding a subclass here, and nothing else.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -108,41 +109,162 @@ def context_vectors(weights: Tensor, values: Tensor) -> Tensor:
 
 
 class Attention(nn.Module):
-    """The parameters of one score function, and the three steps above."""
+    """Luong attention with one score function: a subclass per score owns its parameters and every place the
+    score is computed, the batched and one-step scores (:meth:`scores`) and the forward and backward pieces of
+    the fused input-feeding loop (``loop_*``, see :mod:`seq2seq.fused_loop`). :data:`SCORES` names them all;
+    :func:`make_attention` builds one by name.
 
-    def __init__(self, *, kind: str, query_size: int, key_size: int):
+    The loop pieces work on one step's query [B, H], the keys [B, S, K] (and [B, K, S]), and ``extra``, the
+    parameters of :meth:`loop_params` as the loop saved them.
+    """
+
+    kind: ClassVar[str]
+    attends: ClassVar[bool] = True  # False for the no-attention baseline: no scores, no context
+
+    def __init__(self, *, query_size: int, key_size: int):
         super().__init__()
-        self.kind = kind
-        if kind == "dot" and query_size != key_size:
-            raise ValueError(f"dot attention needs equal sizes, got query {query_size} and keys {key_size}")
-        if kind == "general":
-            self.key_proj = nn.Linear(key_size, query_size, bias=False)  # W_a
-        elif kind == "concat":
-            self.key_proj = nn.Linear(key_size, query_size, bias=False)  # W_a's block acting on h_i
-            self.query_proj = nn.Linear(query_size, query_size, bias=False)  # W_a's block acting on s_t
-            self.v = nn.Parameter(torch.empty(query_size).uniform_(-0.1, 0.1))  # v_a
-        elif kind not in ("dot", "none"):
-            raise ValueError(f"unknown attention score {kind!r}")
 
     def prepare(self, values: Tensor, mask: Tensor) -> AttentionKeys:
         """Project the encoder states once: values [B, S, H_enc], mask [B, S]."""
-        keys = values if self.kind in ("dot", "none") else self.key_proj(values)  # [B, S, H]
-        return AttentionKeys(values, keys, mask)
+        return AttentionKeys(values, values, mask)
 
     def scores(self, query: Tensor, keys: AttentionKeys) -> Tensor:
         """Unnormalised scores: query [B, T, H] → [B, T, S]."""
-        if self.kind == "concat":
-            return concat_scores(self.query_proj(query), keys.keys, self.v)
         return dot_scores(query, keys.keys)
 
     def forward(self, query: Tensor, keys: AttentionKeys) -> tuple[Tensor, Tensor]:
-        """Context vectors [B, T, H_enc] and attention weights [B, T, S] for queries [B, T, H].
-
-        ``none`` (the no-attention baseline of ablations) returns zero contexts and zero weights, so the
-        decoder computes tanh(W_c [0; s_t]): the same network without the attention path.
-        """
-        if self.kind == "none":
-            batch, steps, sources = query.size(0), query.size(1), keys.values.size(1)
-            return keys.values.new_zeros(batch, steps, keys.values.size(2)), query.new_zeros(batch, steps, sources)
+        """Context vectors [B, T, H_enc] and attention weights [B, T, S] for queries [B, T, H]."""
         weights = masked_softmax(self.scores(query, keys), keys.mask)
         return context_vectors(weights, keys.values), weights
+
+    def loop_params(self) -> list[Tensor]:
+        """The parameters the fused loop differentiates itself (the keys' projection gets its gradient through
+        the keys): none, unless the score multiplies the query by a weight."""
+        return []
+
+    def loop_buffer(self, steps: int, keys: Tensor) -> Tensor | None:
+        """What the loop keeps of every step's scores for backward, or None."""
+        return None
+
+    def loop_scores(self, query: Tensor, keys: Tensor, keys_by_column: Tensor, matmul: Matmul, extra: list[Tensor],
+                    buffer: Tensor | None) -> Tensor:
+        """One step's scores e [B, S] (``buffer``: this step's part of :meth:`loop_buffer`)."""
+        return torch.bmm(query.unsqueeze(1), keys_by_column).squeeze(1)
+
+    def loop_scores_backward(self, de: Tensor, keys: Tensor, matmul: Matmul, extra: list[Tensor],
+                             buffer: Tensor | None, query_grad: Tensor | None) -> Tensor:
+        """The gradient into one step's query [B, H] from the scores' gradient de [B, S] (``query_grad``: this
+        step's part of a buffer like the query, for :meth:`loop_weight_grads`)."""
+        return torch.bmm(de.unsqueeze(1), keys).squeeze(1)
+
+    def loop_weight_grads(self, score_grads: Tensor, queries: Tensor, buffer: Tensor | None,
+                          query_grads: Tensor | None, extra: list[Tensor],
+                          matmul: Matmul) -> tuple[Tensor | None, list[Tensor]]:
+        """After the reverse loop: the keys' gradient [B, S, K] and those of :meth:`loop_params`, from the
+        scores' gradients [T, B, S] and the queries [B, T, H]."""
+        return torch.bmm(score_grads.permute(1, 2, 0), queries), []
+
+
+class DotAttention(Attention):
+    """``e_i = s_t · h_i``: no parameters; the query and the encoder states must have one size."""
+
+    kind = "dot"
+
+    def __init__(self, *, query_size: int, key_size: int):
+        super().__init__(query_size=query_size, key_size=key_size)
+        if query_size != key_size:
+            raise ValueError(f"dot attention needs equal sizes, got query {query_size} and keys {key_size}")
+
+
+class GeneralAttention(Attention):
+    """``e_i = s_t · (W_a h_i)``: the dot score against projected keys, projected once per sentence."""
+
+    kind = "general"
+
+    def __init__(self, *, query_size: int, key_size: int):
+        super().__init__(query_size=query_size, key_size=key_size)
+        self.key_proj = nn.Linear(key_size, query_size, bias=False)  # W_a
+
+    def prepare(self, values: Tensor, mask: Tensor) -> AttentionKeys:
+        return AttentionKeys(values, self.key_proj(values), mask)  # keys [B, S, H]
+
+
+class ConcatAttention(Attention):
+    """``e_i = v_a · tanh(W_a [s_t; h_i])``, with ``W_a [s; h] = W_s s + W_h h``: W_h h_i once per sentence."""
+
+    kind = "concat"
+
+    def __init__(self, *, query_size: int, key_size: int):
+        super().__init__(query_size=query_size, key_size=key_size)
+        self.key_proj = nn.Linear(key_size, query_size, bias=False)  # W_a's block acting on h_i
+        self.query_proj = nn.Linear(query_size, query_size, bias=False)  # W_a's block acting on s_t
+        self.v = nn.Parameter(torch.empty(query_size).uniform_(-0.1, 0.1))  # v_a
+
+    def prepare(self, values: Tensor, mask: Tensor) -> AttentionKeys:
+        return AttentionKeys(values, self.key_proj(values), mask)  # keys [B, S, K]
+
+    def scores(self, query: Tensor, keys: AttentionKeys) -> Tensor:
+        return concat_scores(self.query_proj(query), keys.keys, self.v)
+
+    def loop_params(self) -> list[Tensor]:
+        return [self.query_proj.weight, self.v]  # W_s [K, H], v_a [K]
+
+    def loop_buffer(self, steps: int, keys: Tensor) -> Tensor:
+        return keys.new_empty(steps, *keys.shape)  # [T, B, S, K]: tanh(W_s s_t + W_h h_i) of every step
+
+    def loop_scores(self, query: Tensor, keys: Tensor, keys_by_column: Tensor, matmul: Matmul, extra: list[Tensor],
+                    buffer: Tensor | None) -> Tensor:
+        query_proj, v = extra
+        torch.tanh(matmul(query, query_proj).unsqueeze(1) + keys, out=buffer)  # [B, S, K]
+        return buffer @ v
+
+    def loop_scores_backward(self, de: Tensor, keys: Tensor, matmul: Matmul, extra: list[Tensor],
+                             buffer: Tensor | None, query_grad: Tensor | None) -> Tensor:
+        query_proj, v = extra
+        torch.mul(((1.0 - buffer * buffer) * de.unsqueeze(-1)).sum(dim=1), v, out=query_grad)  # into W_s s_t [B, K]
+        return matmul(query_grad, query_proj, transpose=False)
+
+    def loop_weight_grads(self, score_grads: Tensor, queries: Tensor, buffer: Tensor | None,
+                          query_grads: Tensor | None, extra: list[Tensor],
+                          matmul: Matmul) -> tuple[Tensor | None, list[Tensor]]:
+        _, v = extra
+        steps, batch, size = query_grads.shape
+        rows = steps * batch
+        slope = score_grads.unsqueeze(-1) * (1.0 - buffer * buffer)  # [T, B, S, K]: de · tanh'
+        return slope.sum(dim=0) * v, [
+            matmul(query_grads.view(rows, -1).t(), queries.transpose(0, 1).reshape(rows, -1), transpose=False),  # [K, H]
+            torch.einsum("tbs,tbsk->k", score_grads, buffer)]  # [K]
+
+
+class NoAttention(Attention):
+    """The no-attention baseline of ablations: zero contexts and zero weights, so the decoder computes
+    tanh(W_c [0; s_t]), the same network without the attention path."""
+
+    kind = "none"
+    attends = False
+
+    def forward(self, query: Tensor, keys: AttentionKeys) -> tuple[Tensor, Tensor]:
+        batch, steps, sources = query.size(0), query.size(1), keys.values.size(1)
+        return keys.values.new_zeros(batch, steps, keys.values.size(2)), query.new_zeros(batch, steps, sources)
+
+    def loop_weight_grads(self, score_grads: Tensor, queries: Tensor, buffer: Tensor | None,
+                          query_grads: Tensor | None, extra: list[Tensor],
+                          matmul: Matmul) -> tuple[Tensor | None, list[Tensor]]:
+        return None, []
+
+
+SCORES: dict[str, type[Attention]] = {score.kind: score for score in (DotAttention, GeneralAttention,
+                                                                      ConcatAttention, NoAttention)}
+
+
+def make_attention(kind: str, *, query_size: int, key_size: int) -> Attention:
+    """The attention of score ``kind`` (a key of :data:`SCORES`); a ValueError naming the valid ones otherwise."""
+    if kind not in SCORES:
+        raise ValueError(f"unknown attention score {kind!r}; the scores are {', '.join(SCORES)}")
+    return SCORES[kind](query_size=query_size, key_size=key_size)
+
+
+class Matmul(Protocol):
+    """The fused loop's matrix product (``x @ w.T``, or ``x @ w`` with transpose=False) in its compute type."""
+
+    def __call__(self, x: Tensor, w: Tensor, *, transpose: bool = True) -> Tensor: ...

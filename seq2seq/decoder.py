@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seq2seq.attention import Attention, AttentionKeys
+from seq2seq.attention import AttentionKeys, make_attention
 from seq2seq.fused_loop import LoopWeights, fused_decoder_loop
 from seq2seq.special_ids import PAD_ID
 from seq2seq.word_dropout import WordDropout
@@ -69,7 +69,7 @@ class LuongDecoder(nn.Module):
         input_size = embedding_dim + (hidden_size if input_feeding else 0)
         self.lstm = nn.LSTM(input_size, hidden_size, num_layers, batch_first=True,
                             dropout=dropout if num_layers > 1 else 0.0)
-        self.attention = Attention(kind=attention, query_size=hidden_size, key_size=encoder_size)
+        self.attention = make_attention(attention, query_size=hidden_size, key_size=encoder_size)
         self.combine = nn.Linear(encoder_size + hidden_size, hidden_size, bias=False)  # W_c
         # A tied output layer reads embedding-sized vectors: s~ is projected when the sizes differ.
         self.readout = (nn.Linear(hidden_size, embedding_dim, bias=False)
@@ -125,7 +125,7 @@ class LuongDecoder(nn.Module):
             keep = 1.0 - lstm.dropout
             layer_masks = pre.new_empty(lstm.num_layers - 1, *pre.shape[:2], self.hidden_size).bernoulli_(keep) / keep
         attentional, alpha = fused_decoder_loop(pre, state.h, state.c, state.feed, keys.keys, keys.values, keys.mask,
-                                                layer_masks, self.loop_weights(), attention=self.attention.kind)
+                                                layer_masks, self.loop_weights(), attention=self.attention)
         return self.features(attentional.transpose(0, 1)), alpha.transpose(0, 1)  # [B, T, H], [B, T, S]
 
     def loop_weights(self) -> LoopWeights:
@@ -137,9 +137,7 @@ class LuongDecoder(nn.Module):
             recurrent=[torch.cat([lstm.weight_ih_l0[:, embedding_dim:], lstm.weight_hh_l0], dim=1)]
             + [torch.cat([getattr(lstm, f"weight_ih_l{l}"), getattr(lstm, f"weight_hh_l{l}")], dim=1) for l in layers],
             biases=[getattr(lstm, f"bias_ih_l{l}") + getattr(lstm, f"bias_hh_l{l}") for l in layers],
-            combine=self.combine.weight,
-            query_proj=self.attention.query_proj.weight if self.attention.kind == "concat" else None,
-            v=self.attention.v if self.attention.kind == "concat" else None)
+            combine=self.combine.weight)
 
     def forward_steps(self, trg_in: Tensor, state: DecoderState, keys: AttentionKeys) -> tuple[Tensor, Tensor]:
         """Teacher forcing one step at a time: features [B, T, H], weights [B, T, S].

@@ -36,6 +36,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from seq2seq.attention import Attention
+
 
 class LoopWeights(NamedTuple):
     """The decoder's weights in the layout the loop multiplies by."""
@@ -43,21 +45,18 @@ class LoopWeights(NamedTuple):
     recurrent: list[Tensor]  # per layer [4H, in_l + H]: layer 0's feed block of W_ih (or W_ih_l), then W_hh_l
     biases: list[Tensor]  # per layer l > 0: b_ih_l + b_hh_l [4H] (layer 0's are inside ``pre``)
     combine: Tensor  # W_c [H, H_enc + H]
-    query_proj: Tensor | None  # concat attention's block of W_a acting on s_t [K, H], else None
-    v: Tensor | None  # concat attention's v_a [K], else None
 
 
 def fused_decoder_loop(pre: Tensor, h0: Tensor, c0: Tensor, feed0: Tensor, keys: Tensor, values: Tensor,
                        mask: Tensor, layer_masks: Tensor | None, weights: LoopWeights, *,
-                       attention: str) -> tuple[Tensor, Tensor]:
+                       attention: Attention) -> tuple[Tensor, Tensor]:
     """Run all T steps: pre [T, B, 4H], h0 and c0 [L, B, H], feed0 [B, H], keys [B, S, K], values
     [B, S, H_enc], mask [B, S] (True at real tokens), layer_masks [L - 1, T, B, H] or None
-    → s~ [T, B, H] and attention weights [T, B, S] (the weights carry no gradient)."""
+    → s~ [T, B, H] and attention weights [T, B, S] (the weights carry no gradient). The score's own steps
+    come from ``attention`` (its ``loop_*`` methods), which the loop never asks for its kind."""
     device, state = pre.device.type, weights.combine.dtype  # state: the weights' type (float32)
     compute = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else state
-    params = [*weights.recurrent, *weights.biases, weights.combine]
-    if attention == "concat":
-        params += [weights.query_proj, weights.v]
+    params = [*weights.recurrent, *weights.biases, weights.combine, *attention.loop_params()]
     cast = [x.to(state) for x in (pre, h0, c0, feed0, keys, values)]
     with torch.autocast(device, enabled=False):
         return _FusedLoop.apply(attention, len(weights.recurrent), compute, *cast, mask, layer_masks, *params)
@@ -86,11 +85,11 @@ class _Matmul:
 
 class _FusedLoop(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, attention: str, layers: int, compute: torch.dtype, pre: Tensor, h0: Tensor, c0: Tensor,
+    def forward(ctx, attention: Attention, layers: int, compute: torch.dtype, pre: Tensor, h0: Tensor, c0: Tensor,
                 feed0: Tensor, keys: Tensor, values: Tensor, mask: Tensor, layer_masks: Tensor | None,
                 *params: Tensor) -> tuple[Tensor, Tensor]:
         recurrent, biases, combine = params[:layers], params[layers:2 * layers - 1], params[2 * layers - 1]
-        query_proj, v = params[2 * layers:] if attention == "concat" else (None, None)
+        extra = list(params[2 * layers:])  # the score's own parameters (Attention.loop_params)
         matmul = _Matmul(compute)
         steps, batch, _ = pre.shape
         size, enc = h0.size(-1), values.size(-1)
@@ -100,7 +99,7 @@ class _FusedLoop(torch.autograd.Function):
         alpha = pre.new_zeros(steps, batch, values.size(1))  # [T, B, S]
         combined = pre.new_zeros(steps, batch, enc + size)  # [T, B, H_enc + H]: a_t stays 0 without attention
         attentional = pre.new_empty(steps, batch, size)  # [T, B, H]
-        hidden = pre.new_empty(steps, *keys.shape) if attention == "concat" else None  # [T, B, S, K]
+        hidden = attention.loop_buffer(steps, keys)  # what the score keeps of every step, or None
         blocked = ~mask  # [B, S]
         keys_by_column = keys.transpose(1, 2).contiguous()  # [B, K, S]: [B, 1, K] x [B, K, S] is the fast bmm
         h = list(h0.unbind(0))  # per layer [B, H]
@@ -119,9 +118,9 @@ class _FusedLoop(torch.autograd.Function):
                 below = h[layer]
             query = h[-1]  # [B, H]
             combined[t, :, enc:] = query
-            if attention != "none":
-                scores = _scores(attention, query, keys, keys_by_column, matmul, query_proj, v,
-                                 hidden=None if hidden is None else hidden[t])  # [B, S]
+            if attention.attends:
+                scores = attention.loop_scores(query, keys, keys_by_column, matmul, extra,
+                                               None if hidden is None else hidden[t])  # [B, S]
                 alpha[t] = torch.softmax(scores.masked_fill_(blocked, float("-inf")), dim=-1)
                 weights = alpha[t]  # [B, S]
                 combined[t, :, :enc] = torch.bmm(weights.unsqueeze(1), values).squeeze(1)  # [B, H_enc]
@@ -138,7 +137,7 @@ class _FusedLoop(torch.autograd.Function):
         inputs, gates, cells, combined, hidden = ctx.buffers
         attention, layers = ctx.attention, ctx.layers
         recurrent, combine = params[:layers], params[2 * layers - 1]
-        query_proj, v = params[2 * layers:] if attention == "concat" else (None, None)
+        extra = list(params[2 * layers:])
         matmul = _Matmul(ctx.compute)
         steps, batch, size = attentional.shape
         enc = values.size(-1)
@@ -146,7 +145,7 @@ class _FusedLoop(torch.autograd.Function):
         combine_grads = torch.empty_like(attentional)  # [T, B, H]: gradient before s~'s tanh
         score_grads = torch.zeros_like(alpha)  # [T, B, S]
         context_grads = combined.new_zeros(steps, batch, enc)  # [T, B, H_enc]
-        query_proj_grads = torch.empty_like(attentional) if attention == "concat" else None  # [T, B, K]
+        query_grads = torch.empty_like(attentional) if extra else None  # [T, B, K]: into the score's W s_t
         dh = [attentional.new_zeros(batch, size) for _ in range(layers)]  # from step t + 1
         dc = [attentional.new_zeros(batch, size) for _ in range(layers)]
         dfeed = attentional.new_zeros(batch, size)
@@ -156,15 +155,15 @@ class _FusedLoop(torch.autograd.Function):
             du = torch.mul(grad_attentional[t] + dfeed, 1.0 - s * s, out=combine_grads[t])  # [B, H]
             dcombined = matmul(du, combine, transpose=False)  # [B, H_enc + H]
             dquery = dcombined[:, enc:]
-            if attention != "none":
+            if attention.attends:
                 dcontext = context_grads[t]
                 dcontext.copy_(dcombined[:, :enc])
                 weights = alpha[t]  # [B, S]
                 dweights = torch.bmm(dcontext.unsqueeze(1), values_by_column).squeeze(1)  # [B, S]
                 de = torch.mul(weights, dweights - (weights * dweights).sum(-1, keepdim=True), out=score_grads[t])
-                dquery = dquery + _scores_backward(attention, de, keys, matmul, query_proj, v,
-                                                   hidden=None if hidden is None else hidden[t],
-                                                   out=None if query_proj_grads is None else query_proj_grads[t])
+                dquery = dquery + attention.loop_scores_backward(
+                    de, keys, matmul, extra, None if hidden is None else hidden[t],
+                    None if query_grads is None else query_grads[t])
             dbelow = dquery
             for layer in reversed(range(layers)):
                 dc[layer] = _cell_backward(dh[layer] + dbelow, dc[layer], gates[layer][t], cells[layer][t],
@@ -175,16 +174,16 @@ class _FusedLoop(torch.autograd.Function):
                     dbelow = dbelow * layer_masks[layer - 1, t]
             dfeed = dbelow
         weight_grads = _weight_grads(attention, matmul, gate_grads, inputs, combine_grads, combined, alpha,
-                                     score_grads, context_grads, query_proj_grads, hidden, v)
+                                     score_grads, context_grads, query_grads, hidden, extra)
         return (None, None, None, gate_grads[0], torch.stack(dh), torch.stack(dc), dfeed, *weight_grads)
 
 
-def _weight_grads(attention: str, matmul: _Matmul, gate_grads: list[Tensor], inputs: list[Tensor],
+def _weight_grads(attention: Attention, matmul: _Matmul, gate_grads: list[Tensor], inputs: list[Tensor],
                   combine_grads: Tensor, combined: Tensor, alpha: Tensor, score_grads: Tensor, context_grads: Tensor,
-                  query_proj_grads: Tensor | None, hidden: Tensor | None, v: Tensor | None) -> list[Tensor | None]:
+                  query_grads: Tensor | None, hidden: Tensor | None, extra: list[Tensor]) -> list[Tensor | None]:
     """After the reverse loop, the gradients that are sums over steps, each as one product over all steps:
-    keys, values, (mask, layer masks: none), the recurrent weights, the biases of layers > 0, W_c, and
-    concat's W_s and v. The buffers are [T, B, ...] as in :meth:`_FusedLoop.forward`."""
+    keys, values, (mask, layer masks: none), the recurrent weights, the biases of layers > 0, W_c, and the
+    score's own parameters. The buffers are [T, B, ...] as in :meth:`_FusedLoop.forward`."""
     steps, batch, size = combine_grads.shape
     enc, rows = combined.size(-1) - size, steps * batch
     recurrent_grads = [matmul(g.view(rows, -1).t(), x.view(rows, -1), transpose=False)
@@ -192,19 +191,11 @@ def _weight_grads(attention: str, matmul: _Matmul, gate_grads: list[Tensor], inp
     bias_grads = [g.sum(dim=(0, 1)) for g in gate_grads[1:]]  # per layer l > 0 [4H]
     combine_grad = matmul(combine_grads.view(rows, size).t(), combined.view(rows, -1), transpose=False)
     queries = combined[:, :, enc:].transpose(0, 1)  # [B, T, H]
-    values_grad = keys_grad = None
-    extra: list[Tensor] = []
-    if attention != "none":
+    values_grad = None
+    if attention.attends:
         values_grad = torch.bmm(alpha.permute(1, 2, 0), context_grads.transpose(0, 1))  # [B, S, H_enc]
-    if attention in ("dot", "general"):
-        keys_grad = torch.bmm(score_grads.permute(1, 2, 0), queries)  # [B, S, K]
-    elif attention == "concat":
-        slope = score_grads.unsqueeze(-1) * (1.0 - hidden * hidden)  # [T, B, S, K]: de · tanh'
-        keys_grad = slope.sum(dim=0) * v  # [B, S, K]
-        extra = [matmul(query_proj_grads.view(rows, -1).t(), queries.transpose(0, 1).reshape(rows, size),
-                        transpose=False),  # [K, H]
-                 torch.einsum("tbs,tbsk->k", score_grads, hidden)]  # [K]
-    return [keys_grad, values_grad, None, None, *recurrent_grads, *bias_grads, combine_grad, *extra]
+    keys_grad, extra_grads = attention.loop_weight_grads(score_grads, queries, hidden, query_grads, extra, matmul)
+    return [keys_grad, values_grad, None, None, *recurrent_grads, *bias_grads, combine_grad, *extra_grads]
 
 
 def _cell_forward(gates: Tensor, c_prev: Tensor, *, out: Tensor) -> Tensor:
@@ -233,23 +224,3 @@ def _cell_backward(dh: Tensor, dc_next: Tensor, gates: Tensor, c_prev: Tensor, c
     torch.mul(dc, c_prev, out=df).mul_(f * (1.0 - f))
     torch.mul(dc, i, out=dg).mul_(1.0 - g * g)  # tanh' = 1 - tanh²
     return dc * f
-
-
-def _scores(attention: str, query: Tensor, keys: Tensor, keys_by_column: Tensor, matmul: _Matmul,
-            query_proj: Tensor | None, v: Tensor | None, *, hidden: Tensor | None) -> Tensor:
-    """Scores e [B, S] of one step's query [B, H] (see :mod:`seq2seq.attention`), with keys [B, S, K] also
-    given as keys_by_column [B, K, S]; concat writes its tanh(W_s s_t + keys) into ``hidden`` [B, S, K]."""
-    if attention == "concat":
-        torch.tanh(matmul(query, query_proj).unsqueeze(1) + keys, out=hidden)  # [B, S, K]
-        return hidden @ v
-    return torch.bmm(query.unsqueeze(1), keys_by_column).squeeze(1)
-
-
-def _scores_backward(attention: str, de: Tensor, keys: Tensor, matmul: _Matmul, query_proj: Tensor | None,
-                     v: Tensor | None, *, hidden: Tensor | None, out: Tensor | None) -> Tensor:
-    """Gradient into the query [B, H] from the scores' gradient de [B, S]; concat also writes the gradient
-    into W_s s_t [B, K] to ``out``."""
-    if attention == "concat":
-        torch.mul(((1.0 - hidden * hidden) * de.unsqueeze(-1)).sum(dim=1), v, out=out)  # [B, K]
-        return matmul(out, query_proj, transpose=False)
-    return torch.bmm(de.unsqueeze(1), keys).squeeze(1)

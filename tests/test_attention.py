@@ -5,8 +5,12 @@ import math
 import pytest
 import torch
 
-from seq2seq.attention import Attention, masked_softmax
+import ast
+
+from seq2seq.attention import SCORES, Attention, masked_softmax
+from seq2seq.attention import make_attention as build_attention
 from seq2seq.decoder import LuongDecoder
+from tests.helpers import ROOT
 
 E = math.e
 # One query s = [1, 0] and three encoder states h_1 = [1, 0], h_2 = [0, 1], h_3 = [1, 1].
@@ -17,7 +21,7 @@ FIRST_TWO = torch.tensor([[True, True, False]])
 
 
 def make_attention(kind: str) -> Attention:
-    attention = Attention(kind=kind, query_size=2, key_size=2)
+    attention = build_attention(kind, query_size=2, key_size=2)
     with torch.no_grad():
         # Asymmetric matrices, so a transposed or swapped projection gives different scores.
         if kind == "general":
@@ -42,12 +46,15 @@ HAND_SCORES = {
 }
 
 
+SCORING = [kind for kind, score in SCORES.items() if score.attends]  # every score of the registry but "none"
+
+
 def softmax(values: list[float]) -> list[float]:
     exps = [math.exp(v) for v in values]
     return [x / sum(exps) for x in exps]
 
 
-@pytest.mark.parametrize("kind", ["dot", "general", "concat"])
+@pytest.mark.parametrize("kind", SCORING)
 def test_scores_weights_and_context_match_hand_computation(kind):
     attention = make_attention(kind)
     keys = attention.prepare(STATES, ALL)
@@ -70,7 +77,7 @@ def test_dot_attention_worked_example_in_closed_form():
     assert context[0, 0].tolist() == pytest.approx([2 * E / z, (1 + E) / z], abs=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["dot", "general", "concat"])
+@pytest.mark.parametrize("kind", SCORING)
 def test_masked_position_gets_exactly_zero_weight(kind):
     attention = make_attention(kind)
     context, weights = attention(QUERY, attention.prepare(STATES, FIRST_TWO))
@@ -93,7 +100,21 @@ def test_masked_softmax_rows_sum_to_one_and_padding_is_zero():
 
 def test_dot_attention_rejects_unequal_sizes():
     with pytest.raises(ValueError, match="equal sizes"):
-        Attention(kind="dot", query_size=3, key_size=2)
+        build_attention("dot", query_size=3, key_size=2)
+
+
+def test_an_unknown_score_cannot_be_built_and_the_error_names_the_scores():
+    with pytest.raises(ValueError, match="unknown attention score 'dots'; the scores are dot, general, concat, none"):
+        build_attention("dots", query_size=2, key_size=2)
+    assert all(issubclass(score, Attention) and SCORES[score.kind] is score for score in SCORES.values())
+
+
+@pytest.mark.parametrize("module", ["decoder.py", "fused_loop.py"])
+def test_the_decoder_and_the_fused_loop_never_test_a_score_by_name(module):
+    """They ask the score object (seq2seq/attention.py) instead, so a new score needs no change there."""
+    tree = ast.parse((ROOT / "seq2seq" / module).read_text(encoding="utf-8"))
+    names = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and node.value in SCORES}
+    assert not names, f"{module} names the scores {sorted(names)}"
 
 
 def test_attentional_vector_is_tanh_of_wc_times_context_and_state():
@@ -110,3 +131,11 @@ def test_attentional_vector_is_tanh_of_wc_times_context_and_state():
     s = [1.0, 0.0]
     hand = [math.tanh(a[0] + s[0]), math.tanh(2 * a[1] - s[1])]
     assert attentional[0, 0].tolist() == pytest.approx(hand, abs=1e-6)
+
+
+def test_the_config_accepts_exactly_the_registered_scores():
+    from typing import get_args, get_type_hints
+
+    from seq2seq.config import ModelConfig
+
+    assert set(get_args(get_type_hints(ModelConfig)["attention"])) == set(SCORES)

@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from seq2seq.attention import SCORES
 from seq2seq.batching import Example, collate
 from seq2seq.config import ModelConfig
 from seq2seq.decoder import few_rows_linear, lstm_step
@@ -26,7 +27,7 @@ EXAMPLES = [Example([5, 6, 7], [8, 9]), Example([4, 5, 6, 7, 8, 9, 10], [11, 12,
             Example([12], [13, 14, 15])]
 
 
-@pytest.mark.parametrize("attention", ["dot", "general", "concat"])
+@pytest.mark.parametrize("attention", [kind for kind, score in SCORES.items() if score.attends])
 @pytest.mark.parametrize("input_feeding", [False, True])
 def test_sentence_alone_equals_sentence_in_padded_batch(attention, input_feeding):
     model = tiny_model(attention=attention, input_feeding=input_feeding)
@@ -45,7 +46,7 @@ def test_sentence_alone_equals_sentence_in_padded_batch(attention, input_feeding
             assert (weights[row, :, s:] == 0).all()  # padding gets no attention
 
 
-@pytest.mark.parametrize("attention", ["dot", "general", "concat", "none"])
+@pytest.mark.parametrize("attention", list(SCORES))
 @pytest.mark.parametrize("input_feeding", [False, True])
 @pytest.mark.parametrize("decoder_layers", [1, 2])
 @pytest.mark.parametrize("bridge", ["linear", "zeros"])
@@ -86,7 +87,7 @@ def test_fused_loop_applies_dropout_between_layers():
         pre = F.linear(embedded, lstm.weight_ih_l0[:, :e], lstm.bias_ih_l0 + lstm.bias_hh_l0)
         masks = torch.full((1, steps, batch.src.size(0), size), mask_value)
         out, _ = fused_decoder_loop(pre, state.h, state.c, state.feed, keys.keys, keys.values, keys.mask, masks,
-                                    decoder.loop_weights(), attention="dot")
+                                    decoder.loop_weights(), attention=decoder.attention)
         return out
 
     with torch.no_grad():
