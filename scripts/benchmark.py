@@ -104,11 +104,12 @@ def flops_per_target_token(model: ModelConfig, *, src_vocab: int, trg_vocab: int
     """Training FLOPs per target token (forward + backward), from the layer sizes (see the module docstring)."""
     dirs = 2 if model.bidirectional else 1
     h_enc_out = dirs * model.encoder_hidden
-    encoder = sum(dirs * 2 * 4 * model.encoder_hidden * ((model.embedding_dim if l == 0 else h_enc_out)
-                                                          + model.encoder_hidden) for l in range(model.encoder_layers))
+    encoder = sum(dirs * 2 * 4 * model.encoder_hidden * ((model.embedding_dim if layer == 0 else h_enc_out)
+                                                          + model.encoder_hidden)
+                  for layer in range(model.encoder_layers))
     h = model.decoder_hidden
     decoder_in = model.embedding_dim + (h if model.input_feeding else 0)
-    decoder = sum(2 * 4 * h * ((decoder_in if l == 0 else h) + h) for l in range(model.decoder_layers))
+    decoder = sum(2 * 4 * h * ((decoder_in if layer == 0 else h) + h) for layer in range(model.decoder_layers))
     attention = 2 * src_len * h + 2 * src_len * h_enc_out
     if model.attention in ("general", "concat"):
         encoder += 2 * h_enc_out * h
@@ -243,13 +244,13 @@ def search_flops(translator: Translator, sources: list[str], beam: int, batch_si
     work, model = stream.engine.work, translator.config.model
     dirs = 2 if model.bidirectional else 1
     h_enc, h, e = dirs * model.encoder_hidden, model.decoder_hidden, model.embedding_dim
-    encoder = sum(dirs * 2 * 4 * model.encoder_hidden * ((e if l == 0 else h_enc) + model.encoder_hidden)
-                  for l in range(model.encoder_layers))
+    encoder = sum(dirs * 2 * 4 * model.encoder_hidden * ((e if layer == 0 else h_enc) + model.encoder_hidden)
+                  for layer in range(model.encoder_layers))
     if model.attention in ("general", "concat"):
         encoder += 2 * h_enc * h  # the keys' projection
     decoder_in = e + (h if model.input_feeding else 0)
     tied = model.tied_embeddings != "none"
-    row = (sum(2 * 4 * h * ((decoder_in if l == 0 else h) + h) for l in range(model.decoder_layers))
+    row = (sum(2 * 4 * h * ((decoder_in if layer == 0 else h) + h) for layer in range(model.decoder_layers))
            + 2 * (h_enc + h) * h + (2 * h * e if tied and h != e else 0))
     scored = getattr(work, "scored", work.rows * translator.trg_tok.vocab_size)  # rows x pieces scored
     attention = 2 * h + 2 * h_enc  # per position: its score and its share of the context

@@ -231,9 +231,9 @@ class ConcatAttention(Attention):
         steps, batch, size = query_grads.shape
         rows = steps * batch
         slope = score_grads.unsqueeze(-1) * (1.0 - buffer * buffer)  # [T, B, S, K]: de · tanh'
-        return slope.sum(dim=0) * v, [
-            matmul(query_grads.view(rows, -1).t(), queries.transpose(0, 1).reshape(rows, -1), transpose=False),  # [K, H]
-            torch.einsum("tbs,tbsk->k", score_grads, buffer)]  # [K]
+        query_proj_grad = matmul(query_grads.view(rows, -1).t(), queries.transpose(0, 1).reshape(rows, -1),
+                                 transpose=False)  # [K, H]
+        return slope.sum(dim=0) * v, [query_proj_grad, torch.einsum("tbs,tbsk->k", score_grads, buffer)]  # [K]
 
 
 class NoAttention(Attention):

@@ -1,4 +1,5 @@
-"""Command line: ``seq2seq prepare|train|translate|evaluate|average|serve``. Parses arguments and delegates; holds no logic.
+"""Command line: ``seq2seq prepare|train|translate|evaluate|average|shortlist|serve``. Parses arguments and
+delegates; holds no logic.
 
 Exit codes: 0 success, 2 usage or input error (one paragraph on stderr, no traceback), 1 a bug.
 """
@@ -290,7 +291,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
         print(f"BLEU = {result['bleu']:.2f}  ({result['bleu_signature']})")
         print(f"chrF = {result['chrf']:.2f}  ({result['chrf_signature']})")
         print(f"BLEU = {result['bleu_lowercase']:.2f}  ({result['bleu_lowercase_signature']})")
-        search = "greedy" if result["beam"] == 1 else f"beam {result['beam']}, length penalty {result['length_penalty']}"
+        search = ("greedy" if result["beam"] == 1
+                  else f"beam {result['beam']}, length penalty {result['length_penalty']}")
         print(f"{result['sentences']} sentences, {search}")
 
 

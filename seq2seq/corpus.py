@@ -1,7 +1,8 @@
 """Read line-aligned parallel text files and validate them, streaming: a corpus never has to fit in memory.
 
 Files are UTF-8 with one sentence per line. A UTF-8 byte-order mark and Windows line endings are accepted;
-a missing file, invalid UTF-8, a NUL character or differing line counts raise :class:`DataError` naming the file and line.
+a missing file, invalid UTF-8, a NUL character or differing line counts raise :class:`DataError` naming the
+file and line.
 """
 
 from __future__ import annotations

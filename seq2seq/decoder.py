@@ -135,8 +135,9 @@ class LuongDecoder(nn.Module):
         layers = range(1, lstm.num_layers)
         return LoopWeights(
             recurrent=[torch.cat([lstm.weight_ih_l0[:, embedding_dim:], lstm.weight_hh_l0], dim=1)]
-            + [torch.cat([getattr(lstm, f"weight_ih_l{l}"), getattr(lstm, f"weight_hh_l{l}")], dim=1) for l in layers],
-            biases=[getattr(lstm, f"bias_ih_l{l}") + getattr(lstm, f"bias_hh_l{l}") for l in layers],
+            + [torch.cat([getattr(lstm, f"weight_ih_l{layer}"), getattr(lstm, f"weight_hh_l{layer}")], dim=1)
+               for layer in layers],
+            biases=[getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}") for layer in layers],
             combine=self.combine.weight)
 
     def forward_steps(self, trg_in: Tensor, state: DecoderState, keys: AttentionKeys) -> tuple[Tensor, Tensor]:

@@ -92,7 +92,8 @@ def choose_length_penalty(model: Seq2Seq, model_dir: Path, valid: Split, src_tok
     Beam search prefers short hypotheses (each piece adds a negative log-probability), and the penalty that
     corrects this best differs between models: on Multi30k, en→de output at 1.0 was several percent shorter
     than the references, where a de→en model scored best at 1.0. A run can therefore choose the penalty
-    itself, on valid like the checkpoint, never on test. The choice is written into the run's config.yaml, so translate, evaluate and serve use it.
+    itself, on valid like the checkpoint, never on test. The choice is written into the run's config.yaml, so
+    translate, evaluate and serve use it.
     Returns the chosen penalty's valid BLEU and hypotheses (ties go to the earlier candidate).
     """
     beam, candidates = config.decoding.beam_size, config.training.tune_length_penalty

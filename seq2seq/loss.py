@@ -28,7 +28,8 @@ class _FusedOutputLoss(torch.autograd.Function):
                 label_smoothing: float) -> Tensor:
         """features [N, H], weight [V, H], bias [V], targets [N] (no padding) → summed loss (scalar)."""
         need = ctx.needs_input_grad[:3]
-        grads = [torch.zeros_like(t, dtype=torch.float32) if n else None for t, n in zip((features, weight, bias), need)]
+        grads = [torch.zeros_like(t, dtype=torch.float32) if n else None
+                 for t, n in zip((features, weight, bias), need)]
         compute = torch.get_autocast_dtype(features.device.type) if torch.is_autocast_enabled(
             features.device.type) else weight.dtype  # the matmul type autocast would use
         w = weight.to(compute)

@@ -19,11 +19,11 @@ import torch
 from seq2seq.checkpoint import load_checkpoint, model_weights
 from seq2seq.config import Config, DecodingConfig, load_config
 from seq2seq.device import pick_device
+from seq2seq.engine import DecodingEngine, Hypothesis, Sentence
 from seq2seq.ensemble import Ensemble
 from seq2seq.errors import UserError
 from seq2seq.model import Seq2Seq, build_model
 from seq2seq.precision import with_precision
-from seq2seq.engine import DecodingEngine, Hypothesis, Sentence
 from seq2seq.search import Beam, Greedy, max_output_lengths
 from seq2seq.shortlist import Shortlist, load_shortlist
 from seq2seq.tokenizer import Tokenizer, load_tokenizers
@@ -210,8 +210,8 @@ class Translator:
         with bfloat16 instructions and on GPUs) or ``"int8"`` (PyTorch's dynamic quantization of the LSTM and
         Linear layers, CPU): see :mod:`seq2seq.precision`; ``quantize="int8"`` is another way to say
         ``precision="int8"``. ``shortlist`` decodes with the directory's vocabulary shortlist (True) or without
-        (False); None follows the model's ``decoding.shortlist``. ``training_weights=True`` decodes the weights that trained, in a run that
-        kept their moving average (``training.ema_decay``), instead of the average.
+        (False); None follows the model's ``decoding.shortlist``. ``training_weights=True`` decodes the weights
+        that trained, in a run that kept their moving average (``training.ema_decay``), instead of the average.
         """
         model_dir = require_model_dir(model_dir)
         names = [str(checkpoint)] if isinstance(checkpoint, (str, PathLike)) else list(checkpoint)

@@ -13,8 +13,8 @@ from seq2seq.dataset import Split
 from seq2seq.loss import output_loss
 from seq2seq.model import Seq2Seq
 from seq2seq.scoring import bleu
-from seq2seq.tokenizer import Tokenizer
 from seq2seq.shortlist import Shortlist
+from seq2seq.tokenizer import Tokenizer
 from seq2seq.translator import SearchOptions, Translation, translate_texts
 
 

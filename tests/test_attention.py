@@ -1,11 +1,10 @@
 """Attention math against hand computation: scores, masked softmax, context, tanh(W_c [a; s])."""
 
+import ast
 import math
 
 import pytest
 import torch
-
-import ast
 
 from seq2seq.attention import SCORES, Attention, masked_softmax
 from seq2seq.attention import make_attention as build_attention

@@ -55,7 +55,7 @@ def test_get_multi30k_copies_and_checks_line_counts(tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
-        f"{s}.{l}" for s in COUNTS for l in ("de", "en"))
+        f"{split}.{lang}" for split in COUNTS for lang in ("de", "en"))
 
 
 def test_get_multi30k_refuses_wrong_line_counts(tmp_path):

@@ -13,8 +13,13 @@ import torch
 
 from seq2seq import update
 from seq2seq.atomic import remove_stale_temporaries
-from seq2seq.checkpoint import (average_checkpoints, load_checkpoint, prune_step_checkpoints, save_checkpoint,
-                                step_checkpoints)
+from seq2seq.checkpoint import (
+    average_checkpoints,
+    load_checkpoint,
+    prune_step_checkpoints,
+    save_checkpoint,
+    step_checkpoints,
+)
 from seq2seq.cli import main
 from tests.helpers import ROOT, write_slice
 
@@ -269,7 +274,8 @@ def test_average_command_writes_a_checkpoint_translate_can_use(short_run, capsys
     for name, tensor in averaged.items():
         assert torch.allclose(tensor, (parts[0][name] + parts[1][name]) / 2, atol=1e-6)
     assert main(["translate", str(short_run), "--checkpoint", "averaged.pt", "The dog sleeps."]) == 0
-    assert capsys.readouterr().out.count("\n") == 2  # the averaging report, then one translation (12 updates: maybe empty)
+    # the averaging report, then one translation (after 12 updates it may be empty)
+    assert capsys.readouterr().out.count("\n") == 2
     assert main(["average", str(short_run), "-n", "3"]) == 2
     assert "fewer than -n 3" in capsys.readouterr().err
 

@@ -14,16 +14,15 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("fastapi", reason="serving needs the serve extra: pip install -e '.[serve]'")
-webdriver = pytest.importorskip("selenium.webdriver", reason="the page test needs selenium (the test extra)")
-
-from selenium.webdriver.common.action_chains import ActionChains
-from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
-
 from seq2seq.config import load_config
 from tests.helpers import start_server, train_tiny
+
+pytest.importorskip("fastapi", reason="serving needs the serve extra: pip install -e '.[serve]'")
+webdriver = pytest.importorskip("selenium.webdriver", reason="the page test needs selenium (the test extra)")
+ActionChains = pytest.importorskip("selenium.webdriver.common.action_chains").ActionChains
+By = pytest.importorskip("selenium.webdriver.common.by").By
+Keys = pytest.importorskip("selenium.webdriver.common.keys").Keys
+WebDriverWait = pytest.importorskip("selenium.webdriver.support.ui").WebDriverWait
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
