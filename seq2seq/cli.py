@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from seq2seq.errors import UserError
+from seq2seq.model_dir import AVERAGED, BEST, LAST, ModelDir
 
 if TYPE_CHECKING:
     from seq2seq.translator import Translator
@@ -63,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     average.add_argument("model_dir", help="a trained model directory (training.model_dir)")
     average.add_argument("-n", type=positive_int, default=5, help="how many of the newest step checkpoints "
                          "(default 5)")
-    average.add_argument("-o", "--output", default="averaged.pt",
+    average.add_argument("-o", "--output", default=AVERAGED,
                          help="file name in MODEL_DIR/checkpoints (default averaged.pt); translate with "
                          "--checkpoint NAME")
     average.add_argument("--training-weights", action="store_true", help="average the weights that trained "
@@ -106,7 +107,7 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
                        "lets the system choose)")
     serve.add_argument("--beam", type=positive_int, help="default beam size (default: each model's "
                        "decoding.beam_size)")
-    serve.add_argument("--checkpoint", default="best.pt", help="checkpoint file in MODEL_DIR/checkpoints")
+    serve.add_argument("--checkpoint", default=BEST, help="checkpoint file in MODEL_DIR/checkpoints")
     add_precision_arguments(serve)
     serve.add_argument("--max-batch", type=positive_int, default=64, help="sentences decoding together, across "
                        "requests, per model and beam size (default 64); more wait for a free place")
@@ -180,11 +181,11 @@ def precision(args: argparse.Namespace) -> str:
 def chosen_checkpoints(args: argparse.Namespace) -> list[str]:
     """The checkpoint names of ``--checkpoint`` or ``--ensemble-last``, in MODEL_DIR/checkpoints."""
     if args.ensemble_last is None:
-        return args.checkpoint or ["best.pt"]
+        return args.checkpoint or [BEST]
     from seq2seq.checkpoint import newest_step_checkpoints
     from seq2seq.translator import require_model_dir
 
-    directory = require_model_dir(args.model_dir) / "checkpoints"
+    directory = ModelDir(require_model_dir(args.model_dir)).checkpoints
     return [path.name for path in newest_step_checkpoints(directory, args.ensemble_last, option="--ensemble-last")]
 
 
@@ -231,10 +232,10 @@ def run_train(args: argparse.Namespace) -> None:
 def run_average(args: argparse.Namespace) -> None:
     from seq2seq.checkpoint import average_checkpoints, newest_step_checkpoints, save_checkpoint
 
-    checkpoints = Path(args.model_dir) / "checkpoints"
+    checkpoints = ModelDir(args.model_dir).checkpoints
     chosen = newest_step_checkpoints(checkpoints, args.n, option="-n")
     output = checkpoints / args.output
-    if output in chosen or output.name in ("last.pt", "best.pt"):
+    if output in chosen or output.name in (LAST, BEST):
         raise UserError(f"-o {args.output} would overwrite a training checkpoint; choose another name.")
     save_checkpoint(output, average_checkpoints(chosen, training=args.training_weights))
     print(f"averaged {', '.join(path.name for path in chosen)} into {output}; translate with "

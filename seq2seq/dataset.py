@@ -18,6 +18,7 @@ from seq2seq.batching import Example, padded_sizes
 from seq2seq.config import Config
 from seq2seq.corpus import read_parallel, split_paths
 from seq2seq.errors import UserError
+from seq2seq.model_dir import ModelDir
 from seq2seq.prepare import ensure_prepared, prepared_dir, split_prefixes
 from seq2seq.tokenizer import Tokenizer, load_tokenizers
 
@@ -55,8 +56,8 @@ def prepare_data(config: Config, model_dir: Path, *, prepare: bool = True) -> tu
     """
     directory = ensure_prepared(config) if prepare else prepared_dir(config)
     if prepare:
-        install_tokenizers(directory / "spm", Path(model_dir) / "spm")
-    src_tok, trg_tok = load_tokenizers(Path(model_dir) / "spm")
+        install_tokenizers(directory / "spm", ModelDir(model_dir).spm)
+    src_tok, trg_tok = load_tokenizers(ModelDir(model_dir).spm)
     return src_tok, trg_tok, open_splits(config, directory)
 
 

@@ -19,9 +19,9 @@ from seq2seq.dataset import Split, open_splits
 from seq2seq.errors import UserError
 from seq2seq.loader import evaluation_batches
 from seq2seq.model import Seq2Seq
+from seq2seq.model_dir import AVERAGED, BEST_SINGLE, ModelDir
 from seq2seq.reporters import Reporter
 from seq2seq.run_state import Progress
-from seq2seq.shortlist import FILE as SHORTLIST_FILE
 from seq2seq.shortlist import Shortlist, build_shortlist, union_share, worth_using
 from seq2seq.tokenizer import Tokenizer
 from seq2seq.validation import improved, score_split, validate
@@ -34,10 +34,10 @@ def finish_run(model: Seq2Seq, model_dir: Path, splits: dict[str, Split], src_to
     """After the last update: average the last checkpoints, load best.pt, choose the length penalty and the
     shortlist (each when configured), and score valid and test; returns those scores."""
     settings = config.training
-    checkpoints = model_dir / "checkpoints"
+    layout = ModelDir(model_dir)
     if settings.average_last > 1:
-        average_last_checkpoints(model, checkpoints, splits, src_tok, trg_tok, config, device, reporter, progress)
-    model.load_state_dict(load_checkpoint(checkpoints / "best.pt")["model"])
+        average_last_checkpoints(model, layout, splits, src_tok, trg_tok, config, device, reporter, progress)
+    model.load_state_dict(load_checkpoint(layout.best)["model"])
     valid = None
     if settings.tune_length_penalty:
         valid = choose_length_penalty(model, model_dir, splits["valid"], src_tok, trg_tok, config, device, reporter,
@@ -52,7 +52,7 @@ def finish_run(model: Seq2Seq, model_dir: Path, splits: dict[str, Split], src_to
                         shortlist=shortlist)
 
 
-def average_last_checkpoints(model: Seq2Seq, checkpoints: Path, splits: dict[str, Split], src_tok: Tokenizer,
+def average_last_checkpoints(model: Seq2Seq, layout: ModelDir, splits: dict[str, Split], src_tok: Tokenizer,
                              trg_tok: Tokenizer, config: Config, device: torch.device, reporter: Reporter,
                              progress: Progress) -> bool:
     """Average the newest ``training.average_last`` step checkpoints and validate the mean; True when it beats
@@ -63,7 +63,7 @@ def average_last_checkpoints(model: Seq2Seq, checkpoints: Path, splits: dict[str
     a better model than any of them. The choice uses the valid split only, like early stopping.
     """
     settings = config.training
-    chosen = [path for _, path in step_checkpoints(checkpoints)][-settings.average_last:]
+    chosen = [path for _, path in step_checkpoints(layout.checkpoints)][-settings.average_last:]
     if len(chosen) < 2:
         log.info("averaging skipped: %d step checkpoint(s) to average", len(chosen))
         return False
@@ -77,10 +77,10 @@ def average_last_checkpoints(model: Seq2Seq, checkpoints: Path, splits: dict[str
              ", ".join(averaged["averaged"]), figures["loss"], figures["ppl"], figures["bleu"],
              "better" if better else "not better", settings.early_stopping_metric, progress.best)
     reporter.average(progress.step, checkpoints=averaged["averaged"], best=better, figures=figures)
-    save_checkpoint(checkpoints / "averaged.pt", averaged)
+    save_checkpoint(layout.checkpoint(AVERAGED), averaged)
     if better:
-        atomic_copy(checkpoints / "best.pt", checkpoints / "best_single.pt")
-        atomic_copy(checkpoints / "averaged.pt", checkpoints / "best.pt")
+        atomic_copy(layout.best, layout.checkpoint(BEST_SINGLE))
+        atomic_copy(layout.checkpoint(AVERAGED), layout.best)
     return better
 
 
@@ -105,7 +105,7 @@ def choose_length_penalty(model: Seq2Seq, model_dir: Path, valid: Split, src_tok
     reporter.length_penalty(progress.step, beam_size=beam, bleu={alpha: bleu for alpha, (bleu, _) in scored.items()},
                             chosen=chosen)
     config.decoding.length_penalty = chosen
-    save_config(config, model_dir / "config.yaml")
+    save_config(config, ModelDir(model_dir).config)
     return scored[chosen]
 
 
@@ -127,7 +127,7 @@ def choose_shortlist(model: Seq2Seq, model_dir: Path, splits: dict[str, Split], 
     train = splits["train"]
     shortlist = build_shortlist(train.src, train.trg, src_vocab_size=src_tok.vocab_size,
                                 trg_vocab_size=trg_tok.vocab_size)
-    shortlist.save(model_dir / SHORTLIST_FILE)
+    shortlist.save(ModelDir(model_dir).shortlist)
     split, beam = splits["valid"], config.decoding.beam_size
     full = valid or score_split(model, split, src_tok, trg_tok, config, device, beam_size=beam)
     listed = score_split(model, split, src_tok, trg_tok, config, device, beam_size=beam, shortlist=shortlist)
@@ -137,7 +137,7 @@ def choose_shortlist(model: Seq2Seq, model_dir: Path, splits: dict[str, Split], 
              "target pieces: %s", beam, listed[0], full[0], 100 * share, "used" if used else "not used")
     if used != config.decoding.shortlist:
         config.decoding.shortlist = used
-        save_config(config, model_dir / "config.yaml")
+        save_config(config, ModelDir(model_dir).config)
     return ShortlistChoice(shortlist, used, full, listed, share)
 
 
@@ -148,10 +148,10 @@ def shortlist_trained(model_dir: Path) -> ShortlistChoice:
 
     translator = Translator.from_dir(model_dir, shortlist=False)
     config = translator.config
-    directory = Path(config.data.prepared) if config.data.prepared else Path(model_dir) / "data"
+    directory = Path(config.data.prepared) if config.data.prepared else ModelDir(model_dir).prepared
     if not (directory / "train.src.tokens.npy").is_file():
         raise UserError(f"{directory} holds no prepared training arrays to learn the shortlist from; prepare them "
-                        f"with `seq2seq prepare {Path(model_dir) / 'config.yaml'}` from where the model was trained.")
+                        f"with `seq2seq prepare {ModelDir(model_dir).config}` from where the model was trained.")
     return choose_shortlist(translator.model, Path(model_dir), open_splits(config, directory), translator.src_tok,
                             translator.trg_tok, config, translator.device)
 
@@ -170,7 +170,7 @@ def final_report(model: Seq2Seq, model_dir: Path, splits: dict[str, Split], src_
             scored = valid if name == "valid" and valid is not None else score_split(
                 model, splits[name], src_tok, trg_tok, config, device, beam_size=beam, shortlist=shortlist)
             report[f"{name}_bleu"], hypotheses = scored
-            atomic_write_text(model_dir / f"{name}.hyp", "".join(h + "\n" for h in hypotheses))
+            atomic_write_text(ModelDir(model_dir).hypotheses(name), "".join(h + "\n" for h in hypotheses))
     reporter.final(progress.step, beam_size=beam, length_penalty=config.decoding.length_penalty, scores=report)
     search_name = "greedy" if beam == 1 else f"beam {beam}"
     for key, value in report.items():

@@ -28,6 +28,7 @@ from seq2seq.errors import UserError
 from seq2seq.finish import finish_run
 from seq2seq.log_setup import setup_logging
 from seq2seq.model import Seq2Seq, build_model, count_parameters
+from seq2seq.model_dir import ModelDir
 from seq2seq.moving_average import MovingAverage
 from seq2seq.optimization import Scheduler, make_optimizer, make_scheduler
 from seq2seq.prepare import is_prepared_data, prepared_dir
@@ -82,7 +83,7 @@ def _fit(config: Config, job: Distributed, *, overwrite: bool, resume: bool, res
     if job.enabled:
         torch.manual_seed(mixed_seed(job.rank, settings.seed))  # distinct dropout masks in each process
     if state is not None:
-        progress = restore(state, model, average, optimizer, scheduler, model_dir / "metrics.jsonl", job)
+        progress = restore(state, model, average, optimizer, scheduler, ModelDir(model_dir).metrics, job)
         log.info("resuming from %s: update %d, epoch %d, batch %d of the epoch", checkpoint_path, progress.step,
                  progress.epoch + 1, progress.batch_in_epoch)
     reporter = make_reporters(config, job, progress, resumed=state is not None)
@@ -109,7 +110,7 @@ def open_model_dir(config: Config, job: Distributed, *, overwrite: bool, resume:
     """
     model_dir = Path(config.training.model_dir)
     state, checkpoint_path = None, None
-    if elastic_restart() and (model_dir / "checkpoints" / "last.pt").is_file():
+    if elastic_restart() and ModelDir(model_dir).last.is_file():
         resume, resume_from, overwrite = True, None, False  # torchrun --max-restarts: continue, never start over
     if resume:
         if overwrite:
@@ -121,10 +122,10 @@ def open_model_dir(config: Config, job: Distributed, *, overwrite: bool, resume:
     job.barrier()
     setup_logging(model_dir if job.is_main else None, level=logging.INFO if job.is_main else logging.ERROR)
     if job.is_main:
-        for stale in remove_stale_temporaries(model_dir / "checkpoints"):
+        for stale in remove_stale_temporaries(ModelDir(model_dir).checkpoints):
             log.info("removed %s, left by a save that was interrupted (the checkpoint it was replacing is "
                      "intact)", stale)
-        save_config(config, model_dir / "config.yaml")
+        save_config(config, ModelDir(model_dir).config)
     return state, checkpoint_path
 
 
@@ -147,13 +148,13 @@ def prepare_model_dir(config: Config, *, overwrite: bool) -> Path:
             raise UserError(f"model directory {model_dir} is not empty. Pass --resume to continue the run in it, "
                             "--overwrite to delete it and start again, or set training.model_dir to a new "
                             "directory.")
-        if not (model_dir / "config.yaml").is_file():
+        if not ModelDir(model_dir).config.is_file():
             raise UserError(f"model directory {model_dir} is not empty and holds no config.yaml, so it is not a "
                             "model directory; --overwrite deletes only model directories. Choose another "
                             "training.model_dir.")
         for entry in entries:
             shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
-    (model_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    ModelDir(model_dir).checkpoints.mkdir(parents=True, exist_ok=True)
     return model_dir
 
 
@@ -196,11 +197,11 @@ def make_reporters(config: Config, job: Distributed, progress: Progress, *, resu
     """metrics.jsonl, the progress bar and, if configured, TensorBoard; under torchrun, rank 0 alone reports."""
     if not job.is_main:
         return Reporters([])
-    model_dir = Path(config.training.model_dir)
-    reporters: list[Reporter] = [MetricsFile(model_dir / "metrics.jsonl", elapsed=progress.elapsed), ProgressBar()]
+    layout = ModelDir(config.training.model_dir)
+    reporters: list[Reporter] = [MetricsFile(layout.metrics, elapsed=progress.elapsed), ProgressBar()]
     if config.training.tensorboard:
         from seq2seq.tensorboard_log import TensorBoard  # an optional extra: imported only when asked for
 
         # after a resume, the events of updates after the checkpoint are written again: purge the old ones
-        reporters.append(TensorBoard(model_dir / "tensorboard", purge_step=progress.step + 1 if resumed else None))
+        reporters.append(TensorBoard(layout.tensorboard, purge_step=progress.step + 1 if resumed else None))
     return Reporters(reporters)

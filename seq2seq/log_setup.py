@@ -8,6 +8,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from seq2seq.model_dir import ModelDir
+
 
 class _TqdmHandler(logging.StreamHandler):
     """Log to stderr without breaking an active progress bar."""
@@ -36,6 +38,6 @@ def setup_logging(model_dir: Path | None = None, *, level: int = logging.INFO) -
     console.setFormatter(_ConsoleFormatter("%(message)s"))
     root.addHandler(console)
     if model_dir is not None:
-        file_handler = logging.FileHandler(model_dir / "train.log", encoding="utf-8")
+        file_handler = logging.FileHandler(ModelDir(model_dir).log, encoding="utf-8")
         file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         root.addHandler(file_handler)

@@ -35,6 +35,7 @@ from seq2seq.atomic import atomic_write_text
 from seq2seq.config import Config
 from seq2seq.corpus import DataError, iter_parallel, split_paths
 from seq2seq.errors import UserError
+from seq2seq.model_dir import ModelDir
 from seq2seq.textio import chunks
 from seq2seq.tokenizer import Tokenizer, load_or_train
 
@@ -47,7 +48,7 @@ HASH_BYTES = 1 << 20  # bytes hashed at each end of an input file
 
 
 def prepared_dir(config: Config) -> Path:
-    return Path(config.data.prepared) if config.data.prepared else Path(config.training.model_dir) / "data"
+    return Path(config.data.prepared) if config.data.prepared else ModelDir(config.training.model_dir).prepared
 
 
 def split_prefixes(config: Config) -> dict[str, str]:

@@ -19,6 +19,7 @@ import torch
 from seq2seq.checkpoint import load_checkpoint, step_checkpoints
 from seq2seq.config import Config, config_from_dict, config_to_dict
 from seq2seq.errors import UserError
+from seq2seq.model_dir import ModelDir
 
 log = logging.getLogger(__name__)
 
@@ -67,19 +68,19 @@ def load_resume_checkpoint(model_dir: Path, resume_from: str | None) -> tuple[di
 
     A corrupt file is refused with a message that names the newest step checkpoint that still loads.
     """
-    checkpoints = model_dir / "checkpoints"
+    layout = ModelDir(model_dir)
     if resume_from is not None:
         path = Path(resume_from)
-        path = path if path.is_file() else checkpoints / resume_from
+        path = path if path.is_file() else layout.checkpoint(resume_from)
     else:
-        path = checkpoints / "last.pt"
+        path = layout.last
     if not path.is_file():
         raise UserError(f"cannot resume: {path} does not exist. Start a new run without --resume (add "
                         "--overwrite to delete the directory).")
     try:
         state = load_checkpoint(path)
     except UserError as error:
-        raise UserError(f"{error} {_fallback_advice(checkpoints, path)}") from None
+        raise UserError(f"{error} {_fallback_advice(layout.checkpoints, path)}") from None
     if "progress" not in state or "optimizer" not in state:
         raise UserError(f"cannot resume from {path}: it holds model weights only (an averaged or exported "
                         "checkpoint), not a training state.")

@@ -29,11 +29,11 @@ from torch import Tensor
 from seq2seq.arrays import TokenArray
 from seq2seq.atomic import atomic_file
 from seq2seq.errors import UserError
+from seq2seq.model_dir import ModelDir
 from seq2seq.special_ids import EOS_ID
 
 log = logging.getLogger(__name__)
 
-FILE = "shortlist.pt"  # in the model directory
 FORMAT = 1
 CANDIDATES = 50  # target pieces per source piece (Marian's examples use 50-100)
 FREQUENT = 200  # most frequent target pieces in every list
@@ -186,9 +186,9 @@ def worth_using(bleu: float, shortlist_bleu: float, share: float) -> bool:
 
 def load_shortlist(model_dir: Path, *, src_vocab_size: int, trg_vocab_size: int) -> Shortlist:
     """The shortlist of ``model_dir``; a UserError when it has none (``seq2seq shortlist`` builds one)."""
-    path = model_dir / FILE
+    path = ModelDir(model_dir).shortlist
     if not path.is_file():
-        raise UserError(f"{model_dir} has no vocabulary shortlist ({FILE}); build one with "
+        raise UserError(f"{model_dir} has no vocabulary shortlist ({path.name}); build one with "
                         f"`seq2seq shortlist {model_dir}`.")
     return Shortlist.load(path, src_vocab_size=src_vocab_size, trg_vocab_size=trg_vocab_size)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -27,6 +26,7 @@ from seq2seq.distributed import Distributed
 from seq2seq.errors import UserError
 from seq2seq.loader import Prefetcher, epoch_plan, evaluation_batches, training_batches
 from seq2seq.model import Seq2Seq
+from seq2seq.model_dir import ModelDir
 from seq2seq.moving_average import MovingAverage
 from seq2seq.optimization import Scheduler, StepAt
 from seq2seq.reporters import Reporter
@@ -63,8 +63,8 @@ class Trainer:
             self.net = DistributedDataParallel(model, device_ids=[job.device] if job.device.type == "cuda" else None)
         self.splits, self.src_tok, self.trg_tok = splits, src_tok, trg_tok
         self.job, self.device, self.reporter, self.progress = job, job.device, reporter, progress
-        self.checkpoints = Path(self.settings.model_dir) / "checkpoints"
-        self.metrics_path = Path(self.settings.model_dir) / "metrics.jsonl"
+        self.layout = ModelDir(self.settings.model_dir)
+        self.checkpoints, self.metrics_path = self.layout.checkpoints, self.layout.metrics
         self.train_sizes, self.valid_sizes = splits["train"].sizes(), splits["valid"].sizes()
         self.autocast = self.autocast_type()
         self.resegmenter = None  # BPE-dropout
@@ -207,7 +207,7 @@ class Trainer:
                 f"(training.learning_rate = {settings.learning_rate}), gradient clipping that is off or loose "
                 f"(training.clip_grad_norm = {settings.clip_grad_norm}), or broken lines in the training data "
                 f"({self.config.data.train}). The weights were never updated with a non-finite value; the last "
-                f"saved state is {self.checkpoints / 'last.pt'}.")
+                f"saved state is {self.layout.last}.")
 
     def report_window(self) -> None:
         """Report the mean loss and the speed of the updates since the last report."""
@@ -269,7 +269,7 @@ class Trainer:
         progress = self.progress
         progress.elapsed = self.elapsed()
         progress.metrics_bytes = self.metrics_path.stat().st_size if self.metrics_path.exists() else 0
-        last = self.checkpoints / "last.pt"
+        last = self.layout.last
         state = {"model": self.scored.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict() if self.scheduler else None, "progress": vars(progress),
                  "rng": rng_per_process, "config": config_to_dict(self.config)}
@@ -282,11 +282,11 @@ class Trainer:
                                    keep_best=self.settings.keep_best, scores=progress.scores,
                                    higher_is_better=self.settings.early_stopping_metric == "bleu")
         if best:
-            atomic_copy(last, self.checkpoints / "best.pt")
+            atomic_copy(last, self.layout.best)
 
     def stop(self) -> None:
         """Save unless the current update is already saved, then raise :class:`Interrupted` (all processes)."""
-        if self.saved_step != self.progress.step or not (self.checkpoints / "last.pt").exists():
+        if self.saved_step != self.progress.step or not self.layout.last.exists():
             self.save()
         name = self.signals.received or "a signal to another process"
-        raise Interrupted(name, self.progress.step, self.checkpoints / "last.pt", is_main=self.job.is_main)
+        raise Interrupted(name, self.progress.step, self.layout.last, is_main=self.job.is_main)

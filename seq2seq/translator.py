@@ -23,6 +23,7 @@ from seq2seq.engine import DecodingEngine, Hypothesis, Sentence
 from seq2seq.ensemble import Ensemble
 from seq2seq.errors import UserError
 from seq2seq.model import Seq2Seq, build_model
+from seq2seq.model_dir import BEST, ModelDir
 from seq2seq.precision import with_precision
 from seq2seq.search import Beam, Greedy, max_output_lengths
 from seq2seq.shortlist import Shortlist, load_shortlist
@@ -160,7 +161,7 @@ def translate_texts(model: Seq2Seq | Ensemble, src_tok: Tokenizer, trg_tok: Toke
 def require_model_dir(model_dir: str | Path) -> Path:
     """``model_dir`` as a Path; a UserError when it is not a model directory (it has no config.yaml)."""
     model_dir = Path(model_dir)
-    if not (model_dir / "config.yaml").is_file():
+    if not ModelDir(model_dir).config.is_file():
         raise UserError(f"{model_dir} is not a model directory: it has no config.yaml. "
                         "Pass the training.model_dir of a trained model.")
     return model_dir
@@ -172,13 +173,13 @@ def load_model(model_dir: Path, checkpoint: str, *, config: Config, src_tok: Tok
 
     ``training_weights`` takes the weights that trained instead of their moving average (``training.ema_decay``).
     """
-    path = model_dir / "checkpoints" / checkpoint
+    path = ModelDir(model_dir).checkpoint(checkpoint)
     weights = model_weights(load_checkpoint(path), path, training=training_weights)
     model = build_model(config.model, src_vocab_size=src_tok.vocab_size, trg_vocab_size=trg_tok.vocab_size)
     try:
         model.load_state_dict(weights)
     except RuntimeError as error:
-        raise UserError(f"{path} does not fit the model described by {model_dir / 'config.yaml'} (was the config "
+        raise UserError(f"{path} does not fit the model described by {ModelDir(model_dir).config} (was the config "
                         f"edited after training?): {str(error).splitlines()[0]}") from None
     return model
 
@@ -200,7 +201,7 @@ class Translator:
         self.shortlist = shortlist
 
     @classmethod
-    def from_dir(cls, model_dir: str | Path, *, checkpoint: str | PathLike | Sequence[str] = "best.pt",
+    def from_dir(cls, model_dir: str | Path, *, checkpoint: str | PathLike | Sequence[str] = BEST,
                  device: str = "cpu", precision: str = "fp32", quantize: str | None = None,
                  shortlist: bool | None = None, training_weights: bool = False) -> Translator:
         """Load ``model_dir/config.yaml``, ``spm/`` and ``checkpoints/<checkpoint>``.
@@ -215,14 +216,15 @@ class Translator:
         """
         model_dir = require_model_dir(model_dir)
         names = [str(checkpoint)] if isinstance(checkpoint, (str, PathLike)) else list(checkpoint)
+        layout = ModelDir(model_dir)
         if not names:
             raise UserError("no checkpoint to translate with: name at least one file of "
-                            f"{model_dir / 'checkpoints'}.")
-        config = load_config(model_dir / "config.yaml")
+                            f"{layout.checkpoints}.")
+        config = load_config(layout.config)
         try:
-            src_tok, trg_tok = load_tokenizers(model_dir / "spm")
+            src_tok, trg_tok = load_tokenizers(layout.spm)
         except (OSError, RuntimeError) as error:  # sentencepiece raises RuntimeError for a corrupt model file
-            raise UserError(f"{model_dir / 'spm'} holds no readable sentencepiece models: "
+            raise UserError(f"{layout.spm} holds no readable sentencepiece models: "
                             f"{str(error).splitlines()[0]}") from None
         models = [load_model(model_dir, name, config=config, src_tok=src_tok, trg_tok=trg_tok,
                              training_weights=training_weights) for name in names]

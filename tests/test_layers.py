@@ -5,8 +5,8 @@ import ast
 from tests.helpers import ROOT
 
 LAYERS = [
-    ("plumbing", {"errors", "special_ids", "atomic", "device", "textio", "corpus", "log_setup", "stop_signals",
-                  "scoring", "alignment"}),
+    ("plumbing", {"errors", "special_ids", "model_dir", "atomic", "device", "textio", "corpus", "log_setup",
+                  "stop_signals", "scoring", "alignment"}),
     ("config and data", {"config", "tokenizer", "bpe_dropout", "arrays", "prepare", "dataset", "batching", "loader",
                          "checkpoint", "plotting"}),
     ("network", {"attention", "encoder", "word_dropout", "fused_loop", "decoder", "model", "ensemble", "loss"}),

@@ -11,6 +11,7 @@ from typing import Any
 
 from seq2seq.checkpoint import load_checkpoint
 from seq2seq.errors import UserError
+from seq2seq.model_dir import BEST, ModelDir
 from seq2seq.translator import Translator
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ def final_bleu(metrics: Path) -> dict[str, float] | None:
     return {**figures, "beam_size": final.get("beam_size"), "length_penalty": final.get("length_penalty")}
 
 
-def load_models(directories: list[str | Path], *, checkpoint: str = "best.pt",
+def load_models(directories: list[str | Path], *, checkpoint: str = BEST,
                 precision: str = "fp32") -> dict[str, ServedModel]:
     """Load every model directory; names must be unique. Errors name the directory (exit code 2)."""
     models: dict[str, ServedModel] = {}
@@ -93,12 +94,12 @@ def load_models(directories: list[str | Path], *, checkpoint: str = "best.pt",
             raise UserError(f"two model directories are named {name!r} ({models[name].directory} and {directory}); "
                             "the name is how clients pick a model, so rename one of them.")
         translator = Translator.from_dir(directory, checkpoint=checkpoint, precision=precision)
-        weights = load_checkpoint(directory / "checkpoints" / checkpoint)["model"]
+        weights = load_checkpoint(ModelDir(directory).checkpoint(checkpoint))["model"]
         models[name] = ServedModel(name, directory, translator, checkpoint, precision,
                                    parameters=sum(tensor.numel() for tensor in weights.values()),
-                                   bleu=final_bleu(directory / "metrics.jsonl"))
+                                   bleu=final_bleu(ModelDir(directory).metrics))
         log.info("loaded %s: %s → %s from %s", name, models[name].source, models[name].target,
-                 directory / "checkpoints" / checkpoint)
+                 ModelDir(directory).checkpoint(checkpoint))
     return models
 
 

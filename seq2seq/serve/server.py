@@ -8,6 +8,7 @@ import signal
 import socket
 
 from seq2seq.errors import UserError
+from seq2seq.model_dir import BEST
 from seq2seq.serve.limits import ApiError, Limits
 from seq2seq.serve.models import load_models
 from seq2seq.serve.state import ServeState
@@ -18,7 +19,7 @@ GRACEFUL_SECONDS = 30  # SIGTERM: how long in-flight requests may take to finish
 
 
 def serve(model_dirs: list[str], *, host: str = "127.0.0.1", port: int = 5000, beam: int | None = None,
-          checkpoint: str = "best.pt", precision: str = "fp32", max_batch: int = 64,
+          checkpoint: str = BEST, precision: str = "fp32", max_batch: int = 64,
           limits: Limits | None = None) -> None:
     """Serve until stopped. Loading errors and a port in use raise :class:`UserError` before anything is served,
     and so does a start-up that uvicorn itself gives up on."""
