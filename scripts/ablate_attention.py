@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from seq2seq.plotting import plot_learning_curves, read_events
+from seq2seq.common.plotting import plot_learning_curves, read_events
 
 VARIANTS = [(attention, feeding) for attention in ("dot", "general", "concat") for feeding in (False, True)]
 VARIANTS += [("none", False), ("none", True)]

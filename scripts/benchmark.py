@@ -28,6 +28,7 @@ Model FLOPs per target token (multiply-adds count 2; training = 3 x forward: bac
 from __future__ import annotations
 
 import argparse
+import importlib
 import inspect
 import json
 import os
@@ -39,22 +40,35 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import torch
 
 from seq2seq.config import Config, ModelConfig, load_config
-from seq2seq.corpus import read_parallel, split_paths
-from seq2seq.dataset import prepare_data
-from seq2seq.loader import first_batches
-from seq2seq.model import build_model
-from seq2seq.optimization import make_optimizer
-from seq2seq.scoring import bleu
-from seq2seq.translator import Translator
-from seq2seq.update import train_step
+
+
+def package_module(name: str, old: str | None = None) -> ModuleType:
+    """``seq2seq.<name>`` of this checkout, or of a ``--baseline`` commit's package from before the subpackages,
+    where it was ``seq2seq.<old>`` (by default the last part of ``name``)."""
+    try:
+        return importlib.import_module(f"seq2seq.{name}")
+    except ModuleNotFoundError:
+        return importlib.import_module(f"seq2seq.{old or name.rsplit('.', 1)[-1]}")
+
+
+read_parallel, split_paths = (getattr(package_module("data.corpus"), n) for n in ("read_parallel", "split_paths"))
+prepare_data = package_module("data.dataset").prepare_data
+first_batches = package_module("data.loader").first_batches
+bleu = package_module("decoding.scoring").bleu
+translator_module = package_module("decoding.translator")
+Translator = translator_module.Translator
+build_model = package_module("model.network", old="model").build_model
+make_optimizer = package_module("training.optimization").make_optimizer
+train_step = package_module("training.update").train_step
 
 TRAIN_VARIANTS = {  # name: (input feeding, plain step loop, autocast dtype)
     "parallel": (False, False, None),  # no input feeding: all steps in one LSTM call
-    "input_feeding": (True, False, None),  # the fused loop (seq2seq/fused_loop.py)
+    "input_feeding": (True, False, None),  # the fused loop (seq2seq/model/fused_loop.py)
     "input_feeding_step_loop": (True, True, None),  # the same model through the plain step loop
     "parallel_bf16": (False, False, torch.bfloat16),
     "input_feeding_bf16": (True, False, torch.bfloat16),
@@ -183,8 +197,6 @@ def epoch_work(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches
 def phase_translate(args: argparse.Namespace) -> dict:
     """Sentences/s, target pieces/s and BLEU on the test split for greedy and beam 5, fp32 and int8, timed in
     turns with the roofline's matrix products; with the decoding engine, also the model FLOPs each search needed."""
-    import seq2seq.translator
-
     config = load(args)
     prefix = config.data.test or config.data.valid
     pairs = read_parallel(*split_paths(prefix, config.data.src_lang, config.data.trg_lang))[: args.sentences]
@@ -197,13 +209,13 @@ def phase_translate(args: argparse.Namespace) -> dict:
                                   outputs.setdefault(name, [])) for name, translator in translators.items()}
     gemm, gemm_flops = gemm_work()
     seconds = interleaved_medians({"gemm": gemm, **works}, args.repeats)
-    result = {"code": str(Path(seq2seq.translator.__file__).parent.parent),
+    result = {"code": str(Path(importlib.import_module("seq2seq").__file__).parent.parent),
               "gemm_gflops": gemm_flops / seconds.pop("gemm") / 1e9,
               "translate_sent_s": {name: len(sources) / value for name, value in seconds.items()},
               "translate_pieces_s": {name: sum(len(t.trg_pieces) for t in outputs[name]) / value
                                      for name, value in seconds.items()},
               "bleu": {name: bleu([t.text for t in outputs[name]], references).score for name in works}}
-    if hasattr(seq2seq.translator, "TranslationStream"):  # the engine counts the work of each search
+    if hasattr(translator_module, "TranslationStream"):  # the engine counts the work of each search
         result["translate_mflop_per_sentence"] = {
             name: search_flops(translator, sources, variants[name][0], args.batch_size) / len(sources) / 1e6
             for name, translator in translators.items()}
@@ -218,7 +230,7 @@ def variant_translator(model_dir: Path, precision: str, shortlist: bool) -> Tran
         if precision == "bf16" or shortlist:
             return None
         return Translator.from_dir(model_dir, quantize=None if precision == "fp32" else precision)
-    from seq2seq.precision import bf16_supported as bf16_runs
+    bf16_runs = package_module("decoding.precision").bf16_supported
 
     if (precision == "bf16" and not bf16_runs("cpu")) or (shortlist and not (model_dir / "shortlist.pt").is_file()):
         return None

@@ -47,7 +47,7 @@ def read_sentences(path: Path | None, model_dir: Path) -> list[str]:
 def offline_rates(model_dir: Path, sentences: list[str], beam: int) -> tuple[float, float]:
     """Offline translation of ``sentences`` (after a warm-up batch): sentences/s of the whole list, as
     ``seq2seq translate`` decodes a file, and the median seconds of one sentence translated alone."""
-    from seq2seq.translator import Translator
+    from seq2seq.decoding.translator import Translator
 
     translator = Translator.from_dir(model_dir)
     translator.translate(sentences[:64], beam=beam)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from seq2seq.translation_output import write_heatmap
-from seq2seq.translator import Translator
+from seq2seq.decoding.translation_output import write_heatmap
+from seq2seq.decoding.translator import Translator
 
 # A fronted subordinate clause (verb-final in German) followed by verb-second inversion and a separable verb.
 SENTENCE = "Because the old man has read the book, the woman calls her dog."

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from seq2seq.plotting import plot_learning_curves
+from seq2seq.common.plotting import plot_learning_curves
 
 
 def main() -> None:

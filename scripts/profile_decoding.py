@@ -19,7 +19,7 @@ from pathlib import Path
 from torch.profiler import ProfilerActivity, profile
 
 from seq2seq.config import load_config
-from seq2seq.translator import Translator
+from seq2seq.decoding.translator import Translator
 
 MATMULS = ("aten::addmm", "aten::mm", "aten::bmm", "aten::matmul", "aten::linear", "aten::_mkldnn",
            "quantized::linear_dynamic", "aten::mkldnn_rnn", "aten::lstm")

@@ -4,7 +4,7 @@ Usage:
   python scripts/profile_training.py --config configs/bench_joey.yaml [--model-dir runs/bench_joey] [--steps 10]
       [--set section.key=value ...]
 
-The fast path is the parallel decoder without input feeding and the fused loop (seq2seq/fused_loop.py)
+The fast path is the parallel decoder without input feeding and the fused loop (seq2seq/model/fused_loop.py)
 with it; the plain step loop runs the decoder's step T times through autograd, as training did before the
 fused loop. --model-dir keeps the prepared data and sentencepiece files there between runs (without it they
 are built in a temporary directory); give each config its own directory. Prints, for each path, the wall
@@ -22,11 +22,11 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from seq2seq.config import load_config
-from seq2seq.dataset import prepare_data
-from seq2seq.loader import first_batches
-from seq2seq.model import build_model
-from seq2seq.optimization import make_optimizer
-from seq2seq.update import AUTOCAST_TYPES, train_step
+from seq2seq.data.dataset import prepare_data
+from seq2seq.data.loader import first_batches
+from seq2seq.model.network import build_model
+from seq2seq.training.optimization import make_optimizer
+from seq2seq.training.update import AUTOCAST_TYPES, train_step
 
 
 def profile_path(model, optimizer, batches, config, *, step_loop: bool, rows: int) -> float:

@@ -5,7 +5,7 @@ Usage: python scripts/tune_decoding.py MODEL_DIR [--checkpoint best.pt]... [--be
 
 Reads the valid split named in the run's config.yaml, prints a Markdown table (rows: beam sizes, columns:
 length penalties) and the best pair, to copy into the recipe's ``decoding`` section. A repeated
-``--checkpoint`` decodes the files as one ensemble, as in ``seq2seq translate`` (see seq2seq/ensemble.py).
+``--checkpoint`` decodes the files as one ensemble, as in ``seq2seq translate`` (see seq2seq/decoding/ensemble.py).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from seq2seq.corpus import read_parallel, split_paths
-from seq2seq.scoring import bleu
-from seq2seq.translator import SearchOptions, Translator, translate_texts
+from seq2seq.data.corpus import read_parallel, split_paths
+from seq2seq.decoding.scoring import bleu
+from seq2seq.decoding.translator import SearchOptions, Translator, translate_texts
 
 
 def main() -> None:

@@ -11,12 +11,12 @@ __version__ = "0.1.0"
 __all__ = ["Translator", "__version__"]
 
 if TYPE_CHECKING:
-    from seq2seq.translator import Translator
+    from seq2seq.decoding.translator import Translator
 
 
 def __getattr__(name: str):
     if name == "Translator":
-        from seq2seq.translator import Translator
+        from seq2seq.decoding.translator import Translator
 
         return Translator
     raise AttributeError(f"module 'seq2seq' has no attribute {name!r}")

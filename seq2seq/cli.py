@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from seq2seq.common.model_dir import AVERAGED, BEST, LAST, ModelDir
 from seq2seq.errors import UserError
-from seq2seq.model_dir import AVERAGED, BEST, LAST, ModelDir
 
 if TYPE_CHECKING:
-    from seq2seq.translator import Translator
+    from seq2seq.decoding.translator import Translator
 
 
 def positive_int(text: str) -> int:
@@ -123,7 +123,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a config value, e.g. --set training.max_steps=100 (repeatable)")
 
 
-# seq2seq.precision.PRECISIONS, spelled out: this module imports torch only after setting its environment.
+# seq2seq.decoding.precision.PRECISIONS, spelled out: this module imports torch only after setting its environment.
 PRECISIONS = ("fp32", "bf16", "int8")
 
 
@@ -158,7 +158,7 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_translator(args: argparse.Namespace) -> Translator:
     """The model of ``args.model_dir`` with the chosen checkpoints, and ``--length-penalty`` in its config."""
-    from seq2seq.translator import Translator
+    from seq2seq.decoding.translator import Translator
 
     translator = Translator.from_dir(args.model_dir, checkpoint=chosen_checkpoints(args), precision=precision(args),
                                      shortlist=args.shortlist,
@@ -182,17 +182,17 @@ def chosen_checkpoints(args: argparse.Namespace) -> list[str]:
     """The checkpoint names of ``--checkpoint`` or ``--ensemble-last``, in MODEL_DIR/checkpoints."""
     if args.ensemble_last is None:
         return args.checkpoint or [BEST]
-    from seq2seq.checkpoint import newest_step_checkpoints
-    from seq2seq.translator import require_model_dir
+    from seq2seq.decoding.translator import require_model_dir
+    from seq2seq.model.checkpoint import newest_step_checkpoints
 
     directory = ModelDir(require_model_dir(args.model_dir)).checkpoints
     return [path.name for path in newest_step_checkpoints(directory, args.ensemble_last, option="--ensemble-last")]
 
 
 def run_prepare(args: argparse.Namespace) -> None:
+    from seq2seq.common.log_setup import setup_logging
     from seq2seq.config import load_config
-    from seq2seq.log_setup import setup_logging
-    from seq2seq.prepare import ensure_prepared, read_manifest
+    from seq2seq.data.prepare import ensure_prepared, read_manifest
 
     setup_logging()
     directory = ensure_prepared(load_config(args.config, args.overrides))
@@ -202,8 +202,8 @@ def run_prepare(args: argparse.Namespace) -> None:
 
 
 def run_shortlist(args: argparse.Namespace) -> None:
-    from seq2seq.finish import shortlist_trained
-    from seq2seq.log_setup import setup_logging
+    from seq2seq.common.log_setup import setup_logging
+    from seq2seq.training.finish import shortlist_trained
 
     setup_logging()
     choice = shortlist_trained(Path(args.model_dir))
@@ -213,9 +213,9 @@ def run_shortlist(args: argparse.Namespace) -> None:
 
 
 def run_train(args: argparse.Namespace) -> None:
+    from seq2seq.common.stop_signals import Interrupted
     from seq2seq.config import load_config
-    from seq2seq.fit import fit
-    from seq2seq.stop_signals import Interrupted
+    from seq2seq.training.fit import fit
 
     config = load_config(args.config, args.overrides)
     try:
@@ -230,7 +230,7 @@ def run_train(args: argparse.Namespace) -> None:
 
 
 def run_average(args: argparse.Namespace) -> None:
-    from seq2seq.checkpoint import average_checkpoints, newest_step_checkpoints, save_checkpoint
+    from seq2seq.model.checkpoint import average_checkpoints, newest_step_checkpoints, save_checkpoint
 
     checkpoints = ModelDir(args.model_dir).checkpoints
     chosen = newest_step_checkpoints(checkpoints, args.n, option="-n")
@@ -243,9 +243,9 @@ def run_average(args: argparse.Namespace) -> None:
 
 
 def run_translate(args: argparse.Namespace) -> None:
-    from seq2seq.log_setup import setup_logging
-    from seq2seq.textio import PROGRESS_MIN_LINES, count_lines, decode_argument, read_input
-    from seq2seq.translation_output import stream_translations
+    from seq2seq.common.log_setup import setup_logging
+    from seq2seq.common.textio import PROGRESS_MIN_LINES, count_lines, decode_argument, read_input
+    from seq2seq.decoding.translation_output import stream_translations
 
     setup_logging()
     if args.attention_dir is not None and args.attention_dir.exists() and not args.attention_dir.is_dir():
@@ -279,8 +279,8 @@ def open_output(path: str) -> io.TextIOWrapper:
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
-    from seq2seq.evaluation import evaluate_files
-    from seq2seq.log_setup import setup_logging
+    from seq2seq.common.log_setup import setup_logging
+    from seq2seq.decoding.evaluation import evaluate_files
 
     setup_logging()
     translator = load_translator(args)
@@ -298,7 +298,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> None:
-    from seq2seq.log_setup import setup_logging
+    from seq2seq.common.log_setup import setup_logging
 
     try:
         from seq2seq.serve.limits import Limits

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
-from seq2seq.atomic import atomic_write_text
+from seq2seq.common.atomic import atomic_write_text
 from seq2seq.errors import UserError
 
 

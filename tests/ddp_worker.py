@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from seq2seq import fit, trainer
 from seq2seq.config import load_config
+from seq2seq.training import fit, trainer
 
 real_run = trainer.Trainer.run
 

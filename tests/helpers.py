@@ -18,7 +18,7 @@ import torch
 
 from seq2seq.cli import main
 from seq2seq.config import ModelConfig
-from seq2seq.model import Seq2Seq, build_model
+from seq2seq.model.network import Seq2Seq, build_model
 from seq2seq.special_ids import EOS_ID
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository

@@ -6,9 +6,9 @@ import math
 import pytest
 import torch
 
-from seq2seq.attention import SCORES, Attention, masked_softmax
-from seq2seq.attention import make_attention as build_attention
-from seq2seq.decoder import LuongDecoder
+from seq2seq.model.attention import SCORES, Attention, masked_softmax
+from seq2seq.model.attention import make_attention as build_attention
+from seq2seq.model.decoder import LuongDecoder
 from tests.helpers import ROOT
 
 E = math.e
@@ -110,8 +110,8 @@ def test_an_unknown_score_cannot_be_built_and_the_error_names_the_scores():
 
 @pytest.mark.parametrize("module", ["decoder.py", "fused_loop.py"])
 def test_the_decoder_and_the_fused_loop_never_test_a_score_by_name(module):
-    """They ask the score object (seq2seq/attention.py) instead, so a new score needs no change there."""
-    tree = ast.parse((ROOT / "seq2seq" / module).read_text(encoding="utf-8"))
+    """They ask the score object (seq2seq/model/attention.py) instead, so a new score needs no change there."""
+    tree = ast.parse((ROOT / "seq2seq" / "model" / module).read_text(encoding="utf-8"))
     names = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and node.value in SCORES}
     assert not names, f"{module} names the scores {sorted(names)}"
 

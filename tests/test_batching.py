@@ -4,7 +4,7 @@ import random
 
 import torch
 
-from seq2seq.batching import Example, collate, make_batches, token_batches
+from seq2seq.data.batching import Example, collate, make_batches, token_batches
 from seq2seq.special_ids import BOS_ID, EOS_ID, PAD_ID
 
 

@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from seq2seq.precision import bf16_supported
+from seq2seq.decoding.precision import bf16_supported
 from tests.helpers import ROOT
 
 TINY = ["model.embedding_dim=16", "model.encoder_hidden=16", "model.decoder_hidden=32",

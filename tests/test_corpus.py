@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from seq2seq.cli import main
-from seq2seq.corpus import DataError, read_lines, read_parallel
+from seq2seq.data.corpus import DataError, read_lines, read_parallel
 
 
 def write_bytes(tmp_path: Path, name: str, data: bytes) -> Path:

@@ -6,8 +6,8 @@ import logging
 import pytest
 
 from seq2seq.config import config_from_dict
-from seq2seq.corpus import DataError, read_parallel
-from seq2seq.dataset import prepare_data
+from seq2seq.data.corpus import DataError, read_parallel
+from seq2seq.data.dataset import prepare_data
 from tests.helpers import write_slice
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from seq2seq.checkpoint import load_checkpoint
 from seq2seq.cli import main
+from seq2seq.model.checkpoint import load_checkpoint
 from tests.helpers import ROOT, write_slice
 
 CONFIG = str(ROOT / "configs" / "toy.yaml")

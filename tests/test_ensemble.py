@@ -6,9 +6,9 @@ import math
 import pytest
 import torch
 
-from seq2seq.batching import source_tensor
-from seq2seq.ensemble import Ensemble
-from seq2seq.search import beam_search, greedy_search, max_output_lengths
+from seq2seq.data.batching import source_tensor
+from seq2seq.decoding.ensemble import Ensemble
+from seq2seq.decoding.search import beam_search, greedy_search, max_output_lengths
 from seq2seq.special_ids import BOS_ID, EOS_ID
 from tests.helpers import random_model
 

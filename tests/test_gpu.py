@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 
-from seq2seq.checkpoint import load_checkpoint
 from seq2seq.cli import main
-from seq2seq.translator import Translator
+from seq2seq.decoding.translator import Translator
+from seq2seq.model.checkpoint import load_checkpoint
 from tests.helpers import TOY_CONFIG, train_tiny, write_slice
 
 pytestmark = [pytest.mark.gpu,

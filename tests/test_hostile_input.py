@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from seq2seq.cli import main
-from seq2seq.translator import Translator
+from seq2seq.decoding.translator import Translator
 from tests.helpers import train_tiny
 
 HOSTILE = ["", " ", "\t \u3000", "\x07\x1b[31m", "e\u0301\u0301\u0301", "👩‍👩‍👧 🇩🇪", "שלום עולם", "مرحبا",

@@ -4,13 +4,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seq2seq.attention import SCORES
-from seq2seq.batching import Example, collate
 from seq2seq.config import ModelConfig
-from seq2seq.decoder import few_rows_linear, lstm_step
-from seq2seq.fused_loop import fused_decoder_loop
-from seq2seq.model import build_model, count_parameters
-from seq2seq.word_dropout import WordDropout
+from seq2seq.data.batching import Example, collate
+from seq2seq.model.attention import SCORES
+from seq2seq.model.decoder import few_rows_linear, lstm_step
+from seq2seq.model.fused_loop import fused_decoder_loop
+from seq2seq.model.network import build_model, count_parameters
+from seq2seq.model.word_dropout import WordDropout
 
 VOCAB = 20
 

@@ -1,8 +1,8 @@
-"""The model directory's layout lives in seq2seq/model_dir.py alone: no other module spells its paths."""
+"""The model directory's layout lives in seq2seq/common/model_dir.py alone: no other module spells its paths."""
 
 import ast
 
-from seq2seq.model_dir import BEST, LAST, ModelDir
+from seq2seq.common.model_dir import BEST, LAST, ModelDir
 from tests.helpers import ROOT
 
 NAMES = {"config.yaml", "checkpoints", "metrics.jsonl", "train.log", "tensorboard", "shortlist.pt", "best.pt",
@@ -25,4 +25,4 @@ def test_no_other_module_spells_a_model_directory_path():
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
         found = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and node.value in NAMES}
-        assert not found, f"{path.relative_to(ROOT)} spells {sorted(found)}: use seq2seq.model_dir"
+        assert not found, f"{path.relative_to(ROOT)} spells {sorted(found)}: use seq2seq.common.model_dir"

@@ -4,9 +4,9 @@ resumes it."""
 import pytest
 import torch
 
-from seq2seq.checkpoint import load_checkpoint
 from seq2seq.cli import main
-from seq2seq.moving_average import MovingAverage, decay_at
+from seq2seq.model.checkpoint import load_checkpoint
+from seq2seq.training.moving_average import MovingAverage, decay_at
 from tests.test_resume import corpus, events, train_args, validation_figures  # noqa: F401 (corpus: a fixture)
 
 
@@ -59,7 +59,7 @@ def test_validation_and_checkpoints_use_the_average_and_a_resume_is_bitwise(corp
 
 
 def test_the_weights_that_trained_decode_and_average_on_request(corpus, tmp_path, capsys):  # noqa: F811
-    from seq2seq.translator import Translator
+    from seq2seq.decoding.translator import Translator
 
     steps = ["training.scheduler=none", "training.validate_every=4", "training.patience=0", "training.max_steps=12"]
     plain, averaged = tmp_path / "plain", tmp_path / "averaged"

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seq2seq.arrays import TokenArray, TokenArrayWriter
 from seq2seq.cli import main
 from seq2seq.config import config_from_dict
+from seq2seq.data.arrays import TokenArray, TokenArrayWriter
+from seq2seq.data.loader import Prefetcher, epoch_plan, training_batches
+from seq2seq.data.prepare import ensure_prepared, read_manifest
 from seq2seq.errors import UserError
-from seq2seq.loader import Prefetcher, epoch_plan, training_batches
-from seq2seq.prepare import ensure_prepared, read_manifest
 from tests.helpers import TOY_CONFIG, write_slice
 
 TINY = ["model.embedding_dim=16", "model.encoder_hidden=16", "model.decoder_hidden=32",
@@ -81,7 +81,7 @@ def vars_of(config) -> dict:
 
 def test_planned_batches_hold_every_kept_pair_once_and_repeat_with_the_seed(tmp_path):
     config = make_config(tmp_path, train_lines=400)
-    from seq2seq.dataset import prepare_data
+    from seq2seq.data.dataset import prepare_data
 
     _, _, splits = prepare_data(config, tmp_path / "model")
     sizes = splits["train"].sizes()
@@ -99,8 +99,8 @@ def test_planned_batches_hold_every_kept_pair_once_and_repeat_with_the_seed(tmp_
 
 def test_two_process_shares_split_each_global_batch(tmp_path):
     config = make_config(tmp_path)
-    from seq2seq.dataset import prepare_data
-    from seq2seq.loader import shard
+    from seq2seq.data.dataset import prepare_data
+    from seq2seq.data.loader import shard
 
     _, _, splits = prepare_data(config, tmp_path / "model")
     plan = epoch_plan(splits["train"].sizes(), batch_tokens=400, seed=1, epoch=0, world_size=2)

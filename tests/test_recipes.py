@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from seq2seq.config import config_to_dict, load_config
-from seq2seq.corpus import read_parallel
+from seq2seq.data.corpus import read_parallel
 from tests.helpers import ROOT
 
 SHARED_MULTI30K = ROOT.parent / "shared" / "data" / "multi30k"

@@ -11,16 +11,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from seq2seq import update
-from seq2seq.atomic import remove_stale_temporaries
-from seq2seq.checkpoint import (
+from seq2seq.cli import main
+from seq2seq.common.atomic import remove_stale_temporaries
+from seq2seq.model.checkpoint import (
     average_checkpoints,
     load_checkpoint,
     prune_step_checkpoints,
     save_checkpoint,
     step_checkpoints,
 )
-from seq2seq.cli import main
+from seq2seq.training import update
 from tests.helpers import ROOT, write_slice
 
 CONFIG = str(ROOT / "configs" / "toy.yaml")
@@ -131,7 +131,8 @@ def test_kill_during_a_save_leaves_the_previous_checkpoint_intact(tmp_path):
     path = tmp_path / "last.pt"
     script = f"""
 import sys, time, torch
-from seq2seq import atomic, checkpoint
+from seq2seq.common import atomic
+from seq2seq.model import checkpoint
 checkpoint.save_checkpoint({str(path)!r}, {{"v": torch.zeros(3)}})
 def stalled_fsync(fd):
     print("saving", flush=True)

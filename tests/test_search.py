@@ -4,8 +4,8 @@ finished sentences leave the batch."""
 import pytest
 import torch
 
-from seq2seq.batching import source_tensor
-from seq2seq.search import beam_search, greedy_search, length_penalty, max_output_lengths
+from seq2seq.data.batching import source_tensor
+from seq2seq.decoding.search import beam_search, greedy_search, length_penalty, max_output_lengths
 from seq2seq.special_ids import BOS_ID, EOS_ID
 from tests.helpers import random_model
 

@@ -21,14 +21,14 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seq2seq.alignment import align_words, pharaoh
+from seq2seq.decoding.alignment import align_words, pharaoh
+from seq2seq.decoding.translator import Translation, Translator
 from seq2seq.serve.app import create_app
 from seq2seq.serve.batcher import Batcher, DecodeKey
 from seq2seq.serve.limits import Limits
 from seq2seq.serve.models import load_models
 from seq2seq.serve.server import bind
 from seq2seq.serve.state import ServeState
-from seq2seq.translator import Translation, Translator
 from tests.helpers import start_server, train_tiny
 
 SENTENCES = ["The dog sleeps.", "A cat reads the book.", "Because the man reads, the woman sleeps."]

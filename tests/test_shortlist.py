@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from seq2seq.arrays import TokenArray, TokenArrayWriter
 from seq2seq.cli import main
 from seq2seq.config import load_config
-from seq2seq.engine import DecodingEngine, Sentence
-from seq2seq.search import Beam, Greedy
-from seq2seq.shortlist import Shortlist, Union, build_shortlist, ibm1, union_share, worth_using
-from seq2seq.translator import Translator
+from seq2seq.data.arrays import TokenArray, TokenArrayWriter
+from seq2seq.decoding.engine import DecodingEngine, Sentence
+from seq2seq.decoding.search import Beam, Greedy
+from seq2seq.decoding.shortlist import Shortlist, Union, build_shortlist, ibm1, union_share, worth_using
+from seq2seq.decoding.translator import Translator
 from tests.helpers import random_model, train_tiny
 
 SOURCES = [[5, 6, 7, 8], [9], [4, 10, 11, 12, 13, 14, 15], [6, 6], [12, 3, 3, 9, 9, 10, 11, 4, 5, 6, 7, 8]]

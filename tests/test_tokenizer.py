@@ -5,10 +5,10 @@ import threading
 import numpy as np
 import pytest
 
-from seq2seq.batching import Example
-from seq2seq.bpe_dropout import Resegmenter
+from seq2seq.data.batching import Example
+from seq2seq.data.bpe_dropout import Resegmenter
+from seq2seq.data.tokenizer import load_or_train, load_tokenizers
 from seq2seq.special_ids import BOS_ID, EOS_ID, PAD_ID, UNK_ID
-from seq2seq.tokenizer import load_or_train, load_tokenizers
 
 PAIRS = [(f"the {a} sees the {b} number {i}", f"der {a} sieht den {b} Nummer {i}")
          for i, (a, b) in enumerate([("dog", "cat"), ("man", "woman"), ("bird", "tree")] * 20)]

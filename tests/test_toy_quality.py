@@ -8,9 +8,9 @@ Slow (about 3.5 minutes on 2 cores): run with ``python -m pytest -m slow``.
 import pytest
 
 from seq2seq.config import load_config
-from seq2seq.evaluation import evaluate_files
-from seq2seq.fit import fit
-from seq2seq.translator import Translator
+from seq2seq.decoding.evaluation import evaluate_files
+from seq2seq.decoding.translator import Translator
+from seq2seq.training.fit import fit
 from tests.helpers import ROOT
 
 

@@ -5,21 +5,21 @@ import math
 import pytest
 import torch
 
-import seq2seq.finish as finish
-import seq2seq.loss as loss_module
-from seq2seq.atomic import atomic_write_text
-from seq2seq.batching import Example, collate
-from seq2seq.checkpoint import load_checkpoint, save_checkpoint
+import seq2seq.model.loss as loss_module
+import seq2seq.training.finish as finish
+from seq2seq.common.atomic import atomic_write_text
 from seq2seq.config import ModelConfig, config_from_dict, load_config
+from seq2seq.data.batching import Example, collate
 from seq2seq.errors import UserError
-from seq2seq.loss import output_loss
-from seq2seq.model import build_model
-from seq2seq.optimization import make_optimizer, make_scheduler
-from seq2seq.reporters import Reporter
-from seq2seq.run_state import Progress
+from seq2seq.model.checkpoint import load_checkpoint, save_checkpoint
+from seq2seq.model.loss import output_loss
+from seq2seq.model.network import build_model
 from seq2seq.special_ids import PAD_ID
-from seq2seq.update import autocast_supported, train_step
-from seq2seq.validation import improved
+from seq2seq.training.optimization import make_optimizer, make_scheduler
+from seq2seq.training.reporters import Reporter
+from seq2seq.training.run_state import Progress
+from seq2seq.training.update import autocast_supported, train_step
+from seq2seq.training.validation import improved
 
 
 def config(**training):

@@ -7,13 +7,13 @@ import sys
 import pytest
 import torch
 
-from seq2seq.alignment import align_words, pharaoh, word_ids
 from seq2seq.cli import build_parser, chosen_checkpoints, main
 from seq2seq.config import load_config
-from seq2seq.ensemble import Ensemble
+from seq2seq.decoding.alignment import align_words, pharaoh, word_ids
+from seq2seq.decoding.ensemble import Ensemble
+from seq2seq.decoding.precision import bf16_supported
+from seq2seq.decoding.translator import Translator
 from seq2seq.errors import UserError
-from seq2seq.precision import bf16_supported
-from seq2seq.translator import Translator
 from tests.helpers import ROOT, train_tiny, write_slice
 
 SENTENCES = ["The dog sleeps.", "A cat reads the book.", "Because the man reads, the woman sleeps."]

@@ -2,7 +2,7 @@
 
 Modules, each importing only those listed before it:
 
-- ``models``: the served model directories (a :class:`~seq2seq.translator.Translator` each) and what
+- ``models``: the served model directories (a :class:`~seq2seq.decoding.translator.Translator` each) and what
   ``/v1/models`` and ``/languages`` say about them;
 - ``batcher``: feeds the sentences of concurrent requests into running decoding streams (continuous batching),
   off the event loop;

@@ -2,7 +2,7 @@
 
 A model decodes 32 sentences in little more time than one (the matrix products just get wider), so a server
 that decodes each request alone wastes most of the CPU under load. One decoding task keeps a
-:class:`~seq2seq.translator.TranslationStream` per model and beam size and steps them in turn; a request's
+:class:`~seq2seq.decoding.translator.TranslationStream` per model and beam size and steps them in turn; a request's
 sentences join their stream at the next step, whatever else is decoding, and each sentence's translation goes
 back to its request the step it finishes. There is no batching window to wait for and no batch that runs until
 its longest sentence ends.
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
-from seq2seq.translator import Translation
+from seq2seq.decoding.translator import Translation
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class DecodeKey(NamedTuple):
 
 
 class Stream(Protocol):
-    """What the batcher needs of a :class:`~seq2seq.translator.TranslationStream`."""
+    """What the batcher needs of a :class:`~seq2seq.decoding.translator.TranslationStream`."""
 
     @property
     def idle(self) -> bool: ...

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seq2seq.checkpoint import load_checkpoint
+from seq2seq.common.model_dir import BEST, ModelDir
+from seq2seq.decoding.translator import Translator
 from seq2seq.errors import UserError
-from seq2seq.model_dir import BEST, ModelDir
-from seq2seq.translator import Translator
+from seq2seq.model.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class ServedModel:
     directory: Path
     translator: Translator
     checkpoint: str
-    precision: str  # fp32, bf16 or int8 (seq2seq/precision.py)
+    precision: str  # fp32, bf16 or int8 (seq2seq/decoding/precision.py)
     parameters: int  # counted from the checkpoint: int8 layers keep their weights outside .parameters()
     bleu: dict[str, float] | None  # the BLEU training measured at its end, from metrics.jsonl
 

@@ -11,9 +11,9 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from seq2seq.alignment import align_words, pharaoh
+from seq2seq.decoding.alignment import align_words, pharaoh
+from seq2seq.decoding.translator import Translation
 from seq2seq.serve.state import State
-from seq2seq.translator import Translation
 
 router = APIRouter(prefix="/v1", tags=["native"])
 

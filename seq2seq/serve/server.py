@@ -7,8 +7,8 @@ import logging
 import signal
 import socket
 
+from seq2seq.common.model_dir import BEST
 from seq2seq.errors import UserError
-from seq2seq.model_dir import BEST
 from seq2seq.serve.limits import ApiError, Limits
 from seq2seq.serve.models import load_models
 from seq2seq.serve.state import ServeState

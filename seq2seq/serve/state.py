@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from seq2seq.decoding.translator import Translation, TranslationStream
 from seq2seq.serve.batcher import Batcher, DecodeKey
 from seq2seq.serve.limits import ApiError, Limits
 from seq2seq.serve.models import ServedModel
-from seq2seq.translator import Translation, TranslationStream
 
 
 @dataclass

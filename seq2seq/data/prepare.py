@@ -1,0 +1,280 @@
+"""Prepare a corpus once: validate and stream it, train sentencepiece on a sample, encode with every core, and
+write each split as memory-mapped token arrays (:mod:`seq2seq.data.arrays`) with a manifest.
+
+The manifest records what the arrays were made from: each input file (path, size, mtime, a hash of its head
+and tail), the tokenizer settings and the filters. A run whose inputs still match reuses the directory in a
+moment; any difference is named in the log and the directory is prepared again. The new directory is built
+beside the old one and swapped in at the end, so a prepare killed at any point leaves nothing that a later
+run would trust.
+
+Directory layout::
+
+    manifest.json                     what the arrays were made from, and the counts
+    spm/                              src.model + trg.model, or joint.model (with .vocab files)
+    SPLIT.{src,trg}.tokens.npy        every sentence's piece ids, one flat array
+    SPLIT.{src,trg}.offsets.npy       [N + 1] where each sentence starts (int64)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from seq2seq.common.atomic import atomic_write_text
+from seq2seq.common.model_dir import ModelDir
+from seq2seq.common.textio import chunks
+from seq2seq.config import Config
+from seq2seq.data.arrays import TokenArrayWriter, token_dtype
+from seq2seq.data.corpus import DataError, iter_parallel, split_paths
+from seq2seq.data.tokenizer import Tokenizer, load_or_train
+from seq2seq.errors import UserError
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1  # bump when the layout changes: older directories are then prepared again
+MANIFEST = "manifest.json"
+CHUNK_PAIRS = 20_000  # pairs encoded per call: enough to keep every core busy, small enough to hold
+HASH_BYTES = 1 << 20  # bytes hashed at each end of an input file
+
+
+def prepared_dir(config: Config) -> Path:
+    return Path(config.data.prepared) if config.data.prepared else ModelDir(config.training.model_dir).prepared
+
+
+def split_prefixes(config: Config) -> dict[str, str]:
+    prefixes = {"train": config.data.train, "valid": config.data.valid}
+    if config.data.test:
+        prefixes["test"] = config.data.test
+    return prefixes
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What prepared data depends on
+# ---------------------------------------------------------------------------------------------------------
+
+
+def file_identity(path: Path) -> dict[str, Any]:
+    """Path, size, mtime and a SHA-256 of the first and last MiB: cheap even for a 10 GB corpus."""
+    if not path.is_file():
+        raise DataError(f"data file {path} does not exist.")
+    stat = path.stat()
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        digest.update(handle.read(HASH_BYTES))
+        if stat.st_size > HASH_BYTES:
+            handle.seek(max(stat.st_size - HASH_BYTES, HASH_BYTES))
+            digest.update(handle.read())
+    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+            "head_tail_sha256": digest.hexdigest()}
+
+
+def fingerprint(config: Config) -> dict[str, Any]:
+    """Everything the prepared arrays depend on; a difference from the manifest means preparing again."""
+    inputs = {name: [file_identity(path) for path in split_paths(prefix, config.data.src_lang, config.data.trg_lang)]
+              for name, prefix in split_prefixes(config).items()}
+    return {"format": FORMAT, "languages": [config.data.src_lang, config.data.trg_lang], "inputs": inputs,
+            "tokenizer": dataclasses.asdict(config.tokenizer), "filters": {"max_length": config.data.max_length}}
+
+
+def read_manifest(directory: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def stale_reasons(manifest: dict[str, Any] | None, expected: dict[str, Any]) -> list[str]:
+    """Why prepared data described by ``manifest`` does not fit ``expected`` (empty: it fits)."""
+    if manifest is None:
+        return ["no prepared data yet"]
+    if manifest.get("format") != expected["format"]:
+        return [f"prepared by another version (format {manifest.get('format')}, now {expected['format']})"]
+    reasons = []
+    if manifest.get("languages") != expected["languages"]:
+        reasons.append(f"languages changed from {manifest.get('languages')} to {expected['languages']}")
+    old_inputs = manifest.get("inputs", {})
+    for split, files in expected["inputs"].items():
+        before = old_inputs.get(split)
+        if before is None:
+            reasons.append(f"the {split} split is new")
+            continue
+        for old, new in zip(before, files):
+            changed = [key for key in ("path", "size", "mtime_ns", "head_tail_sha256") if old.get(key) != new[key]]
+            if changed:
+                reasons.append(f"{new['path']} changed ({', '.join(changed)})")
+    reasons += [f"the {split} split is no longer configured" for split in old_inputs if split not in expected["inputs"]]
+    for section in ("tokenizer", "filters"):
+        old, new = manifest.get(section, {}), expected[section]
+        prefix = "tokenizer" if section == "tokenizer" else "data"
+        reasons += [f"{prefix}.{key} changed from {old.get(key)!r} to {value!r}" for key, value in new.items()
+                    if old.get(key) != value]
+    return reasons
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Preparing
+# ---------------------------------------------------------------------------------------------------------
+
+
+def ensure_prepared(config: Config) -> Path:
+    """The prepared directory for ``config``: reused when its manifest matches, prepared (again) otherwise."""
+    directory = prepared_dir(config)
+    expected = fingerprint(config)
+    reasons = stale_reasons(read_manifest(directory), expected)
+    if not reasons:
+        log.info("using the prepared data in %s", directory)
+        return directory
+    log.info("preparing %s: %s", directory, "; ".join(reasons))
+    if directory.exists() and any(directory.iterdir()) and not (directory / MANIFEST).is_file():
+        raise UserError(f"{directory} exists, is not empty and holds no {MANIFEST}, so it is not a prepared-data "
+                        "directory and will not be replaced. Set data.prepared to a new or empty directory.")
+    build(config, directory, expected)
+    return directory
+
+
+def build(config: Config, directory: Path, expected: dict[str, Any]) -> None:
+    """Prepare into a temporary sibling directory, then swap it in (rename is atomic)."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(directory)
+    work = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".partial", dir=directory.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    work.chmod(0o777 & ~umask)  # mkdtemp makes it private; the data is shared like any other
+    try:
+        counts = write_prepared(config, work)
+        threads = cpu_count()
+        atomic_write_text(work / MANIFEST, json.dumps({**expected, "counts": counts, "threads": threads}, indent=1))
+        if directory.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".old", dir=directory.parent))
+            os.replace(directory, old / directory.name)
+            os.replace(work, directory)
+            shutil.rmtree(old)
+        else:
+            os.replace(work, directory)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def is_prepared_data(path: Path, directory: Path) -> bool:
+    """Whether ``path`` is the prepared ``directory`` or a leftover of preparing it (not part of a run)."""
+    name = directory.name
+    return path.resolve() == directory.resolve() or (
+        path.parent.resolve() == directory.parent.resolve() and path.name.startswith(f".{name}.")
+        and path.name.endswith((".partial", ".old")))
+
+
+def remove_leftovers(directory: Path) -> None:
+    """Delete what a prepare killed earlier left beside ``directory`` (never trusted, never reused)."""
+    for pattern in (f".{directory.name}.*.partial", f".{directory.name}.*.old"):
+        for leftover in directory.parent.glob(pattern):
+            log.info("removing %s, left by an interrupted prepare", leftover)
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def write_prepared(config: Config, work: Path) -> dict[str, Any]:
+    """Validate every split, train sentencepiece on a sample of train, and write the arrays; returns counts."""
+    prefixes = split_prefixes(config)
+    paths = {name: split_paths(prefix, config.data.src_lang, config.data.trg_lang) for name, prefix in prefixes.items()}
+    sample, lines = scan(config, paths)
+    tok = config.tokenizer
+    threads = cpu_count()
+    log.info("training sentencepiece on %d of %d training pairs (%d threads)", len(sample), lines["train"], threads)
+    src_tok, trg_tok = load_or_train(work / "spm", sample, vocab_sizes=(tok.src_vocab_size, tok.trg_vocab_size),
+                                     model_type=tok.type, joint=tok.joint, character_coverage=tok.character_coverage,
+                                     num_threads=threads)
+    del sample
+    counts = {}
+    for name, (src_path, trg_path) in paths.items():
+        max_length = config.data.max_length if name == "train" else None
+        counts[name] = encode_split(src_path, trg_path, work / name, src_tok, trg_tok, lines=lines[name],
+                                    max_length=max_length, threads=threads)
+    train = counts["train"]
+    log.info("training pairs: %d read, %d dropped as empty, %d dropped as longer than %d pieces, %d kept",
+             train["read"], train["empty"], train["too_long"], config.data.max_length, train["kept"])
+    if not train["kept"]:
+        raise DataError(f"no training pairs are left after dropping those longer than data.max_length = "
+                        f"{config.data.max_length} pieces; raise data.max_length.")
+    return counts
+
+
+def scan(config: Config, paths: dict[str, tuple[Path, Path]]) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    """Read every split once to validate it and count its lines; sample training pairs for sentencepiece.
+
+    The sample is a reservoir sample (Vitter's algorithm R) of ``tokenizer.sample_sentences`` lines per
+    model, seeded with ``tokenizer.sample_seed``: the same corpus gives the same sample, in corpus order
+    when the corpus is smaller than the sample.
+    """
+    tok = config.tokenizer
+    size = -(-tok.sample_sentences // 2) if tok.joint else tok.sample_sentences  # a joint model sees both sides
+    rng = random.Random(tok.sample_seed)
+    sample: list[tuple[str, str]] = []
+    lines, usable = {}, 0
+    for name, (src_path, trg_path) in paths.items():
+        count = 0
+        with tqdm(desc=f"reading {name}", unit=" pairs", unit_scale=True, leave=False, disable=None) as bar:
+            for count, pair in enumerate(iter_parallel(src_path, trg_path), start=1):
+                if count % 10_000 == 0:
+                    bar.update(10_000)
+                if name != "train":
+                    continue
+                usable += bool(pair[0].strip() and pair[1].strip())
+                if count <= size:
+                    sample.append(pair)
+                elif (slot := rng.randrange(count)) < size:
+                    sample[slot] = pair
+        lines[name] = count
+        if name != "train" and not count:
+            raise DataError(f"the {name} split {prefix_text(config, name)} is empty; it needs at least one sentence "
+                            f"pair to score (data.{name}).")
+    if not usable:
+        raise DataError(f"the training split {prefix_text(config, 'train')} has no pair with text on both sides; "
+                        "nothing to train on.")
+    return sample, lines
+
+
+def prefix_text(config: Config, split: str) -> str:
+    return f"{getattr(config.data, split)}.{{{config.data.src_lang},{config.data.trg_lang}}}"
+
+
+def encode_split(src_path: Path, trg_path: Path, prefix: Path, src_tok: Tokenizer, trg_tok: Tokenizer, *,
+                 lines: int, max_length: int | None, threads: int) -> dict[str, int]:
+    """Encode a split chunk by chunk into token arrays; with ``max_length`` (train) drop empty and long pairs."""
+    writers = [TokenArrayWriter(Path(f"{prefix}.{side}"), token_dtype(tok.vocab_size))
+               for side, tok in (("src", src_tok), ("trg", trg_tok))]
+    counts = {"read": 0, "empty": 0, "too_long": 0, "kept": 0}
+    with tqdm(total=lines, desc=f"encoding {prefix.name}", unit=" pairs", unit_scale=True, leave=False,
+              disable=None) as bar:
+        for chunk in chunks(iter_parallel(src_path, trg_path), CHUNK_PAIRS):
+            sources = src_tok.encode([s for s, _ in chunk], num_threads=threads)
+            targets = trg_tok.encode([t for _, t in chunk], num_threads=threads)
+            keep = range(len(chunk))
+            if max_length is not None:
+                empty = {i for i, (s, t) in enumerate(chunk) if not s.strip() or not t.strip()}
+                long = {i for i in keep if i not in empty and max(len(sources[i]), len(targets[i])) > max_length}
+                counts["empty"] += len(empty)
+                counts["too_long"] += len(long)
+                keep = [i for i in keep if i not in empty and i not in long]
+            writers[0].append([sources[i] for i in keep])
+            writers[1].append([targets[i] for i in keep])
+            counts["read"] += len(chunk)
+            counts["kept"] += len(keep)
+            bar.update(len(chunk))
+    for writer in writers:
+        writer.close()
+    return counts
+

@@ -1,0 +1,365 @@
+"""The decoding engine: continuous (in-flight) batching of one search policy over one model step.
+
+Legend: N sentences in the engine, K rows (beams) per sentence, R = N * K rows, S source positions, T steps,
+V target vocabulary.
+
+Every search is the same loop: run the model one step for all rows (``search_step`` of a
+:class:`~seq2seq.model.network.Seq2Seq` or an :class:`~seq2seq.decoding.ensemble.Ensemble`), choose the next
+token of each row from the step's log-probabilities, and stop a sentence once all its rows have finished. The
+engine owns that loop, the rows and the bookkeeping; a :class:`SearchPolicy` (greedy and beam search live in
+:mod:`seq2seq.decoding.search`) only chooses.
+
+The engine keeps up to ``max_sentences`` sentences decoding at once. When one finishes, its hypotheses are read
+back from the step history and the next waiting sentence takes its place at the next step, so the batch stays
+full until the input runs dry instead of running until its longest sentence ends, and a server can add a
+request's sentences between any two steps. Sentences occupy the first N slots of preallocated buffers
+(attention keys, step history, beam scores); the slot a finished sentence frees is filled by a waiting one or
+by the sentence in the last slot, so a step moves only the buffers of the sentences that came and went. Waiting
+sentences are encoded in batches of up to ``max_sentences``, ahead of need, where the encoder runs fastest.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
+
+import torch
+from torch import Tensor
+
+from seq2seq.data.batching import source_tensor
+from seq2seq.decoding.ensemble import Ensemble, Members
+from seq2seq.decoding.shortlist import Shortlist, Union
+from seq2seq.model.attention import AttentionKeys
+from seq2seq.model.decoder import DecoderState
+from seq2seq.model.network import Seq2Seq
+from seq2seq.special_ids import BOS_ID, EOS_ID
+
+
+class Sentence(NamedTuple):
+    """A sentence to decode."""
+
+    src: list[int]  # source ids, without EOS
+    limit: int  # the longest output allowed, in tokens including EOS (≥ 1)
+    n_best: int  # how many hypotheses to return (≤ the policy's beams)
+    tag: Any  # the caller's handle, returned with the hypotheses
+
+
+class Hypothesis(NamedTuple):
+    tokens: list[int]  # output ids without BOS/EOS
+    score: float  # sum of the log-probabilities of the tokens and the final EOS (when one was produced)
+    attention: Tensor  # [T, S_real]: one row per emitted token (EOS included), one column per real source position
+
+
+class BeamState(NamedTuple):
+    """Where each row of each sentence stands: [N, K] each."""
+
+    scores: Tensor  # sum of the log-probabilities of the row's tokens
+    lengths: Tensor  # tokens scored so far (EOS included)
+    finished: Tensor  # bool: the row has produced EOS or reached the sentence's limit
+
+
+class Choice(NamedTuple):
+    """A policy's decision for one step: [N, K] each."""
+
+    tokens: Tensor  # each row's next token
+    parents: Tensor  # the row (0..K-1 within its sentence) that each new row continues
+    state: BeamState  # the rows' standing after the step
+
+
+class SearchPolicy(Protocol):
+    """Chooses each step's tokens from the model's log-probabilities (greedy, beam, ...)."""
+
+    beams: int  # K, the rows each sentence takes
+
+    def start(self, sentences: int, device: torch.device) -> BeamState:
+        """The standing of ``sentences`` new sentences before their first step."""
+
+    def choose(self, log_probs: Tensor, state: BeamState, at_limit: Tensor) -> Choice:
+        """log_probs [N, K, V], the rows' standing, at_limit [N] bool (this step is the sentence's last
+        allowed) → the step's choice. A sentence stops when all its rows are finished."""
+
+
+@dataclass
+class DecodingWork:
+    """What the engine has computed, for counting FLOPs (scripts/benchmark.py)."""
+
+    steps: int = 0  # model steps
+    rows: int = 0  # decoder rows stepped, summed over the steps
+    attended: int = 0  # real source positions the stepped rows attended over, summed over rows and steps
+    encoded: int = 0  # source positions encoded (EOS included)
+    scored: int = 0  # output-layer scores computed: rows x target pieces scored (all V, or a shortlist's union)
+
+
+class _Slot(NamedTuple):
+    sentence: Sentence
+    src_length: int  # source positions, EOS included
+    pieces: Tensor | None  # [U_s] its shortlist (None without one)
+
+
+class _Encoded(NamedTuple):
+    """Sentences encoded ahead of need: their keys and initial states, rows in ``sentences`` order."""
+
+    sentences: list[Sentence]
+    keys: AttentionKeys | Members  # [M, S_m, ...] (an ensemble's: one per member)
+    state: DecoderState | Members  # M rows
+
+
+class DecodingEngine:
+    """Decode sentences with ``policy``, keeping up to ``max_sentences`` of them in every model step.
+
+    With a ``shortlist`` each step scores only the union of its sentences' target shortlists (see
+    :mod:`seq2seq.decoding.shortlist`); the policy then sees log-probabilities over that union, and the engine maps its
+    choices back to target pieces.
+    """
+
+    def __init__(self, model: Seq2Seq | Ensemble, policy: SearchPolicy, *, device: torch.device,
+                 max_sentences: int, shortlist: Shortlist | None = None):
+        if max_sentences < 1:
+            raise ValueError(f"max_sentences must be ≥ 1, got {max_sentences}")
+        self.model, self.policy, self.device = model, policy, device
+        self.capacity = max_sentences
+        self.work = DecodingWork()
+        self._waiting: deque[Sentence] = deque()
+        self._encoded: deque[_Encoded] = deque()
+        self._slots: list[_Slot] = []  # the N decoding sentences, in slot order
+        self._keys: AttentionKeys | Members | None = None  # slot buffer [capacity, width, ...], made when needed
+        self._state: DecoderState | Members | None = None  # the decoder state of the N * K rows
+        self._prev = torch.empty(0, dtype=torch.long, device=device)  # [R] each row's last token
+        self._beam = policy.start(0, device)  # [N, K] standing of the decoding sentences
+        self._history: _History | None = None
+        self._union = Union(shortlist, device) if shortlist is not None else None
+
+    @property
+    def waiting(self) -> int:
+        """Sentences added but not yet decoding."""
+        return len(self._waiting) + sum(len(group.sentences) for group in self._encoded)
+
+    @property
+    def decoding(self) -> int:
+        return len(self._slots)
+
+    @property
+    def idle(self) -> bool:
+        return not self._slots and not self.waiting
+
+    def add(self, sentences: list[Sentence]) -> None:
+        """Queue sentences; they start decoding, in order, as slots become free."""
+        for sentence in sentences:
+            if not 1 <= sentence.n_best <= self.policy.beams or sentence.limit < 1:
+                raise ValueError(f"a sentence needs 1 ≤ n_best ≤ {self.policy.beams} and a limit ≥ 1, got "
+                                 f"n_best {sentence.n_best} and limit {sentence.limit}")
+        self._waiting.extend(sentences)
+
+    def discard(self, unwanted: Callable[[Any], bool]) -> list[Any]:
+        """Drop the waiting sentences whose tag is ``unwanted``; returns their tags."""
+        dropped = [s.tag for s in self._waiting if unwanted(s.tag)]
+        self._waiting = deque(s for s in self._waiting if not unwanted(s.tag))
+        for number, group in enumerate(self._encoded):
+            kept = [i for i, s in enumerate(group.sentences) if not unwanted(s.tag)]
+            if len(kept) < len(group.sentences):
+                dropped += [s.tag for s in group.sentences if unwanted(s.tag)]
+                index = torch.tensor(kept, dtype=torch.long, device=self.device)
+                self._encoded[number] = _Encoded([group.sentences[i] for i in kept], group.keys.select(index),
+                                                 group.state.select(index))
+        self._encoded = deque(group for group in self._encoded if group.sentences)
+        return dropped
+
+    def run(self) -> list[tuple[Any, list[Hypothesis]]]:
+        """Decode until every added sentence has finished; (tag, hypotheses) in the order they finished."""
+        finished = []
+        while not self.idle:
+            finished += self.step()
+        return finished
+
+    @torch.inference_mode()
+    def step(self) -> list[tuple[Any, list[Hypothesis]]]:
+        """Let waiting sentences into the free slots, run one model step for all rows, and return the
+        sentences that finished with it: (tag, its n-best hypotheses, best first)."""
+        self._admit()
+        count, beams = len(self._slots), self.policy.beams
+        if count == 0:
+            return []
+        history = self._history
+        width = max(slot.src_length for slot in self._slots)
+        vocab = self._vocab()
+        log_probs, state, alpha = self.model.search_step(self._prev, self._state, self._keys.narrow(count, width),
+                                                         beams=beams, vocab=vocab)  # [R, V or U], _, [R, S]
+        steps = history.steps[:count]  # [N] steps each sentence has taken
+        choice = self.policy.choose(log_probs.view(count, beams, -1), self._beam, steps + 1 >= history.limits[:count])
+        if vocab is not None:  # positions in the union → target pieces
+            choice = choice._replace(tokens=vocab[choice.tokens])
+        history.record(choice, alpha.view(count, beams, -1))
+        self._beam = choice.state
+        self.work.steps += 1
+        self.work.rows += count * beams
+        self.work.attended += sum(slot.src_length for slot in self._slots) * beams
+        self.work.scored += count * beams * log_probs.size(-1)
+        done = choice.state.finished.all(dim=1).nonzero().view(-1).tolist()  # on the host: who leaves
+        results = [(self._slots[slot].sentence.tag, self._hypotheses(slot)) for slot in done]
+        parents, tokens = choice.parents, choice.tokens  # [N, K]
+        if done or beams > 1:  # reorder the rows: by parent, and to the slots the sentences now hold
+            slots = torch.arange(count, device=self.device)  # [N'] the slot each sentence comes from
+            if done:
+                slots = self._release(done)
+                parents, tokens = parents[slots], tokens[slots]
+            state = state.select((parents + slots.unsqueeze(1) * beams).view(-1))
+        self._state, self._prev = state, tokens.reshape(-1)
+        return results
+
+    def _vocab(self) -> Tensor | None:
+        """The target pieces this step scores [U]: the union of the decoding sentences' shortlists, or None
+        for all of them (no shortlist, or a union too small to hold a beam's candidates)."""
+        if self._union is None:
+            return None
+        pieces = self._union.pieces()
+        return pieces if len(pieces) >= self.policy.beams else None
+
+    def _hypotheses(self, slot: int) -> list[Hypothesis]:
+        """The n-best hypotheses of the finished sentence in ``slot``, best first (the policy keeps the rows in
+        rank order)."""
+        sentence, src_length, _ = self._slots[slot]
+        return [Hypothesis(tokens, score, attention) for tokens, score, attention in self._history.paths(
+            slot, sentence.n_best, self._beam.scores[slot].tolist(), self._beam.lengths[slot].tolist(), src_length)]
+
+    def _release(self, done: list[int]) -> Tensor:
+        """Free the slots of finished sentences: each hole below the new count takes the sentence of a slot
+        above it. Returns, for the new slot order, the old slot of each sentence [N'] (for the row tensors)."""
+        count = len(self._slots)
+        remaining = count - len(done)
+        gone = set(done)
+        if self._union is not None:
+            for slot in done:
+                self._union.remove(self._slots[slot].pieces)
+        holes = [slot for slot in done if slot < remaining]
+        movers = [slot for slot in range(remaining, count) if slot not in gone]
+        order = list(range(remaining))
+        for hole, mover in zip(holes, movers, strict=True):
+            order[hole] = mover
+            self._slots[hole] = self._slots[mover]
+        del self._slots[remaining:]
+        order_tensor = torch.tensor(order, dtype=torch.long, device=self.device)
+        if holes:
+            to = torch.tensor(holes, dtype=torch.long, device=self.device)
+            take = torch.tensor(movers, dtype=torch.long, device=self.device)
+            self._keys.move(to, take)
+            self._history.move(to, take)
+        self._beam = BeamState(*(field[order_tensor] for field in self._beam))
+        return order_tensor
+
+    def _admit(self) -> None:
+        """Move waiting sentences into the free slots: their keys into the buffer, their rows after the others."""
+        free = self.capacity - len(self._slots)
+        while free > 0 and (self._encoded or self._waiting):
+            if not self._encoded:
+                self._encode_next()
+            group = self._encoded[0]
+            taken = min(free, len(group.sentences))
+            self._place(group.sentences[:taken], group.keys.rows(0, taken), group.state.rows(0, taken))
+            if taken == len(group.sentences):
+                self._encoded.popleft()
+            else:
+                self._encoded[0] = _Encoded(group.sentences[taken:], group.keys.rows(taken, len(group.sentences)),
+                                            group.state.rows(taken, len(group.sentences)))
+            free -= taken
+
+    def _encode_next(self) -> None:
+        """Encode the next ≤ capacity waiting sentences as one batch."""
+        sentences = [self._waiting.popleft() for _ in range(min(self.capacity, len(self._waiting)))]
+        src, lengths = source_tensor([s.src for s in sentences])
+        self.work.encoded += int(lengths.sum())
+        keys, state = self.model.search_start(src.to(self.device), lengths)
+        self._encoded.append(_Encoded(sentences, keys, state))
+
+    def _place(self, sentences: list[Sentence], keys: AttentionKeys | Members, state: DecoderState | Members) -> None:
+        """Put encoded sentences (keys [M, S_m, ...], state of M rows) into the slots after the N taken ones."""
+        start, beams = len(self._slots), self.policy.beams
+        width = _width(keys)
+        limit = max(s.limit for s in sentences)
+        if self._keys is None:
+            self._keys = keys.blank(self.capacity, width)
+            self._history = _History(self.capacity, beams, limit, width, self.device)
+        if width > _width(self._keys):
+            self._keys = self._keys.widened(width)
+        self._history.reserve(limit, width)
+        self._keys.write(start, keys)
+        self._history.start(start, [s.limit for s in sentences])
+        union = self._union
+        self._slots += [_Slot(s, len(s.src) + 1, union.add(s.src) if union is not None else None) for s in sentences]
+        state = state.repeat(beams) if beams > 1 else state
+        self._state = state if self._state is None or start == 0 else self._state.cat(state)
+        bos = torch.full((len(sentences) * beams,), BOS_ID, dtype=torch.long, device=self.device)
+        self._prev = torch.cat([self._prev[:start * beams], bos])
+        fresh = self.policy.start(len(sentences), self.device)
+        self._beam = BeamState(*(torch.cat([old[:start], new]) for old, new in zip(self._beam, fresh)))
+
+
+def _width(keys: AttentionKeys | Members) -> int:
+    """The positions of a keys buffer (one model's AttentionKeys, or an ensemble's Members of them)."""
+    return keys[0].mask.size(1) if isinstance(keys, Members) else keys.mask.size(1)
+
+
+class _History:
+    """Each slot's tokens, parent rows and attention weights at every step it has taken, for reading back its
+    hypotheses when it finishes; and its step count and length limit."""
+
+    def __init__(self, capacity: int, beams: int, steps: int, width: int, device: torch.device):
+        self.tokens = torch.zeros(capacity, beams, steps, dtype=torch.long, device=device)  # [C, K, T]
+        self.parents = torch.zeros(capacity, beams, steps, dtype=torch.long, device=device)  # [C, K, T]
+        self.alpha = torch.zeros(capacity, beams, steps, width, device=device)  # [C, K, T, S] of the row stepped
+        self.steps = torch.zeros(capacity, dtype=torch.long, device=device)  # [C]
+        self.limits = torch.ones(capacity, dtype=torch.long, device=device)  # [C]
+        self._beam_index = torch.arange(beams, device=device).unsqueeze(0)  # [1, K]
+
+    def reserve(self, steps: int, width: int) -> None:
+        """Grow the buffers to hold ``steps`` steps of ``width`` positions."""
+        capacity, beams, have_steps, have_width = self.alpha.shape
+        if steps > have_steps:
+            pad = steps - have_steps
+            self.tokens = torch.cat([self.tokens, self.tokens.new_zeros(capacity, beams, pad)], dim=2)
+            self.parents = torch.cat([self.parents, self.parents.new_zeros(capacity, beams, pad)], dim=2)
+            self.alpha = torch.cat([self.alpha, self.alpha.new_zeros(capacity, beams, pad, have_width)], dim=2)
+        if width > have_width:
+            self.alpha = torch.cat([self.alpha, self.alpha.new_zeros(*self.alpha.shape[:3], width - have_width)],
+                                   dim=3)
+
+    def start(self, first: int, limits: list[int]) -> None:
+        """Slots first..first+M begin, with these length limits."""
+        stop = first + len(limits)
+        self.steps[first:stop] = 0
+        self.limits[first:stop] = torch.tensor(limits, dtype=torch.long)
+
+    def record(self, choice: Choice, alpha: Tensor) -> None:
+        """Store one step of the first N slots (choice [N, K], alpha [N, K, S]) and count it."""
+        count, _, width = alpha.shape
+        slots = torch.arange(count, device=alpha.device).unsqueeze(1)  # [N, 1]
+        at = self.steps[:count].unsqueeze(1)  # [N, 1]
+        self.tokens[slots, self._beam_index, at] = choice.tokens
+        self.parents[slots, self._beam_index, at] = choice.parents
+        self.alpha[:, :, :, :width][slots, self._beam_index, at] = alpha.float()
+        self.steps[:count] += 1
+
+    def move(self, to: Tensor, take: Tensor) -> None:
+        for buffer in (self.tokens, self.parents, self.alpha, self.steps, self.limits):
+            buffer[to] = buffer[take]
+
+    def paths(self, slot: int, n_best: int, scores: list[float], lengths: list[int],
+              src_length: int) -> list[tuple[list[int], float, Tensor]]:
+        """The first ``n_best`` rows of a finished slot, followed back through their parents: (tokens without
+        EOS, score, attention [T, S_real]) each."""
+        steps = int(self.steps[slot])
+        tokens = self.tokens[slot, :, :steps].tolist()  # [K][T]
+        parents = self.parents[slot, :, :steps].tolist()
+        alpha = self.alpha[slot, :, :steps, :src_length].cpu()  # [K, T, S_real]
+        paths = []
+        for rank in range(n_best):
+            ids, stepped = [0] * steps, [0] * steps  # each step's token, and the row that computed it
+            row = rank
+            for t in range(steps - 1, -1, -1):
+                ids[t], stepped[t] = tokens[row][t], parents[row][t]
+                row = stepped[t]
+            end = ids.index(EOS_ID) + 1 if EOS_ID in ids[:lengths[rank]] else lengths[rank]
+            attention = alpha[stepped[:end], torch.arange(end)]  # [T, S_real]
+            paths.append(([i for i in ids[:end] if i != EOS_ID], scores[rank], attention))
+        return paths

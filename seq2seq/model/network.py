@@ -1,0 +1,106 @@
+"""Seq2Seq: encoder, bridge and attention decoder, assembled from the model config by :func:`build_model`."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from seq2seq.config import ModelConfig
+from seq2seq.model.attention import AttentionKeys
+from seq2seq.model.decoder import DecoderState, LuongDecoder
+from seq2seq.model.encoder import EncoderOutput, LSTMEncoder
+
+
+class Bridge(nn.Module):
+    """Initial decoder state from the encoder's final state: ``tanh(W h_final)`` per layer, or zeros.
+
+    When the layer counts differ, every decoder layer starts from the top encoder layer.
+    """
+
+    def __init__(self, *, kind: str, encoder_size: int, decoder_size: int, decoder_layers: int):
+        super().__init__()
+        self.kind = kind
+        self.decoder_size = decoder_size
+        self.decoder_layers = decoder_layers
+        if kind == "linear":
+            self.h_proj = nn.Linear(encoder_size, decoder_size)
+            self.c_proj = nn.Linear(encoder_size, decoder_size)
+
+    def forward(self, final: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """(h, c) each [L_enc, B, H_enc] → (h, c) each [L_dec, B, H]."""
+        h, c = final
+        if self.kind == "zeros":
+            zeros = h.new_zeros(self.decoder_layers, h.size(1), self.decoder_size)
+            return zeros, zeros.clone()
+        if h.size(0) != self.decoder_layers:
+            h = h[-1:].expand(self.decoder_layers, -1, -1)
+            c = c[-1:].expand(self.decoder_layers, -1, -1)
+        return torch.tanh(self.h_proj(h)).contiguous(), torch.tanh(self.c_proj(c)).contiguous()
+
+
+class Seq2Seq(nn.Module):
+    def __init__(self, *, encoder: LSTMEncoder, bridge: Bridge, decoder: LuongDecoder):
+        super().__init__()
+        self.encoder = encoder
+        self.bridge = bridge
+        self.decoder = decoder
+
+    def encode(self, src: Tensor, src_lengths: Tensor) -> EncoderOutput:
+        """src [B, S], lengths [B] → EncoderOutput."""
+        return self.encoder(src, src_lengths)
+
+    def start(self, encoded: EncoderOutput) -> tuple[AttentionKeys, DecoderState]:
+        """Attention keys (computed once) and the decoder's initial state for an encoded batch."""
+        keys = self.decoder.attention.prepare(encoded.states, encoded.mask)
+        h, c = self.bridge(encoded.final)
+        feed = h.new_zeros(h.size(1), self.decoder.hidden_size)  # [B, H]
+        return keys, DecoderState(h, c, feed)
+
+    @property
+    def target_vocab_size(self) -> int:
+        """V, the number of target pieces the output layer scores."""
+        return self.decoder.output.out_features
+
+    def search_start(self, src: Tensor, src_lengths: Tensor) -> tuple[AttentionKeys, DecoderState]:
+        """What a search steps from: the attention keys and initial decoder state of src [B, S], lengths [B]."""
+        return self.start(self.encode(src, src_lengths))
+
+    def search_step(self, prev_tokens: Tensor, state: DecoderState, keys: AttentionKeys, *, beams: int = 1,
+                    vocab: Tensor | None = None) -> tuple[Tensor, DecoderState, Tensor]:
+        """One search step: previous tokens [R] → next-token log-probabilities [R, V] (float32), the next
+        state, attention weights [R, S]; ``beams`` K consecutive rows share a sentence of ``keys`` [R / K, ...].
+        With ``vocab`` [U] (target pieces, a shortlist) the log-probabilities are over those pieces only, [R, U].
+        :class:`seq2seq.decoding.ensemble.Ensemble` offers the same two methods."""
+        logits, state, weights = self.decoder.step(prev_tokens, state, keys, beams=beams, vocab=vocab)
+        return torch.log_softmax(logits.float(), dim=-1), state, weights
+
+    def forward(self, src: Tensor, src_lengths: Tensor, trg_in: Tensor, *,
+                step_loop: bool = False, project: bool = True) -> tuple[Tensor, Tensor]:
+        """Teacher-forced logits [B, T, V] and attention weights [B, T, S] (``step_loop=True``: the plain step
+        loop; ``project=False``: the output layer's inputs [B, T, H] instead of logits)."""
+        keys, state = self.start(self.encode(src, src_lengths))
+        return self.decoder(trg_in, state, keys, step_loop=step_loop, project=project)
+
+
+def build_model(config: ModelConfig, *, src_vocab_size: int, trg_vocab_size: int) -> Seq2Seq:
+    encoder = LSTMEncoder(vocab_size=src_vocab_size, embedding_dim=config.embedding_dim,
+                          hidden_size=config.encoder_hidden, num_layers=config.encoder_layers,
+                          bidirectional=config.bidirectional, dropout=config.dropout,
+                          word_dropout=config.source_word_dropout)
+    bridge = Bridge(kind=config.bridge, encoder_size=encoder.output_size, decoder_size=config.decoder_hidden,
+                    decoder_layers=config.decoder_layers)
+    decoder = LuongDecoder(vocab_size=trg_vocab_size, embedding_dim=config.embedding_dim,
+                           hidden_size=config.decoder_hidden, encoder_size=encoder.output_size,
+                           num_layers=config.decoder_layers, attention=config.attention,
+                           input_feeding=config.input_feeding, dropout=config.dropout,
+                           tied_output=config.tied_embeddings != "none", word_dropout=config.target_word_dropout)
+    if config.tied_embeddings == "all":
+        if src_vocab_size != trg_vocab_size:
+            raise ValueError(f"tied_embeddings 'all' needs one vocabulary, got {src_vocab_size} source and "
+                             f"{trg_vocab_size} target pieces")
+        encoder.embedding.weight = decoder.embedding.weight
+    return Seq2Seq(encoder=encoder, bridge=bridge, decoder=decoder)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,178 @@
+"""The end of a run: averaging the last step checkpoints, choosing the length penalty and whether to decode with a
+vocabulary shortlist, the final scores.
+
+All of it runs on rank 0 alone, after training: it reads checkpoints, not the state of other processes.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from seq2seq.common.atomic import atomic_copy, atomic_write_text
+from seq2seq.common.model_dir import AVERAGED, BEST_SINGLE, ModelDir
+from seq2seq.config import Config, save_config
+from seq2seq.data.dataset import Split, open_splits
+from seq2seq.data.loader import evaluation_batches
+from seq2seq.data.tokenizer import Tokenizer
+from seq2seq.decoding.shortlist import Shortlist, build_shortlist, union_share, worth_using
+from seq2seq.errors import UserError
+from seq2seq.model.checkpoint import average_checkpoints, load_checkpoint, save_checkpoint, step_checkpoints
+from seq2seq.model.network import Seq2Seq
+from seq2seq.training.reporters import Reporter
+from seq2seq.training.run_state import Progress
+from seq2seq.training.validation import improved, score_split, validate
+
+log = logging.getLogger(__name__)
+
+
+def finish_run(model: Seq2Seq, model_dir: Path, splits: dict[str, Split], src_tok: Tokenizer, trg_tok: Tokenizer,
+               config: Config, device: torch.device, reporter: Reporter, progress: Progress) -> dict[str, float]:
+    """After the last update: average the last checkpoints, load best.pt, choose the length penalty and the
+    shortlist (each when configured), and score valid and test; returns those scores."""
+    settings = config.training
+    layout = ModelDir(model_dir)
+    if settings.average_last > 1:
+        average_last_checkpoints(model, layout, splits, src_tok, trg_tok, config, device, reporter, progress)
+    model.load_state_dict(load_checkpoint(layout.best)["model"])
+    valid = None
+    if settings.tune_length_penalty:
+        valid = choose_length_penalty(model, model_dir, splits["valid"], src_tok, trg_tok, config, device, reporter,
+                                      progress)
+    shortlist = None
+    if settings.shortlist:
+        choice = choose_shortlist(model, model_dir, splits, src_tok, trg_tok, config, device, valid=valid)
+        reporter.shortlist(progress.step, bleu=choice.full[0], shortlist_bleu=choice.listed[0], share=choice.share,
+                           used=choice.used)
+        shortlist, valid = (choice.shortlist, choice.listed) if choice.used else (None, choice.full)
+    return final_report(model, model_dir, splits, src_tok, trg_tok, config, device, reporter, progress, valid=valid,
+                        shortlist=shortlist)
+
+
+def average_last_checkpoints(model: Seq2Seq, layout: ModelDir, splits: dict[str, Split], src_tok: Tokenizer,
+                             trg_tok: Tokenizer, config: Config, device: torch.device, reporter: Reporter,
+                             progress: Progress) -> bool:
+    """Average the newest ``training.average_last`` step checkpoints and validate the mean; True when it beats
+    best.pt on the early-stopping metric, in which case it becomes best.pt and the old one best_single.pt.
+
+    A plain mean of the last checkpoints is as good as fancier weightings (Gao et al. 2022), and with a
+    schedule that decays to zero the last checkpoints are close enough in weight space for their mean to be
+    a better model than any of them. The choice uses the valid split only, like early stopping.
+    """
+    settings = config.training
+    chosen = [path for _, path in step_checkpoints(layout.checkpoints)][-settings.average_last:]
+    if len(chosen) < 2:
+        log.info("averaging skipped: %d step checkpoint(s) to average", len(chosen))
+        return False
+    averaged = average_checkpoints(chosen)
+    model.load_state_dict(averaged["model"])
+    valid = splits["valid"]
+    batches = evaluation_batches(valid, valid.sizes(), batch_tokens=settings.batch_tokens)
+    figures = validate(model, valid, batches, src_tok, trg_tok, config, device)
+    better = improved(settings.early_stopping_metric, figures[settings.early_stopping_metric], progress.best)
+    log.info("valid, average of %s: loss %.3f, ppl %.2f, BLEU %.2f (%s than best.pt's %s %.2f)",
+             ", ".join(averaged["averaged"]), figures["loss"], figures["ppl"], figures["bleu"],
+             "better" if better else "not better", settings.early_stopping_metric, progress.best)
+    reporter.average(progress.step, checkpoints=averaged["averaged"], best=better, figures=figures)
+    save_checkpoint(layout.checkpoint(AVERAGED), averaged)
+    if better:
+        atomic_copy(layout.best, layout.checkpoint(BEST_SINGLE))
+        atomic_copy(layout.checkpoint(AVERAGED), layout.best)
+    return better
+
+
+def choose_length_penalty(model: Seq2Seq, model_dir: Path, valid: Split, src_tok: Tokenizer, trg_tok: Tokenizer,
+                          config: Config, device: torch.device, reporter: Reporter,
+                          progress: Progress) -> tuple[float, list[str]]:
+    """Beam-search valid at each of ``training.tune_length_penalty``; the best becomes decoding.length_penalty.
+
+    Beam search prefers short hypotheses (each piece adds a negative log-probability), and the penalty that
+    corrects this best differs between models: on Multi30k, en→de output at 1.0 was several percent shorter
+    than the references, where a de→en model scored best at 1.0. A run can therefore choose the penalty
+    itself, on valid like the checkpoint, never on test. The choice is written into the run's config.yaml, so
+    translate, evaluate and serve use it.
+    Returns the chosen penalty's valid BLEU and hypotheses (ties go to the earlier candidate).
+    """
+    beam, candidates = config.decoding.beam_size, config.training.tune_length_penalty
+    scored = {alpha: score_split(model, valid, src_tok, trg_tok, config, device, beam_size=beam, length_penalty=alpha)
+              for alpha in candidates}
+    chosen = max(candidates, key=lambda alpha: scored[alpha][0])
+    log.info("length penalty chosen on valid (beam %d): %s (BLEU %s)", beam, chosen,
+             ", ".join(f"{alpha}: {bleu:.2f}" for alpha, (bleu, _) in scored.items()))
+    reporter.length_penalty(progress.step, beam_size=beam, bleu={alpha: bleu for alpha, (bleu, _) in scored.items()},
+                            chosen=chosen)
+    config.decoding.length_penalty = chosen
+    save_config(config, ModelDir(model_dir).config)
+    return scored[chosen]
+
+
+class ShortlistChoice(NamedTuple):
+    shortlist: Shortlist
+    used: bool  # whether decoding.shortlist is now on
+    full: tuple[float, list[str]]  # valid BLEU and hypotheses with the whole vocabulary
+    listed: tuple[float, list[str]]  # the same with the shortlist
+    share: float  # the mean share of the target pieces a batch scores with it
+
+
+def choose_shortlist(model: Seq2Seq, model_dir: Path, splits: dict[str, Split], src_tok: Tokenizer,
+                     trg_tok: Tokenizer, config: Config, device: torch.device, *,
+                     valid: tuple[float, list[str]] | None = None) -> ShortlistChoice:
+    """Learn the vocabulary shortlist from the training arrays (model_dir/shortlist.pt) and decode valid with and
+    without it (beam decoding.beam_size); decoding.shortlist in the run's config.yaml is turned on when
+    :func:`seq2seq.decoding.shortlist.worth_using` says it pays, else off. ``valid``: the full vocabulary's valid
+    BLEU and hypotheses, when already computed."""
+    train = splits["train"]
+    shortlist = build_shortlist(train.src, train.trg, src_vocab_size=src_tok.vocab_size,
+                                trg_vocab_size=trg_tok.vocab_size)
+    shortlist.save(ModelDir(model_dir).shortlist)
+    split, beam = splits["valid"], config.decoding.beam_size
+    full = valid or score_split(model, split, src_tok, trg_tok, config, device, beam_size=beam)
+    listed = score_split(model, split, src_tok, trg_tok, config, device, beam_size=beam, shortlist=shortlist)
+    share = union_share(shortlist, [split.src[i].tolist() for i in range(len(split))], config.decoding.batch_size)
+    used = worth_using(full[0], listed[0], share)
+    log.info("vocabulary shortlist on valid (beam %d): BLEU %.2f with, %.2f without; a batch scores %.0f%% of the "
+             "target pieces: %s", beam, listed[0], full[0], 100 * share, "used" if used else "not used")
+    if used != config.decoding.shortlist:
+        config.decoding.shortlist = used
+        save_config(config, ModelDir(model_dir).config)
+    return ShortlistChoice(shortlist, used, full, listed, share)
+
+
+def shortlist_trained(model_dir: Path) -> ShortlistChoice:
+    """``seq2seq shortlist MODEL_DIR``: :func:`choose_shortlist` for a trained model (one trained before
+    shortlists existed, or with ``training.shortlist: false``), from its prepared arrays and its best.pt."""
+    from seq2seq.decoding.translator import Translator
+
+    translator = Translator.from_dir(model_dir, shortlist=False)
+    config = translator.config
+    directory = Path(config.data.prepared) if config.data.prepared else ModelDir(model_dir).prepared
+    if not (directory / "train.src.tokens.npy").is_file():
+        raise UserError(f"{directory} holds no prepared training arrays to learn the shortlist from; prepare them "
+                        f"with `seq2seq prepare {ModelDir(model_dir).config}` from where the model was trained.")
+    return choose_shortlist(translator.model, Path(model_dir), open_splits(config, directory), translator.src_tok,
+                            translator.trg_tok, config, translator.device)
+
+
+def final_report(model: Seq2Seq, model_dir: Path, splits: dict[str, Split], src_tok: Tokenizer, trg_tok: Tokenizer,
+                 config: Config, device: torch.device, reporter: Reporter, progress: Progress, *,
+                 valid: tuple[float, list[str]] | None = None, shortlist: Shortlist | None = None) -> dict[str, float]:
+    """Score valid and test (if configured) with the model as loaded, the configured beam size and ``shortlist``.
+
+    ``valid``: the valid BLEU and hypotheses of this model and these settings, when already computed.
+    """
+    beam = config.decoding.beam_size
+    report = {}
+    for name in ("valid", "test"):
+        if name in splits:
+            scored = valid if name == "valid" and valid is not None else score_split(
+                model, splits[name], src_tok, trg_tok, config, device, beam_size=beam, shortlist=shortlist)
+            report[f"{name}_bleu"], hypotheses = scored
+            atomic_write_text(ModelDir(model_dir).hypotheses(name), "".join(h + "\n" for h in hypotheses))
+    reporter.final(progress.step, beam_size=beam, length_penalty=config.decoding.length_penalty, scores=report)
+    search_name = "greedy" if beam == 1 else f"beam {beam}"
+    for key, value in report.items():
+        log.info("%s (%s, best checkpoint): %.2f", key.replace("_bleu", " BLEU"), search_name, value)
+    return report
