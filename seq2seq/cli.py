@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from seq2seq.common.model_dir import AVERAGED, BEST, LAST, ModelDir
 from seq2seq.errors import UserError
+from seq2seq.serve.settings import ServeSettings
 
 if TYPE_CHECKING:
     from seq2seq.decoding.translator import Translator
@@ -101,20 +103,13 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
                                 "API and a web page (needs the serve extra)")
     serve.add_argument("model_dirs", nargs="+", metavar="MODEL_DIR", help="trained model directories; each "
                        "serves its language pair, named after its directory")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine "
-                       "only; 0.0.0.0 for every interface)")
-    serve.add_argument("--port", type=port_number, default=5000, help="port (default 5000, LibreTranslate's; 0 "
-                       "lets the system choose)")
-    serve.add_argument("--beam", type=positive_int, help="default beam size (default: each model's "
-                       "decoding.beam_size)")
-    serve.add_argument("--checkpoint", default=BEST, help="checkpoint file in MODEL_DIR/checkpoints")
+    types = {"port": port_number, "beam": positive_int, "max_batch": positive_int, "max_texts": positive_int,
+             "max_chars": positive_int}
+    for setting in dataclasses.fields(ServeSettings):  # every option, its default and its help, from one place
+        shown = "" if setting.default is None else f" (default {setting.default})"
+        serve.add_argument(f"--{setting.name.replace('_', '-')}", type=types.get(setting.name, str),
+                           default=setting.default, help=setting.metadata["doc"] + shown)
     add_precision_arguments(serve)
-    serve.add_argument("--max-batch", type=positive_int, default=64, help="sentences decoding together, across "
-                       "requests, per model and beam size (default 64); more wait for a free place")
-    serve.add_argument("--max-texts", type=positive_int, default=64, help="texts per request (default 64; 413 "
-                       "above)")
-    serve.add_argument("--max-chars", type=positive_int, default=5000, help="characters per text (default 5000; "
-                       "413 above)")
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -301,15 +296,14 @@ def run_serve(args: argparse.Namespace) -> None:
     from seq2seq.common.log_setup import setup_logging
 
     try:
-        from seq2seq.serve.limits import Limits
         from seq2seq.serve.server import serve
     except ImportError as error:
         raise UserError(f"serving needs the serve extra ({error.name} is missing): pip install -e '.[serve]'") \
             from None
     setup_logging()
-    serve(args.model_dirs, host=args.host, port=args.port, beam=args.beam, checkpoint=args.checkpoint,
-          precision=precision(args), max_batch=args.max_batch,
-          limits=Limits(max_texts=args.max_texts, max_chars=args.max_chars))
+    settings = ServeSettings(**{setting.name: getattr(args, setting.name)
+                                for setting in dataclasses.fields(ServeSettings)})
+    serve(args.model_dirs, settings, precision=precision(args))
 
 
 # oneDNN (bf16 on CPU) caches a compiled kernel per tensor shape, 1,024 by default. Training's token batches

@@ -18,11 +18,8 @@ from typing import Any, Literal
 import yaml
 
 from seq2seq.common.atomic import atomic_write_text
-from seq2seq.errors import UserError
-
-
-class ConfigError(UserError):
-    """A config file or override is invalid."""
+from seq2seq.config_checks import check_values
+from seq2seq.errors import ConfigError
 
 
 def doc(text: str, default: Any) -> Any:
@@ -179,7 +176,6 @@ class Config:
 
 
 SECTIONS: dict[str, type] = typing.get_type_hints(Config)
-REQUIRED = {("data", "train"), ("data", "valid"), ("training", "model_dir")}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -235,7 +231,7 @@ def config_from_dict(raw: dict[str, Any], *, source: str = "config") -> Config:
             raise ConfigError(f"{source}: section '{name}' must be a mapping of keys, got {value!r}.")
         sections[name] = _build_section(SECTIONS[name], name, value, source)
     config = Config(**sections)
-    _check_values(config, source)
+    check_values(config, source)
     return config
 
 
@@ -294,87 +290,6 @@ def _coerce_float(value: Any, key: str, source: str) -> float:
     if not math.isfinite(number):
         raise ConfigError(f"{source}: {key} = {value!r} is not a finite number; expected a float.")
     return number
-
-
-def _check_values(config: Config, source: str) -> None:
-    """Reject values that are well-typed but impossible: missing paths, values out of range."""
-    for section, key in sorted(REQUIRED):
-        if not getattr(getattr(config, section), key):
-            raise ConfigError(f"{source}: {section}.{key} is required (a path); it is missing or empty.")
-    positive = [("data", "max_length"), ("tokenizer", "src_vocab_size"), ("tokenizer", "trg_vocab_size"),
-                ("tokenizer", "sample_sentences"),
-                ("model", "embedding_dim"), ("model", "encoder_hidden"), ("model", "encoder_layers"),
-                ("model", "decoder_hidden"), ("model", "decoder_layers"), ("training", "learning_rate"),
-                ("training", "batch_tokens"), ("training", "max_epochs"), ("training", "validate_every"),
-                ("training", "log_every"), ("training", "max_skipped_updates"),
-                ("training", "collective_timeout_minutes"), ("decoding", "beam_size"), ("decoding", "batch_size"),
-                ("decoding", "max_length_ratio")]
-    for section, key in positive:
-        value = getattr(getattr(config, section), key)
-        if value <= 0:
-            raise ConfigError(f"{source}: {section}.{key} = {value!r} must be greater than 0.")
-    non_negative = [("training", "num_threads"), ("training", "weight_decay"), ("training", "clip_grad_norm"),
-                    ("training", "max_steps"), ("training", "max_minutes"), ("training", "warmup_steps"),
-                    ("training", "patience"), ("training", "plateau_patience"), ("training", "min_learning_rate"),
-                    ("training", "save_every_steps"), ("training", "save_every_minutes"), ("training", "keep_last"),
-                    ("training", "keep_best"), ("training", "average_last"),
-                    ("decoding", "length_penalty"), ("decoding", "max_length_extra")]
-    for section, key in non_negative:
-        value = getattr(getattr(config, section), key)
-        if value < 0:
-            raise ConfigError(f"{source}: {section}.{key} = {value!r} must be 0 or greater.")
-    alphas = config.training.tune_length_penalty
-    if any(alpha < 0 for alpha in alphas) or len(set(alphas)) < len(alphas):
-        raise ConfigError(f"{source}: training.tune_length_penalty = {alphas} must list distinct length penalties "
-                          "of 0 or greater; remove the negative or repeated ones.")
-    for section, key in [("model", "dropout"), ("model", "source_word_dropout"), ("model", "target_word_dropout"),
-                         ("training", "label_smoothing"), ("training", "bpe_dropout"), ("training", "ema_decay")]:
-        value = getattr(getattr(config, section), key)
-        if not 0.0 <= value < 1.0:
-            raise ConfigError(f"{source}: {section}.{key} = {value!r} must be in [0, 1).")
-    for section, key in [("tokenizer", "character_coverage"), ("training", "plateau_factor"),
-                         ("training", "decay_fraction")]:
-        value = getattr(getattr(config, section), key)
-        if not 0.0 < value <= 1.0:
-            raise ConfigError(f"{source}: {section}.{key} = {value!r} must be in (0, 1].")
-    _check_combinations(config, source)
-
-
-def _check_combinations(config: Config, source: str) -> None:
-    """Reject values that are possible alone but not together (or not for this kind of model)."""
-    for key in ("src_vocab_size", "trg_vocab_size"):
-        if getattr(config.tokenizer, key) < 8:
-            raise ConfigError(f"{source}: tokenizer.{key} = {getattr(config.tokenizer, key)} is too small; "
-                              "it must be at least 8 (4 ids are reserved for pad, unk, bos and eos).")
-    model = config.model
-    encoder_out = model.encoder_hidden * (2 if model.bidirectional else 1)
-    if model.attention == "dot" and encoder_out != model.decoder_hidden:
-        raise ConfigError(
-            f"{source}: model.attention = 'dot' needs model.decoder_hidden ({model.decoder_hidden}) to equal the "
-            f"encoder output size ({encoder_out} = encoder_hidden {model.encoder_hidden}"
-            f"{' x 2 directions' if model.bidirectional else ''}). Set model.decoder_hidden: {encoder_out}, "
-            "or use attention 'general' or 'concat'.")
-    if model.tied_embeddings == "all" and not config.tokenizer.joint:
-        raise ConfigError(f"{source}: model.tied_embeddings = 'all' shares one embedding between source and target, "
-                          "which needs one vocabulary: set tokenizer.joint: true, or use tied_embeddings 'decoder'.")
-    settings = config.training
-    if settings.average_last > max(settings.keep_last, 1):
-        raise ConfigError(f"{source}: training.average_last = {settings.average_last} averages more step checkpoints "
-                          f"than training.keep_last = {settings.keep_last} keeps: raise keep_last to at least "
-                          f"{settings.average_last}.")
-    if settings.tune_length_penalty and config.decoding.beam_size == 1:
-        raise ConfigError(f"{source}: training.tune_length_penalty needs beam search, and decoding.beam_size is 1 "
-                          "(greedy search has no length penalty): raise decoding.beam_size or set "
-                          "tune_length_penalty: [].")
-    if settings.bpe_dropout and config.tokenizer.type != "bpe":
-        raise ConfigError(f"{source}: training.bpe_dropout = {settings.bpe_dropout} needs tokenizer.type: bpe "
-                          f"(it drops BPE merges), got {config.tokenizer.type!r}.")
-    if settings.scheduler == "budget" and not (settings.max_steps or settings.max_minutes):
-        raise ConfigError(f"{source}: training.scheduler = 'budget' decays the rate to zero at the end of the "
-                          "budget, and no budget is set: set training.max_minutes or training.max_steps.")
-    if config.data.src_lang == config.data.trg_lang:
-        raise ConfigError(f"{source}: data.src_lang and data.trg_lang are both {config.data.src_lang!r}; "
-                          "they name the two files of each split and must differ.")
 
 
 def _apply_override(raw: dict[str, Any], override: str) -> None:

@@ -3,3 +3,7 @@
 
 class UserError(Exception):
     """An error the user can fix (config, data, paths). The CLI prints it and exits with code 2."""
+
+
+class ConfigError(UserError):
+    """A config file or override is invalid."""

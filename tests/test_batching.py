@@ -2,10 +2,23 @@
 
 import random
 
+import numpy as np
 import torch
 
-from seq2seq.data.batching import Example, collate, make_batches, token_batches
+from seq2seq.data.batching import Batch, Example, collate, padded_sizes, plan_batches
 from seq2seq.special_ids import BOS_ID, EOS_ID, PAD_ID
+
+
+def token_batches(examples: list[Example], *, batch_tokens: int, seed: int, epoch: int) -> list[list[int]]:
+    """:func:`plan_batches` for examples in memory, as lists of indices."""
+    sizes = padded_sizes(np.array([len(e.src) for e in examples]), np.array([len(e.trg) for e in examples]))
+    return [b.tolist() for b in plan_batches(sizes, batch_tokens=batch_tokens, seed=seed, epoch=epoch)]
+
+
+def make_batches(examples: list[Example], *, batch_tokens: int, seed: int = 0) -> list[Batch]:
+    """Padded batches of ``examples`` (see :func:`plan_batches`)."""
+    return [collate([examples[i] for i in indices])
+            for indices in token_batches(examples, batch_tokens=batch_tokens, seed=seed, epoch=0)]
 
 
 def random_examples(n: int, seed: int = 0) -> list[Example]:

@@ -10,7 +10,7 @@ from tests.helpers import ROOT
 LAYERS = [
     ("constants", {"errors", "special_ids"}),
     ("common", {"common"}),
-    ("config", {"config"}),
+    ("config", {"config", "config_checks"}),
     ("data", {"data"}),
     ("model", {"model"}),
     ("decoding", {"decoding"}),

@@ -286,3 +286,9 @@ def test_two_number_formats_at_once_are_refused(model_dir, capsys):
     assert code == 0 and len(out.splitlines()) == 3
     with pytest.raises(UserError, match="unknown precision"):
         Translator.from_dir(model_dir, precision="fp8")
+
+
+def test_the_parameter_count_is_the_models_in_every_precision(model_dir):
+    fp32 = Translator.from_dir(model_dir)
+    assert fp32.parameters == sum(p.numel() for p in fp32.model.parameters()) > 0
+    assert Translator.from_dir(model_dir, precision="int8").parameters == fp32.parameters  # int8 hides its weights

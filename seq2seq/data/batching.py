@@ -100,21 +100,3 @@ def plan_batches(sizes: np.ndarray, *, batch_tokens: int, seed: int = 0, epoch: 
     if shuffle:
         batches = [batches[k] for k in rng.permutation(len(batches))]
     return batches
-
-
-def example_sizes(examples: Sequence[Example]) -> np.ndarray:
-    return padded_sizes(np.array([len(e.src) for e in examples]), np.array([len(e.trg) for e in examples]))
-
-
-def token_batches(examples: Sequence[Example], *, batch_tokens: int, seed: int, epoch: int,
-                  shuffle: bool = True) -> list[list[int]]:
-    """:func:`plan_batches` for examples in memory, as lists of indices."""
-    return [b.tolist() for b in plan_batches(example_sizes(examples), batch_tokens=batch_tokens, seed=seed,
-                                             epoch=epoch, shuffle=shuffle)]
-
-
-def make_batches(examples: Sequence[Example], *, batch_tokens: int, seed: int = 0, epoch: int = 0,
-                 shuffle: bool = True) -> list[Batch]:
-    """Padded batches of ``examples`` (see :func:`plan_batches`)."""
-    return [collate([examples[i] for i in idx])
-            for idx in token_batches(examples, batch_tokens=batch_tokens, seed=seed, epoch=epoch, shuffle=shuffle)]

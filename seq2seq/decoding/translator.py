@@ -27,7 +27,7 @@ from seq2seq.decoding.search import Beam, Greedy, max_output_lengths
 from seq2seq.decoding.shortlist import Shortlist, load_shortlist
 from seq2seq.errors import UserError
 from seq2seq.model.checkpoint import load_checkpoint, model_weights
-from seq2seq.model.network import Seq2Seq, build_model
+from seq2seq.model.network import Seq2Seq, build_model, count_parameters
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,9 @@ class Translator:
     """
 
     def __init__(self, model: Seq2Seq | Ensemble, src_tok: Tokenizer, trg_tok: Tokenizer, config: Config,
-                 device: torch.device, shortlist: Shortlist | None = None):
+                 device: torch.device, shortlist: Shortlist | None = None, parameters: int | None = None):
+        # int8 layers keep their weights outside .parameters(): from_dir counts them before converting
+        self.parameters = count_parameters(model) if parameters is None else parameters
         self.model = model.to(device).eval()
         self.src_tok, self.trg_tok = src_tok, trg_tok
         self.config = config
@@ -237,9 +239,10 @@ class Translator:
         if config.decoding.shortlist if shortlist is None else shortlist:
             chosen = load_shortlist(model_dir, src_vocab_size=src_tok.vocab_size, trg_vocab_size=trg_tok.vocab_size)
         torch_device = pick_device(device)
+        parameters = sum(count_parameters(model) for model in models)
         models = [with_precision(model, precision, torch_device, float_output=chosen is not None) for model in models]
         return cls(models[0] if len(models) == 1 else Ensemble(models), src_tok, trg_tok, config, torch_device,
-                   shortlist=chosen)
+                   shortlist=chosen, parameters=parameters)
 
     def translate(self, texts: list[str], *, beam: int | None = None) -> list[str]:
         """Detokenized translations, one per input, in order (``beam`` defaults to decoding.beam_size)."""

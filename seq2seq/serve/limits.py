@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from seq2seq.serve.settings import ServeSettings
+
 
 class ApiError(Exception):
     """A request the server refuses: answered with ``status`` and ``{"error": message}``, never a 500."""
@@ -26,8 +28,8 @@ def check_text(value: str, what: str) -> None:
 
 @dataclass(frozen=True)
 class Limits:
-    max_texts: int = 64  # texts per request (413 above)
-    max_chars: int = 5000  # characters per text (413 above)
+    max_texts: int = ServeSettings.max_texts  # texts per request (413 above)
+    max_chars: int = ServeSettings.max_chars  # characters per text (413 above)
     max_beam: int = 16  # beam size (400 above): the cost of a request grows with it
     max_alternatives: int = 4  # LibreTranslate's "alternatives" (400 above)
     max_queued: int = 4096  # sentences waiting to be decoded (503 above: the server is overloaded)

@@ -12,7 +12,6 @@ from typing import Any
 from seq2seq.common.model_dir import BEST, ModelDir
 from seq2seq.decoding.translator import Translator
 from seq2seq.errors import UserError
-from seq2seq.model.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +34,6 @@ class ServedModel:
     translator: Translator
     checkpoint: str
     precision: str  # fp32, bf16 or int8 (seq2seq/decoding/precision.py)
-    parameters: int  # counted from the checkpoint: int8 layers keep their weights outside .parameters()
     bleu: dict[str, float] | None  # the BLEU training measured at its end, from metrics.jsonl
 
     @property
@@ -55,7 +53,7 @@ class ServedModel:
         translator = self.translator
         return {
             "name": self.name, "source": self.source, "target": self.target,
-            "parameters": self.parameters,
+            "parameters": translator.parameters,
             "src_vocab_size": translator.src_tok.vocab_size, "trg_vocab_size": translator.trg_tok.vocab_size,
             "checkpoint": self.checkpoint, "precision": self.precision,
             "quantize": "int8" if self.precision == "int8" else None, "shortlist": translator.shortlist is not None,
@@ -94,9 +92,7 @@ def load_models(directories: list[str | Path], *, checkpoint: str = BEST,
             raise UserError(f"two model directories are named {name!r} ({models[name].directory} and {directory}); "
                             "the name is how clients pick a model, so rename one of them.")
         translator = Translator.from_dir(directory, checkpoint=checkpoint, precision=precision)
-        weights = load_checkpoint(ModelDir(directory).checkpoint(checkpoint))["model"]
         models[name] = ServedModel(name, directory, translator, checkpoint, precision,
-                                   parameters=sum(tensor.numel() for tensor in weights.values()),
                                    bleu=final_bleu(ModelDir(directory).metrics))
         log.info("loaded %s: %s → %s from %s", name, models[name].source, models[name].target,
                  ModelDir(directory).checkpoint(checkpoint))

@@ -33,7 +33,7 @@ class TranslateRequest(BaseModel):
     align: bool = Field(False, description="Add each translation's word alignment (Pharaoh format)")
 
 
-class Hypothesis(BaseModel):
+class TranslationResult(BaseModel):
     text: str
     score: float = Field(description="Sum of the token log-probabilities")
     trg_pieces: list[str] = Field(description="Output subword pieces; the attention rows, then </s> if produced")
@@ -45,7 +45,7 @@ class Hypothesis(BaseModel):
 class TextResult(BaseModel):
     source: str
     src_pieces: list[str] = Field(description="Source subword pieces; the attention columns, then </s>")
-    translations: list[Hypothesis]
+    translations: list[TranslationResult]
 
 
 class TranslateResponse(BaseModel):
@@ -64,13 +64,14 @@ async def translate(request: TranslateRequest, state: State) -> TranslateRespons
     results = await state.translate(model, request.texts, beam=beam, n_best=request.n_best)
     return TranslateResponse(model=model.name, beam=beam, results=[
         TextResult(source=text, src_pieces=n_best[0].src_pieces,
-                   translations=[hypothesis(t, attention=request.attention, align=request.align) for t in n_best])
+                   translations=[translation_result(t, attention=request.attention, align=request.align)
+                                 for t in n_best])
         for text, n_best in zip(request.texts, results)])
 
 
-def hypothesis(translation: Translation, *, attention: bool, align: bool) -> Hypothesis:
+def translation_result(translation: Translation, *, attention: bool, align: bool) -> TranslationResult:
     weights = translation.attention
-    return Hypothesis(
+    return TranslationResult(
         text=translation.text, score=round(translation.score, 6), trg_pieces=translation.trg_pieces,
         attention=weights.double().round(decimals=WEIGHT_DECIMALS).tolist() if attention else None,
         alignment=pharaoh(align_words(weights, translation.src_pieces, translation.trg_pieces)) if align else None)

@@ -7,10 +7,10 @@ import logging
 import signal
 import socket
 
-from seq2seq.common.model_dir import BEST
 from seq2seq.errors import UserError
 from seq2seq.serve.limits import ApiError, Limits
 from seq2seq.serve.models import load_models
+from seq2seq.serve.settings import ServeSettings
 from seq2seq.serve.state import ServeState
 
 log = logging.getLogger(__name__)
@@ -18,23 +18,22 @@ log = logging.getLogger(__name__)
 GRACEFUL_SECONDS = 30  # SIGTERM: how long in-flight requests may take to finish before the server exits
 
 
-def serve(model_dirs: list[str], *, host: str = "127.0.0.1", port: int = 5000, beam: int | None = None,
-          checkpoint: str = BEST, precision: str = "fp32", max_batch: int = 64,
-          limits: Limits | None = None) -> None:
+def serve(model_dirs: list[str], settings: ServeSettings = ServeSettings(), *, precision: str = "fp32") -> None:
     """Serve until stopped. Loading errors and a port in use raise :class:`UserError` before anything is served,
     and so does a start-up that uvicorn itself gives up on."""
     import uvicorn
 
     from seq2seq.serve.app import create_app
 
-    limits = limits or Limits()
-    models = load_models(model_dirs, checkpoint=checkpoint, precision=precision)
-    state = ServeState(models, limits=limits, beam=beam, max_batch=max_batch)
+    limits = Limits(max_texts=settings.max_texts, max_chars=settings.max_chars)
+    models = load_models(model_dirs, checkpoint=settings.checkpoint, precision=precision)
+    state = ServeState(models, limits=limits, beam=settings.beam, max_batch=settings.max_batch)
     for model in models.values():
         try:
             limits.check_search(state.default_beam(model), 1, model.translator.trg_tok.vocab_size)
         except ApiError as error:
             raise UserError(f"{model.name}'s default beam: {error.message}") from None
+    host, port = settings.host, settings.port
     listener = bind(host, port)
     port = listener.getsockname()[1]  # the port the system chose for --port 0
     server = uvicorn.Server(uvicorn.Config(create_app(state), host=host, port=port, log_level="info",

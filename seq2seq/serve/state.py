@@ -11,6 +11,7 @@ from seq2seq.decoding.translator import Translation, TranslationStream
 from seq2seq.serve.batcher import Batcher, DecodeKey
 from seq2seq.serve.limits import ApiError, Limits
 from seq2seq.serve.models import ServedModel
+from seq2seq.serve.settings import ServeSettings
 
 
 @dataclass
@@ -18,7 +19,7 @@ class ServeState:
     models: dict[str, ServedModel]
     limits: Limits = field(default_factory=Limits)
     beam: int | None = None  # the server's --beam; None: each model's decoding.beam_size
-    max_batch: int = 64  # sentences decoding together in each model and beam size's stream
+    max_batch: int = ServeSettings.max_batch  # sentences decoding together in each model and beam size's stream
     batcher: Batcher | None = None  # made when the server starts (it needs the running event loop)
 
     def model(self, name: str | None) -> ServedModel:
