@@ -92,8 +92,8 @@ def _fit(config: Config, job: Distributed, *, overwrite: bool, resume: bool, res
                       progress, average=average)
     try:
         stop_reason = trainer.run()
-        log.info("training stopped: %s after %d updates, %.1f minutes", stop_reason, progress.step,
-                 trainer.elapsed() / 60)
+        log.info("training stopped: %s after %d updates, %.1f minutes", stop_reason.describe(config.training),
+                 progress.step, trainer.elapsed() / 60)
         trainer.close()
         job.close()  # all processes leave together; the final scoring below needs no other process
         if not job.is_main:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import enum
 import math
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
 from seq2seq.config import Config
 
-StepAt = Literal["before_update", "update", "validation"]
+
+class StepAt(enum.StrEnum):
+    """When the training loop steps a schedule."""
+
+    BEFORE_UPDATE = "before_update"  # set from the step and the training clock before every update
+    UPDATE = "update"  # stepped after every update
+    VALIDATION = "validation"  # stepped after every validation, with the validation metric
 
 
 class BudgetSchedule:
@@ -66,9 +73,9 @@ def make_optimizer(model: torch.nn.Module, config: Config) -> torch.optim.Optimi
 def make_scheduler(optimizer: torch.optim.Optimizer, config: Config) -> tuple[Scheduler | None, StepAt | None]:
     """The configured schedule, and when the training loop steps it:
 
-    - ``plateau``: after every validation, with the validation metric (``"validation"``);
-    - ``warmup_decay``: after every update (``"update"``);
-    - ``budget``: set before every update from the step and the training clock (``"before_update"``);
+    - ``plateau``: after every validation, with the validation metric (``StepAt.VALIDATION``);
+    - ``warmup_decay``: after every update (``StepAt.UPDATE``);
+    - ``budget``: set before every update from the step and the training clock (``StepAt.BEFORE_UPDATE``);
     - ``none``: a constant rate, (None, None).
     """
     settings = config.training
@@ -76,14 +83,14 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: Config) -> tuple[Sc
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="max" if settings.early_stopping_metric == "bleu" else "min",
             factor=settings.plateau_factor, patience=settings.plateau_patience,
-            min_lr=settings.min_learning_rate), "validation"
+            min_lr=settings.min_learning_rate), StepAt.VALIDATION
     if settings.scheduler == "warmup_decay":
         warmup = max(settings.warmup_steps, 1)
         # Linear warm-up to the peak rate, then decay with the inverse square root of the step (Vaswani et al.).
         return torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: min((step + 1) / warmup, math.sqrt(warmup / (step + 1)))), "update"
+            optimizer, lambda step: min((step + 1) / warmup, math.sqrt(warmup / (step + 1)))), StepAt.UPDATE
     if settings.scheduler == "budget":
         return BudgetSchedule(optimizer, peak=settings.learning_rate, warmup_steps=settings.warmup_steps,
                               max_steps=settings.max_steps, max_seconds=settings.max_minutes * 60,
-                              decay_fraction=settings.decay_fraction), "before_update"
+                              decay_fraction=settings.decay_fraction), StepAt.BEFORE_UPDATE
     return None, None

@@ -8,10 +8,11 @@ from values all processes share.
 
 from __future__ import annotations
 
+import enum
 import functools
 import logging
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -19,7 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from seq2seq.common.atomic import atomic_copy
 from seq2seq.common.model_dir import ModelDir
 from seq2seq.common.stop_signals import Interrupted, StopSignals
-from seq2seq.config import Config, config_to_dict
+from seq2seq.config import Config, TrainingConfig, config_to_dict
 from seq2seq.data.batching import Batch
 from seq2seq.data.bpe_dropout import Resegmenter
 from seq2seq.data.dataset import Split
@@ -41,6 +42,35 @@ log = logging.getLogger(__name__)
 
 class TrainingDiverged(UserError):
     """Too many updates in a row had a non-finite loss or gradient."""
+
+
+class StopReason(enum.Enum):
+    """Why training stopped (a stop signal raises :class:`~seq2seq.common.stop_signals.Interrupted` instead)."""
+
+    EPOCH_LIMIT = "epoch limit"
+    TIME_LIMIT = "time limit"
+    STEP_LIMIT = "step limit"
+    NO_IMPROVEMENT = "early stopping"
+
+    def describe(self, settings: TrainingConfig) -> str:
+        """The log's words for it, with the configured limit."""
+        return {StopReason.EPOCH_LIMIT: f"epoch limit of {settings.max_epochs} reached",
+                StopReason.TIME_LIMIT: f"time limit of {settings.max_minutes} minutes reached",
+                StopReason.STEP_LIMIT: f"step limit of {settings.max_steps} reached",
+                StopReason.NO_IMPROVEMENT: f"no improvement of valid {settings.early_stopping_metric} in "
+                                           f"{settings.patience} validations"}[self]
+
+
+class Agreed(NamedTuple):
+    """What every process sums after an update (one collective): the loss for the log, and the flags all of
+    them must act on alike."""
+
+    loss_sum: float  # the batch's loss times its target tokens
+    tokens: float  # target tokens
+    late: float  # > 0: the time budget is spent
+    save_by_time: float  # > 0: training.save_every_minutes has passed
+    stop: float  # > 0: a stop signal arrived
+    clock_sum: float  # the processes' training clocks (divided by the world size: the shared clock)
 
 
 class Trainer:
@@ -99,7 +129,7 @@ class Trainer:
         """Seconds of training in this run, earlier sessions included."""
         return self.elapsed_before + time.monotonic() - self.session_start
 
-    def run(self) -> str:
+    def run(self) -> StopReason:
         """Train until a limit, early stopping or a stop signal; returns why training stopped."""
         settings, progress = self.settings, self.progress
         with self.signals:
@@ -110,12 +140,12 @@ class Trainer:
                 progress.epoch += 1
                 progress.batch_in_epoch = 0
                 if progress.step % settings.validate_every != 0 and self.validate():
-                    return self.early_stop_reason()
+                    return StopReason.NO_IMPROVEMENT
                 if self.job.any([self.signals.received is not None])[0]:
                     self.stop()
-        return f"epoch limit of {settings.max_epochs} reached"
+        return StopReason.EPOCH_LIMIT
 
-    def run_epoch(self) -> str | None:
+    def run_epoch(self) -> StopReason | None:
         """The rest of the current epoch; returns a stop reason, or None when the epoch is done."""
         progress, job = self.progress, self.job
         plan = epoch_plan(self.train_sizes, batch_tokens=self.settings.batch_tokens, seed=self.settings.seed,
@@ -135,38 +165,39 @@ class Trainer:
             self.reporter.epoch_ended()
         return None
 
-    def train_on(self, batch: Batch, global_tokens: int) -> str | None:
+    def train_on(self, batch: Batch, global_tokens: int) -> StopReason | None:
         """One update, then whatever is due after it (log, validation, save, stop); returns a stop reason."""
         settings, progress, job = self.settings, self.progress, self.job
         normalizer = global_tokens / job.world_size if job.enabled else None
-        if self.step_at == "before_update":
+        if self.step_at is StepAt.BEFORE_UPDATE:
             self.scheduler.set(step=progress.step, elapsed=self.clock)
         loss = train_step(self.net, batch.to(self.device), self.optimizer, label_smoothing=settings.label_smoothing,
                           clip_grad_norm=settings.clip_grad_norm, autocast=self.autocast, normalizer=normalizer)
         progress.batch_in_epoch += 1
         local_tokens = batch.num_target_tokens
         # one collective per update: the loss for the log, and the flags every process must agree on
-        loss_sum, tokens, late, save_by_time, stop, clock_sum = job.sum([
-            (loss or 0.0) * local_tokens, local_tokens, self.out_of_time(), self.save_by_time(),
-            self.signals.received is not None, self.elapsed()])
-        self.clock = clock_sum / job.world_size  # the training clock, alike in every process
+        agreed = Agreed(*job.sum(list(Agreed(
+            loss_sum=(loss or 0.0) * local_tokens, tokens=local_tokens, late=self.out_of_time(),
+            save_by_time=self.save_by_time(), stop=self.signals.received is not None, clock_sum=self.elapsed()))))
+        self.clock = agreed.clock_sum / job.world_size  # the training clock, alike in every process
         if loss is None:
             self.skipped()
         else:
-            reason = self.after_update(loss_sum / tokens, int(tokens), late=late > 0, save=save_by_time > 0)
+            reason = self.after_update(agreed.loss_sum / agreed.tokens, int(agreed.tokens), late=agreed.late > 0,
+                                       save=agreed.save_by_time > 0)
             if reason:
                 return reason
-        if stop > 0:
+        if agreed.stop > 0:
             self.stop()
         return None
 
-    def after_update(self, loss: float, tokens: int, *, late: bool, save: bool) -> str | None:
+    def after_update(self, loss: float, tokens: int, *, late: bool, save: bool) -> StopReason | None:
         settings, progress = self.settings, self.progress
         progress.consecutive_skips = 0
         progress.step += 1
         if self.average:
             self.average.update(self.model, progress.step)
-        if self.step_at == "update":
+        if self.step_at is StepAt.UPDATE:
             self.scheduler.step()
         self.window_tokens += tokens
         self.window_loss.append(loss)
@@ -175,11 +206,11 @@ class Trainer:
         out_of_steps = 0 < settings.max_steps <= progress.step
         if progress.step % settings.validate_every == 0 or late or out_of_steps:
             if self.validate():
-                return self.early_stop_reason()
+                return StopReason.NO_IMPROVEMENT
             if late:
-                return f"time limit of {settings.max_minutes} minutes reached"
+                return StopReason.TIME_LIMIT
             if out_of_steps:
-                return f"step limit of {settings.max_steps} reached"
+                return StopReason.STEP_LIMIT
             self.window_start = time.monotonic()  # validation time is not training speed
         elif save or (settings.save_every_steps and progress.step % settings.save_every_steps == 0):
             self.save()
@@ -231,7 +262,7 @@ class Trainer:
         progress.scores[progress.step] = value
         if self.job.is_main:
             self.report_validation(figures, is_best)
-        if self.step_at == "validation":
+        if self.step_at is StepAt.VALIDATION:
             self.scheduler.step(value)
         self.save(snapshot=settings.keep_last > 0 or settings.keep_best > 0, best=is_best)
         return 0 < settings.patience <= progress.bad_validations
@@ -251,9 +282,6 @@ class Trainer:
                             figures=figures, sample=sample)
         log.info("valid step %d: loss %.3f, ppl %.2f, BLEU %.2f%s", progress.step, figures["loss"],
                  figures["ppl"], figures["bleu"], " (best)" if is_best else "")
-
-    def early_stop_reason(self) -> str:
-        return f"no improvement of valid {self.settings.early_stopping_metric} in {self.settings.patience} validations"
 
     def save(self, *, snapshot: bool = False, best: bool = False) -> None:
         """Write last.pt (and a step checkpoint, best.pt) atomically, then prune old step checkpoints.
