@@ -8,6 +8,7 @@ import torch
 import seq2seq.model.loss as loss_module
 import seq2seq.training.finish as finish
 from seq2seq.common.atomic import atomic_write_text
+from seq2seq.common.model_dir import ModelDir
 from seq2seq.config import ModelConfig, config_from_dict, load_config
 from seq2seq.data.batching import Example, collate
 from seq2seq.errors import UserError
@@ -15,6 +16,7 @@ from seq2seq.model.checkpoint import load_checkpoint, save_checkpoint
 from seq2seq.model.loss import output_loss
 from seq2seq.model.network import build_model
 from seq2seq.special_ids import PAD_ID
+from seq2seq.training.context import RunContext
 from seq2seq.training.optimization import make_optimizer, make_scheduler
 from seq2seq.training.reporters import Reporter
 from seq2seq.training.run_state import Progress
@@ -145,8 +147,9 @@ def test_length_penalty_chosen_on_valid_is_the_first_best_and_written_to_config_
     config = config_from_dict({"data": {"train": "t", "valid": "v"}, "training": {
         "model_dir": str(tmp_path), "tune_length_penalty": list(bleu)}, "decoding": {"beam_size": 4}})
     reporter = Recorder()
-    valid = finish.choose_length_penalty(None, tmp_path, None, None, None, config, torch.device("cpu"), reporter,
-                                         Progress(step=7))
+    run = RunContext(config, ModelDir(tmp_path), {"valid": None}, None, None, torch.device("cpu"), reporter,
+                     Progress(step=7))
+    valid = finish.choose_length_penalty(None, run)
     assert searched == [(4, alpha) for alpha in bleu]
     assert valid == (31.5, ["hypothesis at 1.0"])
     assert reporter.event == (7, {"beam_size": 4, "bleu": bleu, "chosen": 1.0})

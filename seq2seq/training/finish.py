@@ -22,39 +22,33 @@ from seq2seq.decoding.shortlist import Shortlist, build_shortlist, union_share, 
 from seq2seq.errors import UserError
 from seq2seq.model.checkpoint import average_checkpoints, load_checkpoint, save_checkpoint, step_checkpoints
 from seq2seq.model.network import Seq2Seq
-from seq2seq.training.reporters import Reporter
-from seq2seq.training.run_state import Progress
+from seq2seq.training.context import RunContext
 from seq2seq.training.validation import improved, score_split, validate
 
 log = logging.getLogger(__name__)
 
 
-def finish_run(model: Seq2Seq, model_dir: Path, splits: dict[str, Split], src_tok: Tokenizer, trg_tok: Tokenizer,
-               config: Config, device: torch.device, reporter: Reporter, progress: Progress) -> dict[str, float]:
+def finish_run(model: Seq2Seq, run: RunContext) -> dict[str, float]:
     """After the last update: average the last checkpoints, load best.pt, choose the length penalty and the
     shortlist (each when configured), and score valid and test; returns those scores."""
-    settings = config.training
-    layout = ModelDir(model_dir)
+    settings = run.config.training
     if settings.average_last > 1:
-        average_last_checkpoints(model, layout, splits, src_tok, trg_tok, config, device, reporter, progress)
-    model.load_state_dict(load_checkpoint(layout.best)["model"])
+        average_last_checkpoints(model, run)
+    model.load_state_dict(load_checkpoint(run.layout.best)["model"])
     valid = None
     if settings.tune_length_penalty:
-        valid = choose_length_penalty(model, model_dir, splits["valid"], src_tok, trg_tok, config, device, reporter,
-                                      progress)
+        valid = choose_length_penalty(model, run)
     shortlist = None
     if settings.shortlist:
-        choice = choose_shortlist(model, model_dir, splits, src_tok, trg_tok, config, device, valid=valid)
-        reporter.shortlist(progress.step, bleu=choice.full[0], shortlist_bleu=choice.listed[0], share=choice.share,
-                           used=choice.used)
+        choice = choose_shortlist(model, run.layout.root, run.splits, run.src_tok, run.trg_tok, run.config,
+                                  run.device, valid=valid)
+        run.reporter.shortlist(run.progress.step, bleu=choice.full[0], shortlist_bleu=choice.listed[0],
+                               share=choice.share, used=choice.used)
         shortlist, valid = (choice.shortlist, choice.listed) if choice.used else (None, choice.full)
-    return final_report(model, model_dir, splits, src_tok, trg_tok, config, device, reporter, progress, valid=valid,
-                        shortlist=shortlist)
+    return final_report(model, run, valid=valid, shortlist=shortlist)
 
 
-def average_last_checkpoints(model: Seq2Seq, layout: ModelDir, splits: dict[str, Split], src_tok: Tokenizer,
-                             trg_tok: Tokenizer, config: Config, device: torch.device, reporter: Reporter,
-                             progress: Progress) -> bool:
+def average_last_checkpoints(model: Seq2Seq, run: RunContext) -> bool:
     """Average the newest ``training.average_last`` step checkpoints and validate the mean; True when it beats
     best.pt on the early-stopping metric, in which case it becomes best.pt and the old one best_single.pt.
 
@@ -62,6 +56,7 @@ def average_last_checkpoints(model: Seq2Seq, layout: ModelDir, splits: dict[str,
     schedule that decays to zero the last checkpoints are close enough in weight space for their mean to be
     a better model than any of them. The choice uses the valid split only, like early stopping.
     """
+    config, layout, progress = run.config, run.layout, run.progress
     settings = config.training
     chosen = [path for _, path in step_checkpoints(layout.checkpoints)][-settings.average_last:]
     if len(chosen) < 2:
@@ -69,14 +64,14 @@ def average_last_checkpoints(model: Seq2Seq, layout: ModelDir, splits: dict[str,
         return False
     averaged = average_checkpoints(chosen)
     model.load_state_dict(averaged["model"])
-    valid = splits["valid"]
+    valid = run.splits["valid"]
     batches = evaluation_batches(valid, valid.sizes(), batch_tokens=settings.batch_tokens)
-    figures = validate(model, valid, batches, src_tok, trg_tok, config, device)
+    figures = validate(model, valid, batches, run.src_tok, run.trg_tok, config, run.device)
     better = improved(settings.early_stopping_metric, figures[settings.early_stopping_metric], progress.best)
     log.info("valid, average of %s: loss %.3f, ppl %.2f, BLEU %.2f (%s than best.pt's %s %.2f)",
              ", ".join(averaged["averaged"]), figures["loss"], figures["ppl"], figures["bleu"],
              "better" if better else "not better", settings.early_stopping_metric, progress.best)
-    reporter.average(progress.step, checkpoints=averaged["averaged"], best=better, figures=figures)
+    run.reporter.average(progress.step, checkpoints=averaged["averaged"], best=better, figures=figures)
     save_checkpoint(layout.checkpoint(AVERAGED), averaged)
     if better:
         atomic_copy(layout.best, layout.checkpoint(BEST_SINGLE))
@@ -84,9 +79,7 @@ def average_last_checkpoints(model: Seq2Seq, layout: ModelDir, splits: dict[str,
     return better
 
 
-def choose_length_penalty(model: Seq2Seq, model_dir: Path, valid: Split, src_tok: Tokenizer, trg_tok: Tokenizer,
-                          config: Config, device: torch.device, reporter: Reporter,
-                          progress: Progress) -> tuple[float, list[str]]:
+def choose_length_penalty(model: Seq2Seq, run: RunContext) -> tuple[float, list[str]]:
     """Beam-search valid at each of ``training.tune_length_penalty``; the best becomes decoding.length_penalty.
 
     Beam search prefers short hypotheses (each piece adds a negative log-probability), and the penalty that
@@ -96,16 +89,18 @@ def choose_length_penalty(model: Seq2Seq, model_dir: Path, valid: Split, src_tok
     translate, evaluate and serve use it.
     Returns the chosen penalty's valid BLEU and hypotheses (ties go to the earlier candidate).
     """
+    config = run.config
     beam, candidates = config.decoding.beam_size, config.training.tune_length_penalty
-    scored = {alpha: score_split(model, valid, src_tok, trg_tok, config, device, beam_size=beam, length_penalty=alpha)
+    scored = {alpha: score_split(model, run.splits["valid"], run.src_tok, run.trg_tok, config, run.device,
+                                 beam_size=beam, length_penalty=alpha)
               for alpha in candidates}
     chosen = max(candidates, key=lambda alpha: scored[alpha][0])
     log.info("length penalty chosen on valid (beam %d): %s (BLEU %s)", beam, chosen,
              ", ".join(f"{alpha}: {bleu:.2f}" for alpha, (bleu, _) in scored.items()))
-    reporter.length_penalty(progress.step, beam_size=beam, bleu={alpha: bleu for alpha, (bleu, _) in scored.items()},
-                            chosen=chosen)
+    run.reporter.length_penalty(run.progress.step, beam_size=beam, chosen=chosen,
+                                bleu={alpha: bleu for alpha, (bleu, _) in scored.items()})
     config.decoding.length_penalty = chosen
-    save_config(config, ModelDir(model_dir).config)
+    save_config(config, run.layout.config)
     return scored[chosen]
 
 
@@ -156,22 +151,23 @@ def shortlist_trained(model_dir: Path) -> ShortlistChoice:
                             translator.trg_tok, config, translator.device)
 
 
-def final_report(model: Seq2Seq, model_dir: Path, splits: dict[str, Split], src_tok: Tokenizer, trg_tok: Tokenizer,
-                 config: Config, device: torch.device, reporter: Reporter, progress: Progress, *,
-                 valid: tuple[float, list[str]] | None = None, shortlist: Shortlist | None = None) -> dict[str, float]:
+def final_report(model: Seq2Seq, run: RunContext, *, valid: tuple[float, list[str]] | None = None,
+                 shortlist: Shortlist | None = None) -> dict[str, float]:
     """Score valid and test (if configured) with the model as loaded, the configured beam size and ``shortlist``.
 
     ``valid``: the valid BLEU and hypotheses of this model and these settings, when already computed.
     """
+    config = run.config
     beam = config.decoding.beam_size
     report = {}
     for name in ("valid", "test"):
-        if name in splits:
+        if name in run.splits:
             scored = valid if name == "valid" and valid is not None else score_split(
-                model, splits[name], src_tok, trg_tok, config, device, beam_size=beam, shortlist=shortlist)
+                model, run.splits[name], run.src_tok, run.trg_tok, config, run.device, beam_size=beam,
+                shortlist=shortlist)
             report[f"{name}_bleu"], hypotheses = scored
-            atomic_write_text(ModelDir(model_dir).hypotheses(name), "".join(h + "\n" for h in hypotheses))
-    reporter.final(progress.step, beam_size=beam, length_penalty=config.decoding.length_penalty, scores=report)
+            atomic_write_text(run.layout.hypotheses(name), "".join(h + "\n" for h in hypotheses))
+    run.reporter.final(run.progress.step, beam_size=beam, length_penalty=config.decoding.length_penalty, scores=report)
     search_name = "greedy" if beam == 1 else f"beam {beam}"
     for key, value in report.items():
         log.info("%s (%s, best checkpoint): %.2f", key.replace("_bleu", " BLEU"), search_name, value)

@@ -29,6 +29,7 @@ from seq2seq.data.dataset import prepare_data
 from seq2seq.data.prepare import is_prepared_data, prepared_dir
 from seq2seq.errors import UserError
 from seq2seq.model.network import Seq2Seq, build_model, count_parameters
+from seq2seq.training.context import RunContext
 from seq2seq.training.distributed import Distributed, mixed_seed, setup
 from seq2seq.training.finish import finish_run
 from seq2seq.training.moving_average import MovingAverage
@@ -88,8 +89,8 @@ def _fit(config: Config, job: Distributed, *, overwrite: bool, resume: bool, res
         log.info("resuming from %s: update %d, epoch %d, batch %d of the epoch", checkpoint_path, progress.step,
                  progress.epoch + 1, progress.batch_in_epoch)
     reporter = make_reporters(config, job, progress, resumed=state is not None)
-    trainer = Trainer(config, model, optimizer, scheduler, step_at, splits, src_tok, trg_tok, job, reporter,
-                      progress, average=average)
+    run = RunContext(config, ModelDir(model_dir), splits, src_tok, trg_tok, job.device, reporter, progress)
+    trainer = Trainer(run, job, model, optimizer, scheduler, step_at, average=average)
     try:
         stop_reason = trainer.run()
         log.info("training stopped: %s after %d updates, %.1f minutes", stop_reason.describe(config.training),
@@ -98,7 +99,7 @@ def _fit(config: Config, job: Distributed, *, overwrite: bool, resume: bool, res
         job.close()  # all processes leave together; the final scoring below needs no other process
         if not job.is_main:
             return {}
-        return finish_run(model, model_dir, splits, src_tok, trg_tok, config, job.device, reporter, progress)
+        return finish_run(model, run)
     finally:
         reporter.close()
 

@@ -18,22 +18,19 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from seq2seq.common.atomic import atomic_copy
-from seq2seq.common.model_dir import ModelDir
 from seq2seq.common.stop_signals import Interrupted, StopSignals
-from seq2seq.config import Config, TrainingConfig, config_to_dict
+from seq2seq.config import TrainingConfig, config_to_dict
 from seq2seq.data.batching import Batch
 from seq2seq.data.bpe_dropout import Resegmenter
-from seq2seq.data.dataset import Split
 from seq2seq.data.loader import Prefetcher, epoch_plan, evaluation_batches, training_batches
-from seq2seq.data.tokenizer import Tokenizer
 from seq2seq.errors import UserError
 from seq2seq.model.checkpoint import prune_step_checkpoints, save_checkpoint, step_checkpoint_path
 from seq2seq.model.network import Seq2Seq
+from seq2seq.training.context import RunContext
 from seq2seq.training.distributed import Distributed
 from seq2seq.training.moving_average import MovingAverage
 from seq2seq.training.optimization import Scheduler, StepAt
-from seq2seq.training.reporters import Reporter
-from seq2seq.training.run_state import Progress, rng_state
+from seq2seq.training.run_state import rng_state
 from seq2seq.training.update import AUTOCAST_TYPES, autocast_supported, train_step
 from seq2seq.training.validation import attention_sample, improved, validate
 
@@ -81,30 +78,29 @@ class Trainer:
     the model that validates and that checkpoints hold as ``model``.
     """
 
-    def __init__(self, config: Config, model: Seq2Seq, optimizer: torch.optim.Optimizer,
-                 scheduler: Scheduler | None, step_at: StepAt | None, splits: dict[str, Split], src_tok: Tokenizer,
-                 trg_tok: Tokenizer, job: Distributed, reporter: Reporter, progress: Progress, *,
-                 average: MovingAverage | None = None):
+    def __init__(self, run: RunContext, job: Distributed, model: Seq2Seq, optimizer: torch.optim.Optimizer,
+                 scheduler: Scheduler | None, step_at: StepAt | None, *, average: MovingAverage | None = None):
+        config, splits = run.config, run.splits
         self.config, self.settings = config, config.training
         self.model, self.optimizer, self.scheduler, self.step_at = model, optimizer, scheduler, step_at
         self.average = average
         self.net: torch.nn.Module = model  # the module that trains
         if job.enabled:  # under torchrun, DDP averages the gradients across processes during backward
             self.net = DistributedDataParallel(model, device_ids=[job.device] if job.device.type == "cuda" else None)
-        self.splits, self.src_tok, self.trg_tok = splits, src_tok, trg_tok
-        self.job, self.device, self.reporter, self.progress = job, job.device, reporter, progress
-        self.layout = ModelDir(self.settings.model_dir)
+        self.splits, self.src_tok, self.trg_tok = splits, run.src_tok, run.trg_tok
+        self.job, self.device, self.reporter, self.progress = job, run.device, run.reporter, run.progress
+        self.layout = run.layout
         self.checkpoints, self.metrics_path = self.layout.checkpoints, self.layout.metrics
         self.train_sizes, self.valid_sizes = splits["train"].sizes(), splits["valid"].sizes()
         self.autocast = self.autocast_type()
         self.resegmenter = None  # BPE-dropout
         if self.settings.bpe_dropout:
-            self.resegmenter = Resegmenter(src_tok, trg_tok, p=self.settings.bpe_dropout,
+            self.resegmenter = Resegmenter(run.src_tok, run.trg_tok, p=self.settings.bpe_dropout,
                                            max_length=config.data.max_length, seed=self.settings.seed)
         self.signals = StopSignals()
         self.session_start = time.monotonic()
-        self.elapsed_before = self.clock = progress.elapsed
-        self.last_save, self.saved_step = self.session_start, progress.step
+        self.elapsed_before = self.clock = run.progress.elapsed
+        self.last_save, self.saved_step = self.session_start, run.progress.step
         self.window_tokens, self.window_start, self.window_loss = 0, self.session_start, []
 
     @property
