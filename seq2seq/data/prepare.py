@@ -47,8 +47,12 @@ CHUNK_PAIRS = 20_000  # pairs encoded per call: enough to keep every core busy, 
 HASH_BYTES = 1 << 20  # bytes hashed at each end of an input file
 
 
-def prepared_dir(config: Config) -> Path:
-    return Path(config.data.prepared) if config.data.prepared else ModelDir(config.training.model_dir).prepared
+def prepared_dir(config: Config, model_dir: str | Path | None = None) -> Path:
+    """``data.prepared``, else the prepared directory of ``model_dir`` (default: ``training.model_dir``; a model
+    directory moved after training passes where it is now)."""
+    if config.data.prepared:
+        return Path(config.data.prepared)
+    return ModelDir(model_dir if model_dir is not None else config.training.model_dir).prepared
 
 
 def split_prefixes(config: Config) -> dict[str, str]:

@@ -10,19 +10,19 @@ import logging
 from pathlib import Path
 from typing import NamedTuple
 
-import torch
-
 from seq2seq.common.atomic import atomic_copy, atomic_write_text
 from seq2seq.common.model_dir import AVERAGED, BEST_SINGLE, ModelDir
-from seq2seq.config import Config, save_config
-from seq2seq.data.dataset import Split, open_splits
+from seq2seq.config import save_config
+from seq2seq.data.dataset import open_splits
 from seq2seq.data.loader import evaluation_batches
-from seq2seq.data.tokenizer import Tokenizer
+from seq2seq.data.prepare import prepared_dir
 from seq2seq.decoding.shortlist import Shortlist, build_shortlist, union_share, worth_using
 from seq2seq.errors import UserError
 from seq2seq.model.checkpoint import average_checkpoints, load_checkpoint, save_checkpoint, step_checkpoints
 from seq2seq.model.network import Seq2Seq
 from seq2seq.training.context import RunContext
+from seq2seq.training.reporters import Reporters
+from seq2seq.training.run_state import Progress
 from seq2seq.training.validation import improved, score_split, validate
 
 log = logging.getLogger(__name__)
@@ -40,10 +40,7 @@ def finish_run(model: Seq2Seq, run: RunContext) -> dict[str, float]:
         valid = choose_length_penalty(model, run)
     shortlist = None
     if settings.shortlist:
-        choice = choose_shortlist(model, run.layout.root, run.splits, run.src_tok, run.trg_tok, run.config,
-                                  run.device, valid=valid)
-        run.reporter.shortlist(run.progress.step, bleu=choice.full[0], shortlist_bleu=choice.listed[0],
-                               share=choice.share, used=choice.used)
+        choice = choose_shortlist(model, run, valid=valid)
         shortlist, valid = (choice.shortlist, choice.listed) if choice.used else (None, choice.full)
     return final_report(model, run, valid=valid, shortlist=shortlist)
 
@@ -112,27 +109,28 @@ class ShortlistChoice(NamedTuple):
     share: float  # the mean share of the target pieces a batch scores with it
 
 
-def choose_shortlist(model: Seq2Seq, model_dir: Path, splits: dict[str, Split], src_tok: Tokenizer,
-                     trg_tok: Tokenizer, config: Config, device: torch.device, *,
+def choose_shortlist(model: Seq2Seq, run: RunContext, *,
                      valid: tuple[float, list[str]] | None = None) -> ShortlistChoice:
     """Learn the vocabulary shortlist from the training arrays (model_dir/shortlist.pt) and decode valid with and
     without it (beam decoding.beam_size); decoding.shortlist in the run's config.yaml is turned on when
     :func:`seq2seq.decoding.shortlist.worth_using` says it pays, else off. ``valid``: the full vocabulary's valid
     BLEU and hypotheses, when already computed."""
-    train = splits["train"]
+    config, src_tok, trg_tok, device = run.config, run.src_tok, run.trg_tok, run.device
+    train = run.splits["train"]
     shortlist = build_shortlist(train.src, train.trg, src_vocab_size=src_tok.vocab_size,
                                 trg_vocab_size=trg_tok.vocab_size)
-    shortlist.save(ModelDir(model_dir).shortlist)
-    split, beam = splits["valid"], config.decoding.beam_size
+    shortlist.save(run.layout.shortlist)
+    split, beam = run.splits["valid"], config.decoding.beam_size
     full = valid or score_split(model, split, src_tok, trg_tok, config, device, beam_size=beam)
     listed = score_split(model, split, src_tok, trg_tok, config, device, beam_size=beam, shortlist=shortlist)
     share = union_share(shortlist, [split.src[i].tolist() for i in range(len(split))], config.decoding.batch_size)
     used = worth_using(full[0], listed[0], share)
     log.info("vocabulary shortlist on valid (beam %d): BLEU %.2f with, %.2f without; a batch scores %.0f%% of the "
              "target pieces: %s", beam, listed[0], full[0], 100 * share, "used" if used else "not used")
+    run.reporter.shortlist(run.progress.step, bleu=full[0], shortlist_bleu=listed[0], share=share, used=used)
     if used != config.decoding.shortlist:
         config.decoding.shortlist = used
-        save_config(config, ModelDir(model_dir).config)
+        save_config(config, run.layout.config)
     return ShortlistChoice(shortlist, used, full, listed, share)
 
 
@@ -142,13 +140,14 @@ def shortlist_trained(model_dir: Path) -> ShortlistChoice:
     from seq2seq.decoding.translator import Translator
 
     translator = Translator.from_dir(model_dir, shortlist=False)
-    config = translator.config
-    directory = Path(config.data.prepared) if config.data.prepared else ModelDir(model_dir).prepared
+    config, layout = translator.config, ModelDir(model_dir)
+    directory = prepared_dir(config, model_dir)
     if not (directory / "train.src.tokens.npy").is_file():
         raise UserError(f"{directory} holds no prepared training arrays to learn the shortlist from; prepare them "
-                        f"with `seq2seq prepare {ModelDir(model_dir).config}` from where the model was trained.")
-    return choose_shortlist(translator.model, Path(model_dir), open_splits(config, directory), translator.src_tok,
-                            translator.trg_tok, config, translator.device)
+                        f"with `seq2seq prepare {layout.config}` from where the model was trained.")
+    run = RunContext(config, layout, open_splits(config, directory), translator.src_tok, translator.trg_tok,
+                     translator.device, Reporters([]), Progress())
+    return choose_shortlist(translator.model, run)
 
 
 def final_report(model: Seq2Seq, run: RunContext, *, valid: tuple[float, list[str]] | None = None,
