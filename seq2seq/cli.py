@@ -1,5 +1,5 @@
-"""Command line: ``seq2seq prepare|train|translate|evaluate|average|shortlist|serve``. Parses arguments and
-delegates; holds no logic.
+"""Command line: ``seq2seq prepare|train|translate|evaluate|average|shortlist|serve``. Parses and checks arguments,
+then delegates: the work lives in the layers below.
 
 Exit codes: 0 success, 2 usage or input error (one paragraph on stderr, no traceback), 1 a bug.
 """
@@ -152,15 +152,12 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_translator(args: argparse.Namespace) -> Translator:
-    """The model of ``args.model_dir`` with the chosen checkpoints, and ``--length-penalty`` in its config."""
+    """The model of ``args.model_dir`` with the chosen checkpoints, precision and ``--length-penalty``."""
     from seq2seq.decoding.translator import Translator
 
-    translator = Translator.from_dir(args.model_dir, checkpoint=chosen_checkpoints(args), precision=precision(args),
-                                     shortlist=args.shortlist,
-                                     training_weights=args.training_weights)
-    if args.length_penalty is not None:
-        translator.config.decoding.length_penalty = args.length_penalty
-    return translator
+    return Translator.from_dir(args.model_dir, checkpoint=chosen_checkpoints(args), precision=precision(args),
+                               shortlist=args.shortlist, length_penalty=args.length_penalty,
+                               training_weights=args.training_weights)
 
 
 def precision(args: argparse.Namespace) -> str:
@@ -239,7 +236,7 @@ def run_average(args: argparse.Namespace) -> None:
 
 def run_translate(args: argparse.Namespace) -> None:
     from seq2seq.common.log_setup import setup_logging
-    from seq2seq.common.textio import PROGRESS_MIN_LINES, count_lines, decode_argument, read_input
+    from seq2seq.common.textio import PROGRESS_MIN_LINES, open_input
     from seq2seq.decoding.translation_output import stream_translations
 
     setup_logging()
@@ -250,20 +247,12 @@ def run_translate(args: argparse.Namespace) -> None:
     translator = load_translator(args)
     batch_size = args.batch_size or translator.config.decoding.batch_size
     with contextlib.ExitStack() as stack:
-        total, chunk_lines = None, batch_size * 4
-        if args.sentences:
-            lines = ((n, decode_argument(text, line=n)) for n, text in enumerate(args.sentences, start=1))
-        elif args.input:
-            total = count_lines(args.input)
-            lines = read_input(stack.enter_context(open(args.input, "rb")), args.input)
-        else:
-            if sys.stdin.isatty():
-                chunk_lines = 1  # typed at a terminal: answer each line at once
-            lines = read_input(sys.stdin.buffer, "stdin")
+        source = open_input(stack, args.sentences, args.input)
         out = stack.enter_context(open_output(args.output)) if args.output else sys.stdout
-        stream_translations(translator, lines, out, beam=args.beam, n_best=args.n_best, batch_size=batch_size,
-                            chunk_lines=chunk_lines, align=args.align, attention_dir=args.attention_dir,
-                            total=total, progress=(total or 0) >= PROGRESS_MIN_LINES)
+        stream_translations(translator, source.lines, out, beam=args.beam, n_best=args.n_best, batch_size=batch_size,
+                            chunk_lines=1 if source.interactive else batch_size * 4, align=args.align,
+                            attention_dir=args.attention_dir, total=source.total,
+                            progress=(source.total or 0) >= PROGRESS_MIN_LINES)
 
 
 def open_output(path: str) -> io.TextIOWrapper:

@@ -135,9 +135,9 @@ def test_length_penalty_chosen_on_valid_is_the_first_best_and_written_to_config_
     bleu = {0.6: 30.0, 1.0: 31.5, 1.4: 31.5, 2.0: 29.0}
     searched = []
 
-    def fake_score_split(model, split, src_tok, trg_tok, config, device, *, beam_size, length_penalty):
-        searched.append((beam_size, length_penalty))
-        return bleu[length_penalty], [f"hypothesis at {length_penalty}"]
+    def fake_score_split(model, run, split, options):
+        searched.append((options.beam_size, options.length_penalty))
+        return bleu[options.length_penalty], [f"hypothesis at {options.length_penalty}"]
 
     class Recorder(Reporter):
         def length_penalty(self, step, **fields):
@@ -149,7 +149,8 @@ def test_length_penalty_chosen_on_valid_is_the_first_best_and_written_to_config_
     reporter = Recorder()
     run = RunContext(config, ModelDir(tmp_path), {"valid": None}, None, None, torch.device("cpu"), reporter,
                      Progress(step=7))
-    valid = finish.choose_length_penalty(None, run)
+    chosen, valid = finish.choose_length_penalty(None, run)
+    assert chosen == 1.0
     assert searched == [(4, alpha) for alpha in bleu]
     assert valid == (31.5, ["hypothesis at 1.0"])
     assert reporter.event == (7, {"beam_size": 4, "bleu": bleu, "chosen": 1.0})

@@ -8,9 +8,11 @@ one line per input line.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from itertools import islice
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO, NamedTuple, TypeVar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -43,6 +45,25 @@ def read_input(stream: BinaryIO, source: str) -> Iterator[tuple[int, str]]:
     """(line number, text) pairs, read lazily so a long input never has to fit in memory."""
     for number, raw in enumerate(stream, start=1):
         yield number, decode_line(raw, line=number, source=source)
+
+
+class InputLines(NamedTuple):
+    """Where ``seq2seq translate`` reads: numbered lines, how many there are (None when unknown in advance), and
+    whether a person types them (then each line is answered at once)."""
+
+    lines: Iterator[tuple[int, str]]
+    total: int | None
+    interactive: bool
+
+
+def open_input(stack: ExitStack, sentences: list[str], path: str | None) -> InputLines:
+    """Sentences given as arguments, else the lines of the file at ``path`` (closed with ``stack``), else stdin."""
+    if sentences:
+        numbered = enumerate(sentences, start=1)
+        return InputLines(((n, decode_argument(text, line=n)) for n, text in numbered), None, False)
+    if path:
+        return InputLines(read_input(stack.enter_context(open(path, "rb")), path), count_lines(path), False)
+    return InputLines(read_input(sys.stdin.buffer, "stdin"), None, sys.stdin.isatty())
 
 
 def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:

@@ -54,7 +54,12 @@ class SearchOptions(DecodingConfig):
     @classmethod
     def from_config(cls, config: Config, **overrides: int | float | None) -> SearchOptions:
         """The config's decoding section, with the ``overrides`` that are not None."""
-        values = dataclasses.asdict(config.decoding)
+        return cls.of(config.decoding, **overrides)
+
+    @classmethod
+    def of(cls, decoding: DecodingConfig, **overrides: int | float | None) -> SearchOptions:
+        """A decoding section, with the ``overrides`` that are not None."""
+        values = dataclasses.asdict(decoding)
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
 
@@ -206,7 +211,8 @@ class Translator:
     @classmethod
     def from_dir(cls, model_dir: str | Path, *, checkpoint: str | PathLike | Sequence[str] = BEST,
                  device: str = "cpu", precision: str = "fp32", quantize: str | None = None,
-                 shortlist: bool | None = None, training_weights: bool = False) -> Translator:
+                 shortlist: bool | None = None, length_penalty: float | None = None,
+                 training_weights: bool = False) -> Translator:
         """Load ``model_dir/config.yaml``, ``spm/`` and ``checkpoints/<checkpoint>``.
 
         Several checkpoint names (``["step_0004600.pt", "step_0004800.pt", "step_0005000.pt"]``) decode as
@@ -214,8 +220,10 @@ class Translator:
         with bfloat16 instructions and on GPUs) or ``"int8"`` (PyTorch's dynamic quantization of the LSTM and
         Linear layers, CPU): see :mod:`seq2seq.decoding.precision`; ``quantize="int8"`` is another way to say
         ``precision="int8"``. ``shortlist`` decodes with the directory's vocabulary shortlist (True) or without
-        (False); None follows the model's ``decoding.shortlist``. ``training_weights=True`` decodes the weights
-        that trained, in a run that kept their moving average (``training.ema_decay``), instead of the average.
+        (False); None follows the model's ``decoding.shortlist``. ``length_penalty`` replaces the model's
+        ``decoding.length_penalty`` (the translator's config says which it uses). ``training_weights=True``
+        decodes the weights that trained, in a run that kept their moving average (``training.ema_decay``),
+        instead of the average.
         """
         model_dir = require_model_dir(model_dir)
         names = [str(checkpoint)] if isinstance(checkpoint, (str, PathLike)) else list(checkpoint)
@@ -224,6 +232,9 @@ class Translator:
             raise UserError("no checkpoint to translate with: name at least one file of "
                             f"{layout.checkpoints}.")
         config = load_config(layout.config)
+        if length_penalty is not None:
+            config = dataclasses.replace(config, decoding=dataclasses.replace(config.decoding,
+                                                                              length_penalty=length_penalty))
         try:
             src_tok, trg_tok = load_tokenizers(layout.spm)
         except (OSError, RuntimeError) as error:  # sentencepiece raises RuntimeError for a corrupt model file

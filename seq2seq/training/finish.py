@@ -7,16 +7,18 @@ All of it runs on rank 0 alone, after training: it reads checkpoints, not the st
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
 from seq2seq.common.atomic import atomic_copy, atomic_write_text
 from seq2seq.common.model_dir import AVERAGED, BEST_SINGLE, ModelDir
-from seq2seq.config import save_config
+from seq2seq.config import DecodingConfig, save_config
 from seq2seq.data.dataset import open_splits
 from seq2seq.data.loader import evaluation_batches
 from seq2seq.data.prepare import prepared_dir
 from seq2seq.decoding.shortlist import Shortlist, build_shortlist, union_share, worth_using
+from seq2seq.decoding.translator import SearchOptions
 from seq2seq.errors import UserError
 from seq2seq.model.checkpoint import average_checkpoints, load_checkpoint, save_checkpoint, step_checkpoints
 from seq2seq.model.network import Seq2Seq
@@ -35,14 +37,16 @@ def finish_run(model: Seq2Seq, run: RunContext) -> dict[str, float]:
     if settings.average_last > 1:
         average_last_checkpoints(model, run)
     model.load_state_dict(load_checkpoint(run.layout.best)["model"])
-    valid = None
+    decoding, valid = run.config.decoding, None
     if settings.tune_length_penalty:
-        valid = choose_length_penalty(model, run)
+        penalty, valid = choose_length_penalty(model, run)
+        decoding = replace(decoding, length_penalty=penalty)
     shortlist = None
     if settings.shortlist:
-        choice = choose_shortlist(model, run, valid=valid)
+        choice = choose_shortlist(model, run, decoding, valid=valid)
         shortlist, valid = (choice.shortlist, choice.listed) if choice.used else (None, choice.full)
-    return final_report(model, run, valid=valid, shortlist=shortlist)
+        decoding = replace(decoding, shortlist=choice.used)
+    return final_report(model, run, decoding, valid=valid, shortlist=shortlist)
 
 
 def average_last_checkpoints(model: Seq2Seq, run: RunContext) -> bool:
@@ -63,7 +67,7 @@ def average_last_checkpoints(model: Seq2Seq, run: RunContext) -> bool:
     model.load_state_dict(averaged["model"])
     valid = run.splits["valid"]
     batches = evaluation_batches(valid, valid.sizes(), batch_tokens=settings.batch_tokens)
-    figures = validate(model, valid, batches, run.src_tok, run.trg_tok, config, run.device)
+    figures = validate(model, run, batches)
     better = improved(settings.early_stopping_metric, figures[settings.early_stopping_metric], progress.best)
     log.info("valid, average of %s: loss %.3f, ppl %.2f, BLEU %.2f (%s than best.pt's %s %.2f)",
              ", ".join(averaged["averaged"]), figures["loss"], figures["ppl"], figures["bleu"],
@@ -76,7 +80,7 @@ def average_last_checkpoints(model: Seq2Seq, run: RunContext) -> bool:
     return better
 
 
-def choose_length_penalty(model: Seq2Seq, run: RunContext) -> tuple[float, list[str]]:
+def choose_length_penalty(model: Seq2Seq, run: RunContext) -> tuple[float, tuple[float, list[str]]]:
     """Beam-search valid at each of ``training.tune_length_penalty``; the best becomes decoding.length_penalty.
 
     Beam search prefers short hypotheses (each piece adds a negative log-probability), and the penalty that
@@ -84,21 +88,20 @@ def choose_length_penalty(model: Seq2Seq, run: RunContext) -> tuple[float, list[
     than the references, where a de→en model scored best at 1.0. A run can therefore choose the penalty
     itself, on valid like the checkpoint, never on test. The choice is written into the run's config.yaml, so
     translate, evaluate and serve use it.
-    Returns the chosen penalty's valid BLEU and hypotheses (ties go to the earlier candidate).
+    Returns the chosen penalty, and its valid BLEU and hypotheses (ties go to the earlier candidate).
     """
     config = run.config
     beam, candidates = config.decoding.beam_size, config.training.tune_length_penalty
-    scored = {alpha: score_split(model, run.splits["valid"], run.src_tok, run.trg_tok, config, run.device,
-                                 beam_size=beam, length_penalty=alpha)
+    scored = {alpha: score_split(model, run, run.splits["valid"],
+                                 SearchOptions.of(config.decoding, beam_size=beam, length_penalty=alpha))
               for alpha in candidates}
     chosen = max(candidates, key=lambda alpha: scored[alpha][0])
     log.info("length penalty chosen on valid (beam %d): %s (BLEU %s)", beam, chosen,
              ", ".join(f"{alpha}: {bleu:.2f}" for alpha, (bleu, _) in scored.items()))
     run.reporter.length_penalty(run.progress.step, beam_size=beam, chosen=chosen,
                                 bleu={alpha: bleu for alpha, (bleu, _) in scored.items()})
-    config.decoding.length_penalty = chosen
-    save_config(config, run.layout.config)
-    return scored[chosen]
+    save_config(replace(config, decoding=replace(config.decoding, length_penalty=chosen)), run.layout.config)
+    return chosen, scored[chosen]
 
 
 class ShortlistChoice(NamedTuple):
@@ -109,28 +112,26 @@ class ShortlistChoice(NamedTuple):
     share: float  # the mean share of the target pieces a batch scores with it
 
 
-def choose_shortlist(model: Seq2Seq, run: RunContext, *,
+def choose_shortlist(model: Seq2Seq, run: RunContext, decoding: DecodingConfig, *,
                      valid: tuple[float, list[str]] | None = None) -> ShortlistChoice:
     """Learn the vocabulary shortlist from the training arrays (model_dir/shortlist.pt) and decode valid with and
-    without it (beam decoding.beam_size); decoding.shortlist in the run's config.yaml is turned on when
-    :func:`seq2seq.decoding.shortlist.worth_using` says it pays, else off. ``valid``: the full vocabulary's valid
-    BLEU and hypotheses, when already computed."""
-    config, src_tok, trg_tok, device = run.config, run.src_tok, run.trg_tok, run.device
+    without it (``decoding``: the run's decoding settings so far); decoding.shortlist in the run's config.yaml is
+    turned on when :func:`seq2seq.decoding.shortlist.worth_using` says it pays, else off. ``valid``: the full
+    vocabulary's valid BLEU and hypotheses, when already computed."""
     train = run.splits["train"]
-    shortlist = build_shortlist(train.src, train.trg, src_vocab_size=src_tok.vocab_size,
-                                trg_vocab_size=trg_tok.vocab_size)
+    shortlist = build_shortlist(train.src, train.trg, src_vocab_size=run.src_tok.vocab_size,
+                                trg_vocab_size=run.trg_tok.vocab_size)
     shortlist.save(run.layout.shortlist)
-    split, beam = run.splits["valid"], config.decoding.beam_size
-    full = valid or score_split(model, split, src_tok, trg_tok, config, device, beam_size=beam)
-    listed = score_split(model, split, src_tok, trg_tok, config, device, beam_size=beam, shortlist=shortlist)
-    share = union_share(shortlist, [split.src[i].tolist() for i in range(len(split))], config.decoding.batch_size)
+    split, options = run.splits["valid"], SearchOptions.of(decoding)
+    full = valid or score_split(model, run, split, options)
+    listed = score_split(model, run, split, options, shortlist=shortlist)
+    share = union_share(shortlist, [split.src[i].tolist() for i in range(len(split))], decoding.batch_size)
     used = worth_using(full[0], listed[0], share)
     log.info("vocabulary shortlist on valid (beam %d): BLEU %.2f with, %.2f without; a batch scores %.0f%% of the "
-             "target pieces: %s", beam, listed[0], full[0], 100 * share, "used" if used else "not used")
+             "target pieces: %s", options.beam_size, listed[0], full[0], 100 * share, "used" if used else "not used")
     run.reporter.shortlist(run.progress.step, bleu=full[0], shortlist_bleu=listed[0], share=share, used=used)
-    if used != config.decoding.shortlist:
-        config.decoding.shortlist = used
-        save_config(config, run.layout.config)
+    if used != decoding.shortlist:
+        save_config(replace(run.config, decoding=replace(decoding, shortlist=used)), run.layout.config)
     return ShortlistChoice(shortlist, used, full, listed, share)
 
 
@@ -147,26 +148,26 @@ def shortlist_trained(model_dir: Path) -> ShortlistChoice:
                         f"with `seq2seq prepare {layout.config}` from where the model was trained.")
     run = RunContext(config, layout, open_splits(config, directory), translator.src_tok, translator.trg_tok,
                      translator.device, Reporters([]), Progress())
-    return choose_shortlist(translator.model, run)
+    return choose_shortlist(translator.model, run, config.decoding)
 
 
-def final_report(model: Seq2Seq, run: RunContext, *, valid: tuple[float, list[str]] | None = None,
-                 shortlist: Shortlist | None = None) -> dict[str, float]:
-    """Score valid and test (if configured) with the model as loaded, the configured beam size and ``shortlist``.
+def final_report(model: Seq2Seq, run: RunContext, decoding: DecodingConfig, *,
+                 valid: tuple[float, list[str]] | None = None, shortlist: Shortlist | None = None) -> dict[str, float]:
+    """Score valid and test (if configured) with the model as loaded, the ``decoding`` settings chosen for the run
+    and ``shortlist``.
 
     ``valid``: the valid BLEU and hypotheses of this model and these settings, when already computed.
     """
-    config = run.config
-    beam = config.decoding.beam_size
+    options = SearchOptions.of(decoding)
     report = {}
     for name in ("valid", "test"):
         if name in run.splits:
             scored = valid if name == "valid" and valid is not None else score_split(
-                model, run.splits[name], run.src_tok, run.trg_tok, config, run.device, beam_size=beam,
-                shortlist=shortlist)
+                model, run, run.splits[name], options, shortlist=shortlist)
             report[f"{name}_bleu"], hypotheses = scored
             atomic_write_text(run.layout.hypotheses(name), "".join(h + "\n" for h in hypotheses))
-    run.reporter.final(run.progress.step, beam_size=beam, length_penalty=config.decoding.length_penalty, scores=report)
+    beam = options.beam_size
+    run.reporter.final(run.progress.step, beam_size=beam, length_penalty=options.length_penalty, scores=report)
     search_name = "greedy" if beam == 1 else f"beam {beam}"
     for key, value in report.items():
         log.info("%s (%s, best checkpoint): %.2f", key.replace("_bleu", " BLEU"), search_name, value)

@@ -81,6 +81,7 @@ class Trainer:
     def __init__(self, run: RunContext, job: Distributed, model: Seq2Seq, optimizer: torch.optim.Optimizer,
                  scheduler: Scheduler | None, step_at: StepAt | None, *, average: MovingAverage | None = None):
         config, splits = run.config, run.splits
+        self.context = run
         self.config, self.settings = config, config.training
         self.model, self.optimizer, self.scheduler, self.step_at = model, optimizer, scheduler, step_at
         self.average = average
@@ -266,14 +267,13 @@ class Trainer:
     def validation_figures(self) -> dict[str, float]:
         valid = self.splits["valid"]
         batches = evaluation_batches(valid, self.valid_sizes, batch_tokens=self.settings.batch_tokens)
-        return validate(self.scored, valid, batches, self.src_tok, self.trg_tok, self.config, self.device)
+        return validate(self.scored, self.context, batches)
 
     def report_validation(self, figures: dict[str, float], is_best: bool) -> None:
         progress = self.progress
         sample = None
         if self.reporter.wants_sample:
-            sample = attention_sample(self.scored, self.splits["valid"], self.src_tok, self.trg_tok, self.config,
-                                      self.device)
+            sample = attention_sample(self.scored, self.context)
         self.reporter.valid(progress.step, progress.epoch, lr=self.optimizer.param_groups[0]["lr"], best=is_best,
                             figures=figures, sample=sample)
         log.info("valid step %d: loss %.3f, ppl %.2f, BLEU %.2f%s", progress.step, figures["loss"],

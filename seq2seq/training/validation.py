@@ -7,15 +7,14 @@ from collections.abc import Iterable
 
 import torch
 
-from seq2seq.config import Config
 from seq2seq.data.batching import Batch
 from seq2seq.data.dataset import Split
-from seq2seq.data.tokenizer import Tokenizer
 from seq2seq.decoding.scoring import bleu
 from seq2seq.decoding.shortlist import Shortlist
 from seq2seq.decoding.translator import SearchOptions, Translation, translate_texts
 from seq2seq.model.loss import output_loss
 from seq2seq.model.network import Seq2Seq
+from seq2seq.training.context import RunContext
 
 
 @torch.inference_mode()
@@ -31,17 +30,13 @@ def evaluate_loss(model: Seq2Seq, batches: Iterable[Batch], device: torch.device
     return total / max(tokens, 1)
 
 
-def score_split(model: Seq2Seq, split: Split, src_tok: Tokenizer, trg_tok: Tokenizer, config: Config,
-                device: torch.device, *, beam_size: int = 1, length_penalty: float | None = None,
+def score_split(model: Seq2Seq, run: RunContext, split: Split, options: SearchOptions, *,
                 shortlist: Shortlist | None = None) -> tuple[float, list[str]]:
-    """BLEU of a split (detokenized output vs raw references) and the hypotheses; greedy unless beam_size > 1.
-
-    The length penalty defaults to the config's decoding.length_penalty; a ``shortlist`` limits the scored
-    target pieces (see :mod:`seq2seq.decoding.shortlist`).
-    """
-    options = SearchOptions.from_config(config, beam_size=beam_size, length_penalty=length_penalty)
-    translations = translate_texts(model, src_tok, trg_tok, split.sources, options=options, device=device,
-                                   max_source_pieces=config.data.max_length, shortlist=shortlist)
+    """BLEU of a split (detokenized output vs raw references) and the hypotheses, decoded with ``options``; a
+    ``shortlist`` limits the scored target pieces (see :mod:`seq2seq.decoding.shortlist`)."""
+    translations = translate_texts(model, run.src_tok, run.trg_tok, split.sources, options=options,
+                                   device=run.device, max_source_pieces=run.config.data.max_length,
+                                   shortlist=shortlist)
     hypotheses = [n_best[0].text for n_best in translations]
     return bleu(hypotheses, split.references).score, hypotheses
 
@@ -53,17 +48,17 @@ def improved(metric: str, value: float, best: float | None) -> bool:
     return value > best if metric == "bleu" else value < best
 
 
-def validate(model: Seq2Seq, split: Split, batches: Iterable[Batch], src_tok: Tokenizer, trg_tok: Tokenizer,
-             config: Config, device: torch.device) -> dict[str, float]:
-    loss = evaluate_loss(model, batches, device)
-    bleu_score, _ = score_split(model, split, src_tok, trg_tok, config, device)
+def validate(model: Seq2Seq, run: RunContext, batches: Iterable[Batch]) -> dict[str, float]:
+    """Loss, perplexity and greedy BLEU of the run's valid split (``batches`` are its evaluation batches)."""
+    loss = evaluate_loss(model, batches, run.device)
+    greedy = SearchOptions.from_config(run.config, beam_size=1)
+    bleu_score, _ = score_split(model, run, run.splits["valid"], greedy)
     return {"loss": loss, "ppl": math.exp(min(loss, 50.0)), "bleu": bleu_score}
 
 
-def attention_sample(model: Seq2Seq, split: Split, src_tok: Tokenizer, trg_tok: Tokenizer, config: Config,
-                     device: torch.device) -> Translation:
-    """The greedy translation of the split's first sentence, with its attention: the same sentence at every
+def attention_sample(model: Seq2Seq, run: RunContext) -> Translation:
+    """The greedy translation of the valid split's first sentence, with its attention: the same sentence at every
     validation, so that a reporter can show how the attention sharpens as training goes on."""
-    options = SearchOptions.from_config(config, beam_size=1)
-    return translate_texts(model, src_tok, trg_tok, split.sources[:1], options=options, device=device,
-                           max_source_pieces=config.data.max_length)[0][0]
+    greedy = SearchOptions.from_config(run.config, beam_size=1)
+    return translate_texts(model, run.src_tok, run.trg_tok, run.splits["valid"].sources[:1], options=greedy,
+                           device=run.device, max_source_pieces=run.config.data.max_length)[0][0]
