@@ -188,7 +188,10 @@ def run_prepare(args: argparse.Namespace) -> None:
 
     setup_logging()
     directory = ensure_prepared(load_config(args.config, args.overrides))
-    counts = read_manifest(directory)["counts"]
+    manifest = read_manifest(directory)
+    if manifest is None:
+        raise UserError(f"{directory} was prepared but its manifest cannot be read back.")
+    counts = manifest["counts"]
     splits = ", ".join(f"{name} {count['kept']:,} pairs" for name, count in counts.items())
     print(f"prepared {directory}: {splits}")
 

@@ -40,3 +40,16 @@ def test_every_module_has_a_layer_and_imports_only_from_its_own_or_higher_ones()
         for imported in seq2seq_imports(path):
             assert LAYER_OF[imported] <= LAYER_OF[name], (
                 f"{relative} ({LAYERS[LAYER_OF[name]][0]}) imports {imported} ({LAYERS[LAYER_OF[imported]][0]})")
+
+
+def test_modules_and_functions_stay_small():
+    """One concept per module and small functions (STYLE): no module over 400 lines, no function over 60."""
+    package = ROOT / "seq2seq"
+    for path in sorted(package.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        relative = path.relative_to(package)
+        assert text.count("\n") <= 400, f"{relative} has {text.count(chr(10))} lines: split it by concept"
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = node.end_lineno - node.lineno + 1
+                assert length <= 60, f"{relative}: {node.name} has {length} lines: split it"

@@ -18,13 +18,15 @@ from torch import Tensor
 
 from seq2seq.special_ids import BOS_ID, EOS_ID, PAD_ID
 
+PieceIds = Sequence[int] | np.ndarray  # one side of a sentence pair: a list, or a row of the prepared arrays
+
 
 @dataclass
 class Example:
     """One sentence pair as piece ids (lists or NumPy arrays), without BOS/EOS."""
 
-    src: Sequence[int]
-    trg: Sequence[int]
+    src: PieceIds
+    trg: PieceIds
 
 
 @dataclass
@@ -44,7 +46,7 @@ class Batch:
         return Batch(self.src.to(device), self.src_lengths, self.trg_in.to(device), self.trg_out.to(device))
 
 
-def pad(sequences: Sequence[Sequence[int]], *, bos: bool = False, eos: bool = False) -> Tensor:
+def pad(sequences: Sequence[PieceIds], *, bos: bool = False, eos: bool = False) -> Tensor:
     """Right-pad id sequences into a [B, max_len] long tensor, optionally framed by BOS and/or EOS."""
     first = int(bos)
     out = np.full((len(sequences), max(len(s) for s in sequences) + first + int(eos)), PAD_ID, dtype=np.int64)
@@ -57,7 +59,7 @@ def pad(sequences: Sequence[Sequence[int]], *, bos: bool = False, eos: bool = Fa
     return torch.from_numpy(out)
 
 
-def source_tensor(sources: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
+def source_tensor(sources: Sequence[PieceIds]) -> tuple[Tensor, Tensor]:
     """Source ids with EOS appended, padded: ([B, S], lengths [B]). Empty sources still get their EOS."""
     return pad(sources, eos=True), torch.tensor([len(s) + 1 for s in sources], dtype=torch.long)
 

@@ -11,10 +11,12 @@ re-segments a global batch alike before taking its share.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import sentencepiece as spm
 
-from seq2seq.data.batching import Example
+from seq2seq.data.batching import Example, PieceIds
 from seq2seq.data.tokenizer import Tokenizer
 from seq2seq.special_ids import UNK_ID
 
@@ -33,8 +35,8 @@ class Resegmenter:
         trg = self.sample(self.trg_tok, [e.trg for e in examples])
         return [Example(s, t) if s is not None and t is not None else e for e, s, t in zip(examples, src, trg)]
 
-    def sample(self, tokenizer: Tokenizer, ids: list[list[int]]) -> list[list[int] | None]:
-        ids = [np.asarray(piece_ids).tolist() for piece_ids in ids]  # the prepared arrays hold NumPy ints
-        sampled = tokenizer.sample(tokenizer.decode(ids), alpha=self.p)
+    def sample(self, tokenizer: Tokenizer, ids: Sequence[PieceIds]) -> list[list[int] | None]:
+        prepared = [np.asarray(piece_ids).tolist() for piece_ids in ids]  # the prepared arrays hold NumPy ints
+        sampled = tokenizer.sample(tokenizer.decode(prepared), alpha=self.p)
         return [new if UNK_ID not in old and len(new) <= self.max_length else None
-                for old, new in zip(ids, sampled)]
+                for old, new in zip(prepared, sampled)]

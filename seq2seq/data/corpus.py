@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 from seq2seq.errors import UserError
 
@@ -61,7 +62,7 @@ def iter_parallel(src_path: str | Path, trg_path: str | Path) -> Iterator[tuple[
         _mismatch(src_path, count, trg_path, count + rest)
 
 
-def _mismatch(src_path: str | Path, src_count: int, trg_path: str | Path, trg_count: int) -> None:
+def _mismatch(src_path: str | Path, src_count: int, trg_path: str | Path, trg_count: int) -> NoReturn:
     raise DataError(f"{src_path} has {src_count} lines but {trg_path} has {trg_count} lines; "
                     "parallel files must have one sentence per line, aligned line by line.")
 

@@ -35,6 +35,12 @@ class Split:
     def __len__(self) -> int:
         return len(self.src)
 
+    def text(self) -> tuple[list[str], list[str]]:
+        """The raw sources and references, which valid and test keep for BLEU."""
+        if self.sources is None or self.references is None:
+            raise ValueError("this split keeps no raw text: only valid and test do")
+        return self.sources, self.references
+
     def sizes(self) -> np.ndarray:
         """[N] each pair's padded size, the one number per pair that batch planning needs."""
         return padded_sizes(self.src.lengths(), self.trg.lengths())

@@ -15,7 +15,7 @@ import functools
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -48,8 +48,14 @@ def shard(split: Split, indices: np.ndarray, *, rank: int = 0, world_size: int =
     return collate(examples), global_tokens
 
 
+class Resegment(Protocol):
+    """Segments batch ``number`` of an epoch anew (BPE-dropout; see :mod:`seq2seq.data.bpe_dropout`)."""
+
+    def __call__(self, examples: list[Example], *, number: int) -> list[Example]: ...
+
+
 def training_batches(split: Split, plan: list[np.ndarray], *, rank: int = 0, world_size: int = 1,
-                     resegment: Callable[[list[Example], int], list[Example]] | None = None,
+                     resegment: Resegment | None = None,
                      first: int = 0) -> Iterator[tuple[Batch, int]]:
     """The batches of ``plan``, which starts at batch number ``first`` of its epoch; ``resegment(examples,
     number)`` re-segments batch ``number`` (BPE-dropout)."""

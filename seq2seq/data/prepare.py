@@ -25,6 +25,7 @@ import os
 import random
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -266,7 +267,7 @@ def encode_split(src_path: Path, trg_path: Path, prefix: Path, src_tok: Tokenize
         for chunk in chunks(iter_parallel(src_path, trg_path), CHUNK_PAIRS):
             sources = src_tok.encode([s for s, _ in chunk], num_threads=threads)
             targets = trg_tok.encode([t for _, t in chunk], num_threads=threads)
-            keep = range(len(chunk))
+            keep: Sequence[int] = range(len(chunk))
             if max_length is not None:
                 empty = {i for i, (s, t) in enumerate(chunk) if not s.strip() or not t.strip()}
                 long = {i for i in keep if i not in empty and max(len(sources[i]), len(targets[i])) > max_length}

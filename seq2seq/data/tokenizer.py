@@ -6,6 +6,7 @@ them as constants.
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -80,19 +81,20 @@ def load_or_train(spm_dir: Path, pairs: list[tuple[str, str]], *, vocab_sizes: t
                   num_threads: int = 1) -> tuple[Tokenizer, Tokenizer]:
     """Source and target tokenizers from ``spm_dir``, training them on ``pairs`` if they are not there."""
     spm_dir = Path(spm_dir)
-    options = dict(model_type=model_type, character_coverage=character_coverage, num_threads=num_threads)
+    train = functools.partial(train_sentencepiece, model_type=model_type, character_coverage=character_coverage,
+                              num_threads=num_threads)
     if joint:
         path = spm_dir / "joint.model"
         if not path.is_file():
             sentences = [s for pair in pairs for s in pair]
-            train_sentencepiece(sentences, path, vocab_size=vocab_sizes[0], **options)
+            train(sentences, path, vocab_size=vocab_sizes[0])
         tokenizer = Tokenizer(path)
         return tokenizer, tokenizer
     out = []
     for side, name in enumerate(("src", "trg")):
         path = spm_dir / f"{name}.model"
         if not path.is_file():
-            train_sentencepiece([pair[side] for pair in pairs], path, vocab_size=vocab_sizes[side], **options)
+            train([pair[side] for pair in pairs], path, vocab_size=vocab_sizes[side])
         out.append(Tokenizer(path))
     return out[0], out[1]
 

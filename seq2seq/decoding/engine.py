@@ -23,17 +23,13 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Generic, NamedTuple, Protocol, Self, TypeVar
 
 import torch
 from torch import Tensor
 
 from seq2seq.data.batching import source_tensor
-from seq2seq.decoding.ensemble import Ensemble, Members
 from seq2seq.decoding.shortlist import Shortlist, Union
-from seq2seq.model.attention import AttentionKeys
-from seq2seq.model.decoder import DecoderState
-from seq2seq.model.network import Seq2Seq
 from seq2seq.special_ids import BOS_ID, EOS_ID
 
 
@@ -98,15 +94,53 @@ class _Slot(NamedTuple):
     pieces: Tensor | None  # [U_s] its shortlist (None without one)
 
 
-class _Encoded(NamedTuple):
+class SearchKeys(Protocol):
+    """What the engine asks of attention keys (:class:`~seq2seq.model.attention.AttentionKeys`, or an ensemble's
+    :class:`~seq2seq.decoding.ensemble.Members` of them): batch rows first, source positions second."""
+
+    @property
+    def width(self) -> int: ...  # source positions
+    def select(self, rows: Tensor) -> Self: ...
+    def rows(self, start: int, stop: int) -> Self: ...
+    def blank(self, rows: int, width: int) -> Self: ...
+    def write(self, start: int, source: Self) -> None: ...
+    def move(self, to: Tensor, take: Tensor) -> None: ...
+    def narrow(self, rows: int, width: int) -> Self: ...
+    def widened(self, width: int) -> Self: ...
+
+
+class SearchState(Protocol):
+    """What the engine asks of a decoder state (:class:`~seq2seq.model.decoder.DecoderState`, or Members)."""
+
+    def select(self, rows: Tensor) -> Self: ...
+    def repeat(self, k: int) -> Self: ...
+    def rows(self, start: int, stop: int) -> Self: ...
+    def cat(self, other: Self) -> Self: ...
+
+
+KeysT = TypeVar("KeysT", bound=SearchKeys)
+StateT = TypeVar("StateT", bound=SearchState)
+
+
+class SearchModel(Protocol[KeysT, StateT]):
+    """A model the engine decodes with: a :class:`~seq2seq.model.network.Seq2Seq` (AttentionKeys, DecoderState)
+    or an :class:`~seq2seq.decoding.ensemble.Ensemble` (Members, Members)."""
+
+    def search_start(self, src: Tensor, src_lengths: Tensor) -> tuple[KeysT, StateT]: ...
+    def search_step(self, prev_tokens: Tensor, state: StateT, keys: KeysT, *, beams: int = 1,
+                    vocab: Tensor | None = None) -> tuple[Tensor, StateT, Tensor]: ...
+
+
+@dataclass
+class _Encoded(Generic[KeysT, StateT]):
     """Sentences encoded ahead of need: their keys and initial states, rows in ``sentences`` order."""
 
     sentences: list[Sentence]
-    keys: AttentionKeys | Members  # [M, S_m, ...] (an ensemble's: one per member)
-    state: DecoderState | Members  # M rows
+    keys: KeysT  # [M, S_m, ...]
+    state: StateT  # M rows
 
 
-class DecodingEngine:
+class DecodingEngine(Generic[KeysT, StateT]):
     """Decode sentences with ``policy``, keeping up to ``max_sentences`` of them in every model step.
 
     With a ``shortlist`` each step scores only the union of its sentences' target shortlists (see
@@ -114,7 +148,7 @@ class DecodingEngine:
     choices back to target pieces.
     """
 
-    def __init__(self, model: Seq2Seq | Ensemble, policy: SearchPolicy, *, device: torch.device,
+    def __init__(self, model: SearchModel[KeysT, StateT], policy: SearchPolicy, *, device: torch.device,
                  max_sentences: int, shortlist: Shortlist | None = None):
         if max_sentences < 1:
             raise ValueError(f"max_sentences must be ≥ 1, got {max_sentences}")
@@ -122,10 +156,10 @@ class DecodingEngine:
         self.capacity = max_sentences
         self.work = DecodingWork()
         self._waiting: deque[Sentence] = deque()
-        self._encoded: deque[_Encoded] = deque()
+        self._encoded: deque[_Encoded[KeysT, StateT]] = deque()
         self._slots: list[_Slot] = []  # the N decoding sentences, in slot order
-        self._keys: AttentionKeys | Members | None = None  # slot buffer [capacity, width, ...], made when needed
-        self._state: DecoderState | Members | None = None  # the decoder state of the N * K rows
+        self._keys: KeysT | None = None  # slot buffer [capacity, width, ...], made when needed
+        self._state: StateT | None = None  # the decoder state of the N * K rows
         self._prev = torch.empty(0, dtype=torch.long, device=device)  # [R] each row's last token
         self._beam = policy.start(0, device)  # [N, K] standing of the decoding sentences
         self._history: _History | None = None
@@ -181,10 +215,11 @@ class DecodingEngine:
         count, beams = len(self._slots), self.policy.beams
         if count == 0:
             return []
-        history = self._history
+        history, keys, state = self._history, self._keys, self._state
+        assert history is not None and keys is not None and state is not None  # the first admitted made them
         width = max(slot.src_length for slot in self._slots)
         vocab = self._vocab()
-        log_probs, state, alpha = self.model.search_step(self._prev, self._state, self._keys.narrow(count, width),
+        log_probs, state, alpha = self.model.search_step(self._prev, state, keys.narrow(count, width),
                                                          beams=beams, vocab=vocab)  # [R, V or U], _, [R, S]
         steps = history.steps[:count]  # [N] steps each sentence has taken
         choice = self.policy.choose(log_probs.view(count, beams, -1), self._beam, steps + 1 >= history.limits[:count])
@@ -220,6 +255,7 @@ class DecodingEngine:
         """The n-best hypotheses of the finished sentence in ``slot``, best first (the policy keeps the rows in
         rank order)."""
         sentence, src_length, _ = self._slots[slot]
+        assert self._history is not None
         return [Hypothesis(tokens, score, attention) for tokens, score, attention in self._history.paths(
             slot, sentence.n_best, self._beam.scores[slot].tolist(), self._beam.lengths[slot].tolist(), src_length)]
 
@@ -231,7 +267,8 @@ class DecodingEngine:
         gone = set(done)
         if self._union is not None:
             for slot in done:
-                self._union.remove(self._slots[slot].pieces)
+                if (pieces := self._slots[slot].pieces) is not None:
+                    self._union.remove(pieces)
         holes = [slot for slot in done if slot < remaining]
         movers = [slot for slot in range(remaining, count) if slot not in gone]
         order = list(range(remaining))
@@ -241,6 +278,7 @@ class DecodingEngine:
         del self._slots[remaining:]
         order_tensor = torch.tensor(order, dtype=torch.long, device=self.device)
         if holes:
+            assert self._keys is not None and self._history is not None
             to = torch.tensor(holes, dtype=torch.long, device=self.device)
             take = torch.tensor(movers, dtype=torch.long, device=self.device)
             self._keys.move(to, take)
@@ -272,15 +310,15 @@ class DecodingEngine:
         keys, state = self.model.search_start(src.to(self.device), lengths)
         self._encoded.append(_Encoded(sentences, keys, state))
 
-    def _place(self, sentences: list[Sentence], keys: AttentionKeys | Members, state: DecoderState | Members) -> None:
+    def _place(self, sentences: list[Sentence], keys: KeysT, state: StateT) -> None:
         """Put encoded sentences (keys [M, S_m, ...], state of M rows) into the slots after the N taken ones."""
         start, beams = len(self._slots), self.policy.beams
-        width = _width(keys)
+        width = keys.width
         limit = max(s.limit for s in sentences)
-        if self._keys is None:
+        if self._keys is None or self._history is None:
             self._keys = keys.blank(self.capacity, width)
             self._history = _History(self.capacity, beams, limit, width, self.device)
-        if width > _width(self._keys):
+        if width > self._keys.width:
             self._keys = self._keys.widened(width)
         self._history.reserve(limit, width)
         self._keys.write(start, keys)
@@ -294,10 +332,6 @@ class DecodingEngine:
         fresh = self.policy.start(len(sentences), self.device)
         self._beam = BeamState(*(torch.cat([old[:start], new]) for old, new in zip(self._beam, fresh)))
 
-
-def _width(keys: AttentionKeys | Members) -> int:
-    """The positions of a keys buffer (one model's AttentionKeys, or an ensemble's Members of them)."""
-    return keys[0].mask.size(1) if isinstance(keys, Members) else keys.mask.size(1)
 
 
 class _History:

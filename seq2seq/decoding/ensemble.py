@@ -38,6 +38,11 @@ class Members(tuple):
 
     # What the decoding engine asks of keys and states (see AttentionKeys and DecoderState), member by member.
 
+    @property
+    def width(self) -> int:
+        """The source positions of the members' keys."""
+        return self[0].width
+
     def rows(self, start: int, stop: int) -> Members:
         return Members(value.rows(start, stop) for value in self)
 
@@ -72,16 +77,17 @@ class Ensemble(nn.Module):
         sizes = [model.target_vocab_size for model in models]
         if len(set(sizes)) > 1:
             raise ValueError(f"the models of an ensemble must share one target vocabulary; their sizes are {sizes}")
-        self.members = nn.ModuleList(models)
+        self.members = nn.ModuleList(models)  # registered, so that .to() and .eval() reach every member
+        self.models = list(models)  # the same modules, typed
 
     @property
     def target_vocab_size(self) -> int:
         """V, the members' shared target vocabulary size."""
-        return self.members[0].target_vocab_size
+        return self.models[0].target_vocab_size
 
     def search_start(self, src: Tensor, src_lengths: Tensor) -> tuple[Members, Members]:
         """Each member's attention keys and initial decoder state for src [B, S], lengths [B]."""
-        starts = [member.search_start(src, src_lengths) for member in self.members]
+        starts = [member.search_start(src, src_lengths) for member in self.models]
         return Members(keys for keys, _ in starts), Members(state for _, state in starts)
 
     def search_step(self, prev_tokens: Tensor, state: Members, keys: Members, *, beams: int = 1,
@@ -91,7 +97,7 @@ class Ensemble(nn.Module):
         ``beams`` and ``vocab`` as in :meth:`Seq2Seq.search_step`."""
         steps: list[tuple[Tensor, DecoderState, Tensor]] = [
             member.search_step(prev_tokens, member_state, member_keys, beams=beams, vocab=vocab)
-            for member, member_state, member_keys in zip(self.members, state, keys, strict=True)]
+            for member, member_state, member_keys in zip(self.models, state, keys, strict=True)]
         log_probs = torch.stack([step_log_probs for step_log_probs, _, _ in steps])  # [M, B, V]
         mixture = torch.logsumexp(log_probs, dim=0) - math.log(len(steps))  # [B, V]
         weights = torch.stack([step_weights.float() for _, _, step_weights in steps]).mean(dim=0)  # [B, S]

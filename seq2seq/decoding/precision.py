@@ -20,14 +20,15 @@ import torch
 from torch import nn
 
 from seq2seq.errors import UserError
+from seq2seq.model.network import Seq2Seq
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "bf16", "int8")
 
 
-def with_precision(model: nn.Module, precision: str, device: torch.device, *,
-                   float_output: bool = False) -> nn.Module:
+def with_precision(model: Seq2Seq, precision: str, device: torch.device, *,
+                   float_output: bool = False) -> Seq2Seq:
     """``model`` (in eval mode) converted to ``precision`` for decoding on ``device``.
 
     ``float_output`` keeps int8's output layer in floating point, for a vocabulary shortlist to pick its rows.
@@ -63,7 +64,7 @@ def bf16_supported(device_type: str) -> bool:
     return True
 
 
-def quantize_int8(model: nn.Module, *, float_output: bool = False) -> nn.Module:
+def quantize_int8(model: Seq2Seq, *, float_output: bool = False) -> Seq2Seq:
     """Dynamic int8 quantization of every LSTM and Linear layer (CPU inference only); with ``float_output`` the
     decoder's output layer stays float32."""
     with warnings.catch_warnings():
@@ -73,4 +74,6 @@ def quantize_int8(model: nn.Module, *, float_output: bool = False) -> nn.Module:
         layers: dict = {nn.LSTM: default_dynamic_qconfig, nn.Linear: default_dynamic_qconfig}
         if float_output:
             layers["decoder.output"] = None  # a module name outranks its type
-        return quantize_dynamic(model, layers, dtype=torch.qint8)
+        quantized = quantize_dynamic(model, layers, dtype=torch.qint8)  # a copy, with int8 layers swapped in
+    assert isinstance(quantized, Seq2Seq)
+    return quantized

@@ -10,6 +10,8 @@ Legend: B batch, N sentences, K beams, S source length, T output length, V targe
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -97,7 +99,8 @@ def _sentences(src: Tensor, src_lengths: Tensor, max_lengths: Tensor, n_best: in
 
 def _decode(model: Seq2Seq | Ensemble, policy: Greedy | Beam, sentences: list[Sentence],
             device: torch.device) -> list[list[Hypothesis]]:
-    engine = DecodingEngine(model, policy, device=device, max_sentences=max(len(sentences), 1))
+    engine: DecodingEngine[Any, Any] = DecodingEngine(model, policy, device=device,
+                                                      max_sentences=max(len(sentences), 1))
     engine.add(sentences)
     results: list[list[Hypothesis]] = [[] for _ in sentences]
     for index, hypotheses in engine.run():

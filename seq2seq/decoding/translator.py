@@ -94,8 +94,8 @@ class TranslationStream:
         self.src_tok, self.trg_tok = src_tok, trg_tok
         self.options = options
         self.max_source_pieces = max_source_pieces
-        self.engine = DecodingEngine(model, search_policy(options), device=device, max_sentences=options.batch_size,
-                                     shortlist=shortlist)
+        self.engine: DecodingEngine[Any, Any] = DecodingEngine(
+            model, search_policy(options), device=device, max_sentences=options.batch_size, shortlist=shortlist)
 
     @property
     def idle(self) -> bool:

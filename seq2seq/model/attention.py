@@ -27,6 +27,11 @@ class AttentionKeys(NamedTuple):
     keys: Tensor  # [B, S, K] what the query is scored against (h_i, or a projection of it)
     mask: Tensor  # [B, S] bool, True at real tokens
 
+    @property
+    def width(self) -> int:
+        """S, the source positions."""
+        return self.mask.size(1)
+
     def select(self, rows: Tensor) -> AttentionKeys:
         """The keys of some batch rows, in the order of ``rows`` [R]: each field [B, ...] → [R, ...]."""
         return AttentionKeys(*(field.index_select(0, rows) for field in self))
@@ -215,12 +220,14 @@ class ConcatAttention(Attention):
     def loop_scores(self, query: Tensor, keys: Tensor, keys_by_column: Tensor, matmul: Matmul, extra: list[Tensor],
                     buffer: Tensor | None) -> Tensor:
         query_proj, v = extra
+        assert buffer is not None  # this score's loop_buffer always keeps one
         torch.tanh(matmul(query, query_proj).unsqueeze(1) + keys, out=buffer)  # [B, S, K]
         return buffer @ v
 
     def loop_scores_backward(self, de: Tensor, keys: Tensor, matmul: Matmul, extra: list[Tensor],
                              buffer: Tensor | None, query_grad: Tensor | None) -> Tensor:
         query_proj, v = extra
+        assert buffer is not None and query_grad is not None
         torch.mul(((1.0 - buffer * buffer) * de.unsqueeze(-1)).sum(dim=1), v, out=query_grad)  # into W_s s_t [B, K]
         return matmul(query_grad, query_proj, transpose=False)
 
@@ -228,6 +235,7 @@ class ConcatAttention(Attention):
                           query_grads: Tensor | None, extra: list[Tensor],
                           matmul: Matmul) -> tuple[Tensor | None, list[Tensor]]:
         _, v = extra
+        assert buffer is not None and query_grads is not None
         steps, batch, size = query_grads.shape
         rows = steps * batch
         slope = score_grads.unsqueeze(-1) * (1.0 - buffer * buffer)  # [T, B, S, K]: de · tanh'

@@ -119,7 +119,8 @@ class LuongDecoder(nn.Module):
         """
         lstm, embedding_dim = self.lstm, self.embedding.embedding_dim
         embedded = self.embed(trg_in.t())  # [T, B, E]
-        pre = F.linear(embedded, lstm.weight_ih_l0[:, :embedding_dim], lstm.bias_ih_l0 + lstm.bias_hh_l0)  # [T, B, 4H]
+        weight_ih, _, bias_ih, bias_hh = lstm.all_weights[0]
+        pre = F.linear(embedded, weight_ih[:, :embedding_dim], bias_ih + bias_hh)  # [T, B, 4H]
         layer_masks = None
         if self.training and lstm.dropout > 0 and lstm.num_layers > 1:  # nn.LSTM's dropout between layers
             keep = 1.0 - lstm.dropout
@@ -131,13 +132,12 @@ class LuongDecoder(nn.Module):
     def loop_weights(self) -> LoopWeights:
         """The LSTM, W_c and attention weights in the layout of the fused loop (layer 0 without its embedding
         block, which :meth:`forward_fused` applies to all steps at once)."""
-        lstm, embedding_dim = self.lstm, self.embedding.embedding_dim
-        layers = range(1, lstm.num_layers)
+        (weight_ih, weight_hh, _, _), *upper = self.lstm.all_weights  # per layer [W_ih, W_hh, b_ih, b_hh]
+        embedding_dim = self.embedding.embedding_dim
         return LoopWeights(
-            recurrent=[torch.cat([lstm.weight_ih_l0[:, embedding_dim:], lstm.weight_hh_l0], dim=1)]
-            + [torch.cat([getattr(lstm, f"weight_ih_l{layer}"), getattr(lstm, f"weight_hh_l{layer}")], dim=1)
-               for layer in layers],
-            biases=[getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}") for layer in layers],
+            recurrent=[torch.cat([weight_ih[:, embedding_dim:], weight_hh], dim=1)]
+            + [torch.cat([w_ih, w_hh], dim=1) for w_ih, w_hh, _, _ in upper],
+            biases=[b_ih + b_hh for _, _, b_ih, b_hh in upper],
             combine=self.combine.weight)
 
     def forward_steps(self, trg_in: Tensor, state: DecoderState, keys: AttentionKeys) -> tuple[Tensor, Tensor]:
@@ -171,7 +171,8 @@ class LuongDecoder(nn.Module):
         if type(self.output) is not nn.Linear:
             logits = self.output(features)  # [R, V]
             return logits if vocab is None else logits.index_select(1, vocab)
-        weight, bias = self.output.weight, self.output.bias  # [V, H], [V]
+        weight: Tensor = self.output.weight  # [V, H]
+        bias: Tensor | None = self.output.bias  # [V]
         if vocab is not None:
             weight, bias = weight.index_select(0, vocab), None if bias is None else bias.index_select(0, vocab)
         if not torch.is_grad_enabled() and len(features) <= FEW_ROWS:

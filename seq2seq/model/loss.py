@@ -28,8 +28,8 @@ class _FusedOutputLoss(torch.autograd.Function):
                 label_smoothing: float) -> Tensor:
         """features [N, H], weight [V, H], bias [V], targets [N] (no padding) → summed loss (scalar)."""
         need = ctx.needs_input_grad[:3]
-        grads = [torch.zeros_like(t, dtype=torch.float32) if n else None
-                 for t, n in zip((features, weight, bias), need)]
+        feature_grad, weight_grad, bias_grad = grads = [torch.zeros_like(t, dtype=torch.float32) if n else None
+                                                        for t, n in zip((features, weight, bias), need)]
         compute = torch.get_autocast_dtype(features.device.type) if torch.is_autocast_enabled(
             features.device.type) else weight.dtype  # the matmul type autocast would use
         w = weight.to(compute)
@@ -47,12 +47,12 @@ class _FusedOutputLoss(torch.autograd.Function):
                 g = logp.exp_()  # softmax p, in place: dloss/dlogits = p - (1 - ε) onehot(y) - ε/V
                 g.scatter_add_(1, y.unsqueeze(1), g.new_full((len(y), 1), label_smoothing - 1.0))
                 g -= label_smoothing / vocab
-                if need[0]:
-                    grads[0][start:start + rows] = (g.to(compute) @ w).float()
-                if need[1]:
-                    grads[1] += (g.to(compute).t() @ x).float()
-                if need[2]:
-                    grads[2] += g.sum(dim=0)
+                if feature_grad is not None:
+                    feature_grad[start:start + rows] = (g.to(compute) @ w).float()
+                if weight_grad is not None:
+                    weight_grad += (g.to(compute).t() @ x).float()
+                if bias_grad is not None:
+                    bias_grad += g.sum(dim=0)
         ctx.grads, ctx.dtypes = grads, [features.dtype, weight.dtype, bias.dtype]
         return total
 

@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -45,28 +46,26 @@ def create_app(state: ServeState) -> FastAPI:
     add_error_handlers(app)
     add_body_limit(app, state.limits.max_body_bytes)
     add_pages(app)
-    app.openapi = lambda: openapi_schema(app)
+    app.openapi_schema = openapi_schema(app)  # what app.openapi() serves, made once all routes are there
     return app
 
 
-def openapi_schema(app: FastAPI) -> dict:
+def openapi_schema(app: FastAPI) -> dict[str, Any]:
     """FastAPI's schema, with our refusals (400, 404, 413 as ``{"error": ...}``) in place of its 422."""
-    if app.openapi_schema is None:
-        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        error = {"content": {"application/json": {"schema": {
-            "type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}}}}
-        refusals = {"400": "Invalid request (missing or mistyped field, malformed body, unsupported language)",
-                    "404": "Unknown model", "413": "Too many texts or too long a text for this server's limits"}
-        for path in schema["paths"].values():
-            for operation in path.values():
-                if operation.get("requestBody"):
-                    operation["responses"].pop("422", None)
-                    operation["responses"].update({code: {"description": text, **error}
-                                                   for code, text in refusals.items()})
-        for name in ("HTTPValidationError", "ValidationError"):
-            schema.get("components", {}).get("schemas", {}).pop(name, None)
-        app.openapi_schema = schema
-    return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    error = {"content": {"application/json": {"schema": {
+        "type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}}}}
+    refusals = {"400": "Invalid request (missing or mistyped field, malformed body, unsupported language)",
+                "404": "Unknown model", "413": "Too many texts or too long a text for this server's limits"}
+    for path in schema["paths"].values():
+        for operation in path.values():
+            if operation.get("requestBody"):
+                operation["responses"].pop("422", None)
+                operation["responses"].update({code: {"description": text, **error}
+                                               for code, text in refusals.items()})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schema.get("components", {}).get("schemas", {}).pop(name, None)
+    return schema
 
 
 def add_error_handlers(app: FastAPI) -> None:
@@ -126,7 +125,7 @@ def add_pages(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url=app.openapi_url, title="seq2seq API",
+        return get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json", title="seq2seq API",
                                    swagger_js_url="/docs-assets/swagger-ui-bundle.js",
                                    swagger_css_url="/docs-assets/swagger-ui.css",
                                    swagger_favicon_url="/docs-assets/favicon-32x32.png")

@@ -171,8 +171,7 @@ async def translate_lines(state: ServeState, model: ServedModel, texts: list[str
         start += len(text_lines)
         best.append("\n".join(n_best_list[0].text for n_best_list in chunk))
         if len(chunk) == 1:  # alternatives of a one-line text: the other hypotheses, without repeats
-            seen = {best[-1]}
-            others.append([t.text for t in chunk[0][1:] if not (t.text in seen or seen.add(t.text))])
+            others.append(list(dict.fromkeys(t.text for t in chunk[0][1:] if t.text != best[-1])))
         else:
             others.append([])
     return best, others

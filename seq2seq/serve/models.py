@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,7 @@ def final_bleu(metrics: Path) -> dict[str, float] | None:
     return {**figures, "beam_size": final.get("beam_size"), "length_penalty": final.get("length_penalty")}
 
 
-def load_models(directories: list[str | Path], *, checkpoint: str = BEST,
+def load_models(directories: Sequence[str | Path], *, checkpoint: str = BEST,
                 precision: str = "fp32") -> dict[str, ServedModel]:
     """Load every model directory; names must be unique. Errors name the directory (exit code 2)."""
     models: dict[str, ServedModel] = {}

@@ -6,6 +6,7 @@ import errno
 import logging
 import signal
 import socket
+from collections.abc import Sequence
 
 from seq2seq.errors import UserError
 from seq2seq.serve.limits import ApiError, Limits
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 GRACEFUL_SECONDS = 30  # SIGTERM: how long in-flight requests may take to finish before the server exits
 
 
-def serve(model_dirs: list[str], settings: ServeSettings = ServeSettings(), *, precision: str = "fp32") -> None:
+def serve(model_dirs: Sequence[str], settings: ServeSettings = ServeSettings(), *, precision: str = "fp32") -> None:
     """Serve until stopped. Loading errors and a port in use raise :class:`UserError` before anything is served,
     and so does a start-up that uvicorn itself gives up on."""
     import uvicorn

@@ -148,6 +148,7 @@ def shortlist_trained(model_dir: Path) -> ShortlistChoice:
                         f"with `seq2seq prepare {layout.config}` from where the model was trained.")
     run = RunContext(config, layout, open_splits(config, directory), translator.src_tok, translator.trg_tok,
                      translator.device, Reporters([]), Progress())
+    assert isinstance(translator.model, Seq2Seq)  # one checkpoint: best.pt
     return choose_shortlist(translator.model, run, config.decoding)
 
 

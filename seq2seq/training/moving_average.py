@@ -11,8 +11,11 @@ checkpoint's ``training_model``) for resuming.
 from __future__ import annotations
 
 import copy
+from typing import Generic, TypeVar
 
 import torch
+
+M = TypeVar("M", bound=torch.nn.Module)
 
 
 def decay_at(decay: float, step: int) -> float:
@@ -25,10 +28,10 @@ def decay_at(decay: float, step: int) -> float:
     return min(decay, step / (step + 9))
 
 
-class MovingAverage:
+class MovingAverage(Generic[M]):
     """The moving average of ``model``'s weights, held as a second model of the same shape (``self.model``)."""
 
-    def __init__(self, model: torch.nn.Module, decay: float):
+    def __init__(self, model: M, decay: float):
         if not 0.0 < decay < 1.0:
             raise ValueError(f"the decay of a moving average is in (0, 1), not {decay}")
         self.decay = decay
@@ -38,6 +41,6 @@ class MovingAverage:
     @torch.no_grad()
     def update(self, model: torch.nn.Module, step: int) -> None:
         """Move the average towards ``model``'s weights after update ``step`` (counting from 1)."""
-        averaged = list(self.model.parameters())
+        averaged: list[torch.Tensor] = list(self.model.parameters())
         current = [p.detach() for p in model.parameters()]
         torch._foreach_lerp_(averaged, current, 1.0 - decay_at(self.decay, step))  # a + w (b - a)

@@ -29,7 +29,7 @@ from seq2seq.model.network import Seq2Seq
 from seq2seq.training.context import RunContext
 from seq2seq.training.distributed import Distributed
 from seq2seq.training.moving_average import MovingAverage
-from seq2seq.training.optimization import Scheduler, StepAt
+from seq2seq.training.optimization import BudgetSchedule, Scheduler, StepAt
 from seq2seq.training.run_state import rng_state
 from seq2seq.training.update import AUTOCAST_TYPES, autocast_supported, train_step
 from seq2seq.training.validation import attention_sample, improved, validate
@@ -102,7 +102,8 @@ class Trainer:
         self.session_start = time.monotonic()
         self.elapsed_before = self.clock = run.progress.elapsed
         self.last_save, self.saved_step = self.session_start, run.progress.step
-        self.window_tokens, self.window_start, self.window_loss = 0, self.session_start, []
+        self.window_tokens, self.window_start = 0, self.session_start
+        self.window_loss: list[float] = []  # each update's mean loss per token since the last report
 
     @property
     def scored(self) -> Seq2Seq:
@@ -167,6 +168,7 @@ class Trainer:
         settings, progress, job = self.settings, self.progress, self.job
         normalizer = global_tokens / job.world_size if job.enabled else None
         if self.step_at is StepAt.BEFORE_UPDATE:
+            assert isinstance(self.scheduler, BudgetSchedule)  # make_scheduler pairs each schedule with its moment
             self.scheduler.set(step=progress.step, elapsed=self.clock)
         loss = train_step(self.net, batch.to(self.device), self.optimizer, label_smoothing=settings.label_smoothing,
                           clip_grad_norm=settings.clip_grad_norm, autocast=self.autocast, normalizer=normalizer)
@@ -195,6 +197,7 @@ class Trainer:
         if self.average:
             self.average.update(self.model, progress.step)
         if self.step_at is StepAt.UPDATE:
+            assert isinstance(self.scheduler, torch.optim.lr_scheduler.LambdaLR)
             self.scheduler.step()
         self.window_tokens += tokens
         self.window_loss.append(loss)
@@ -260,6 +263,7 @@ class Trainer:
         if self.job.is_main:
             self.report_validation(figures, is_best)
         if self.step_at is StepAt.VALIDATION:
+            assert isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
             self.scheduler.step(value)
         self.save(snapshot=settings.keep_last > 0 or settings.keep_best > 0, best=is_best)
         return 0 < settings.patience <= progress.bad_validations

@@ -62,4 +62,7 @@ def train_step(model: torch.nn.Module, batch: Batch, optimizer: torch.optim.Opti
 
 def unwrap(model: torch.nn.Module) -> Seq2Seq:
     """The Seq2Seq inside a DistributedDataParallel wrapper (or the model itself)."""
-    return getattr(model, "module", model)
+    inner = getattr(model, "module", model)
+    if not isinstance(inner, Seq2Seq):
+        raise TypeError(f"train_step trains a Seq2Seq, alone or in DistributedDataParallel, not {type(inner).__name__}")
+    return inner

@@ -34,11 +34,12 @@ def score_split(model: Seq2Seq, run: RunContext, split: Split, options: SearchOp
                 shortlist: Shortlist | None = None) -> tuple[float, list[str]]:
     """BLEU of a split (detokenized output vs raw references) and the hypotheses, decoded with ``options``; a
     ``shortlist`` limits the scored target pieces (see :mod:`seq2seq.decoding.shortlist`)."""
-    translations = translate_texts(model, run.src_tok, run.trg_tok, split.sources, options=options,
+    sources, references = split.text()
+    translations = translate_texts(model, run.src_tok, run.trg_tok, sources, options=options,
                                    device=run.device, max_source_pieces=run.config.data.max_length,
                                    shortlist=shortlist)
     hypotheses = [n_best[0].text for n_best in translations]
-    return bleu(hypotheses, split.references).score, hypotheses
+    return bleu(hypotheses, references).score, hypotheses
 
 
 def improved(metric: str, value: float, best: float | None) -> bool:
@@ -60,5 +61,5 @@ def attention_sample(model: Seq2Seq, run: RunContext) -> Translation:
     """The greedy translation of the valid split's first sentence, with its attention: the same sentence at every
     validation, so that a reporter can show how the attention sharpens as training goes on."""
     greedy = SearchOptions.from_config(run.config, beam_size=1)
-    return translate_texts(model, run.src_tok, run.trg_tok, run.splits["valid"].sources[:1], options=greedy,
+    return translate_texts(model, run.src_tok, run.trg_tok, run.splits["valid"].text()[0][:1], options=greedy,
                            device=run.device, max_source_pieces=run.config.data.max_length)[0][0]
