@@ -1,4 +1,4 @@
-"""Command line: ``seq2seq prepare|train|translate|evaluate|average|shortlist|serve``. Parses and checks arguments,
+"""Command line: ``seq2seq prepare|train|translate|evaluate|average|shortlist|serve|keys``. Parses and checks arguments,
 then delegates: the work lives in the layers below.
 
 Exit codes: 0 success, 2 usage or input error (one paragraph on stderr, no traceback), 1 a bug.
@@ -39,6 +39,13 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
+
+
 def port_number(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
@@ -52,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     prepare = commands.add_parser("prepare", help="prepare a config's corpus once (train runs it when needed)")
     add_config_arguments(prepare)
+    prepare.add_argument("--verify", action="store_true", help="check the prepared data against its manifest, "
+                         "every file's SHA-256 included, and prepare nothing: exit 0 when intact, else 2 naming each "
+                         "damaged file")
 
     train = commands.add_parser("train", help="train a model from a YAML config")
     add_config_arguments(train)
@@ -95,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_search_arguments(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     add_serve_parser(commands)
+    add_keys_parser(commands)
     return parser
 
 
@@ -104,12 +115,33 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("model_dirs", nargs="+", metavar="MODEL_DIR", help="trained model directories; each "
                        "serves its language pair, named after its directory")
     types = {"port": port_number, "beam": positive_int, "max_batch": positive_int, "max_texts": positive_int,
-             "max_chars": positive_int}
+             "max_chars": positive_int, "req_limit": positive_int, "char_limit": positive_int,
+             "max_connections": positive_int, "timeout_s": positive_float}
     for setting in dataclasses.fields(ServeSettings):  # every option, its default and its help, from one place
+        flag, doc = f"--{setting.name.replace('_', '-')}", setting.metadata["doc"]
+        if setting.type == "bool":
+            serve.add_argument(flag, action="store_true", help=doc)
+            continue
         shown = "" if setting.default is None else f" (default {setting.default})"
-        serve.add_argument(f"--{setting.name.replace('_', '-')}", type=types.get(setting.name, str),
-                           default=setting.default, help=setting.metadata["doc"] + shown)
+        serve.add_argument(flag, type=types.get(setting.name, str), default=setting.default, help=doc + shown)
     add_precision_arguments(serve)
+
+
+def add_keys_parser(commands: argparse._SubParsersAction) -> None:
+    keys = commands.add_parser("keys", help="manage the API keys of `seq2seq serve --api-keys`")
+    actions = keys.add_subparsers(dest="action", required=True, metavar="add|list|remove")
+    add = actions.add_parser("add", help="create a key and print it (the only time it is shown)")
+    add.add_argument("name", help="who uses the key (what list and remove call it)")
+    add.add_argument("--req-limit", type=positive_int, help="requests per minute for this key (default: the "
+                     "server's --req-limit)")
+    add.add_argument("--char-limit", type=positive_int, help="characters per request for this key (default: the "
+                     "server's --char-limit)")
+    actions.add_parser("list", help="names, limits, creation and last use (never the keys)")
+    remove = actions.add_parser("remove", help="revoke a key")
+    remove.add_argument("name", help="the key's name")
+    for action in actions.choices.values():
+        action.add_argument("--api-keys-db", default=ServeSettings.api_keys_db, metavar="PATH",
+                            help=f"the key database (default {ServeSettings.api_keys_db})")
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -184,10 +216,18 @@ def chosen_checkpoints(args: argparse.Namespace) -> list[str]:
 def run_prepare(args: argparse.Namespace) -> None:
     from seq2seq.common.log_setup import setup_logging
     from seq2seq.config import load_config
-    from seq2seq.data.prepare import ensure_prepared, read_manifest
+    from seq2seq.data.prepare import ensure_prepared, read_manifest, verify_prepared
 
     setup_logging()
-    directory = ensure_prepared(load_config(args.config, args.overrides))
+    config = load_config(args.config, args.overrides)
+    if args.verify:
+        directory, problems = verify_prepared(config)
+        if problems:
+            raise UserError(f"{directory} does not verify:\n" + "".join(f"  {problem}\n" for problem in problems)
+                            + f"Prepare it again with: seq2seq prepare {args.config}")
+        print(f"verified {directory}: every file as prepare wrote it")
+        return
+    directory = ensure_prepared(config)
     manifest = read_manifest(directory)
     if manifest is None:
         raise UserError(f"{directory} was prepared but its manifest cannot be read back.")
@@ -284,6 +324,27 @@ def run_evaluate(args: argparse.Namespace) -> None:
         print(f"{result['sentences']} sentences, {search}")
 
 
+def run_keys(args: argparse.Namespace) -> None:
+    from seq2seq.serve.keys import KeyStore
+
+    store = KeyStore(args.api_keys_db, create=args.action == "add")
+    try:
+        if args.action == "add":
+            print(store.add(args.name, req_limit=args.req_limit, char_limit=args.char_limit))
+        elif args.action == "remove":
+            store.remove(args.name)
+            print(f"removed the key {args.name!r} from {args.api_keys_db}")
+        else:
+            listed = store.list()
+            print(f"{len(listed)} key(s) in {args.api_keys_db}")
+            for key in listed:
+                limits = [f"{key.req_limit} requests/minute" if key.req_limit else "server's request limit",
+                          f"{key.char_limit} characters/request" if key.char_limit else "server's character limit"]
+                print(f"{key.name}\t{', '.join(limits)}\tcreated {key.created}\tlast used {key.last_used or 'never'}")
+    finally:
+        store.close()
+
+
 def run_serve(args: argparse.Namespace) -> None:
     from seq2seq.common.log_setup import setup_logging
 
@@ -319,7 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.reconfigure(errors="replace")  # a translation is never lost to the terminal's encoding
     try:
         commands = {"prepare": run_prepare, "train": run_train, "translate": run_translate, "evaluate": run_evaluate,
-                    "average": run_average, "serve": run_serve, "shortlist": run_shortlist}
+                    "average": run_average, "serve": run_serve, "shortlist": run_shortlist, "keys": run_keys}
         commands[args.command](args)
     except UserError as error:
         print(f"seq2seq {args.command}: error: {error}", file=sys.stderr)

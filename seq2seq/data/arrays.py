@@ -13,9 +13,11 @@ so the 190 random sentences of one training batch made about 200 MB of the corpu
 
 from __future__ import annotations
 
+import hashlib
+import io
+import itertools
 import mmap
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -108,18 +110,28 @@ class TokenArrayWriter:
         self.end += int(lengths.sum())
         self.count += len(sentences)
 
-    def close(self) -> None:
+    def close(self) -> dict[str, str]:
+        """Write the ``.npy`` files; returns the SHA-256 of each (by file name), hashed as it was written."""
+        digests = {}
         for raw, name, dtype, length in ((self.tokens_raw, "tokens", self.dtype, self.end),
                                          (self.offsets_raw, "offsets", np.dtype(OFFSET_DTYPE), self.count + 1)):
             raw.close()
-            _raw_to_npy(Path(raw.name), Path(f"{self.prefix}.{name}.npy"), dtype, length)
+            npy = Path(f"{self.prefix}.{name}.npy")
+            digests[npy.name] = _raw_to_npy(Path(raw.name), npy, dtype, length)
+        return digests
 
 
-def _raw_to_npy(raw: Path, npy: Path, dtype: np.dtype, length: int) -> None:
+def _raw_to_npy(raw: Path, npy: Path, dtype: np.dtype, length: int) -> str:
+    """Header, then the raw bytes copied over; returns the SHA-256 of the file, computed while writing it."""
+    digest = hashlib.sha256()
     with open(npy, "wb") as out, open(raw, "rb") as data:
-        np.lib.format.write_array_header_1_0(out, {"descr": np.lib.format.dtype_to_descr(dtype),
-                                                   "fortran_order": False, "shape": (length,)})
-        shutil.copyfileobj(data, out, 1 << 22)
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {"descr": np.lib.format.dtype_to_descr(dtype),
+                                                      "fortran_order": False, "shape": (length,)})
+        for block in itertools.chain([header.getvalue()], iter(lambda: data.read(1 << 22), b"")):
+            digest.update(block)
+            out.write(block)
         out.flush()
         os.fsync(out.fileno())
     raw.unlink()
+    return digest.hexdigest()

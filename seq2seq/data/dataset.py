@@ -60,7 +60,7 @@ def prepare_data(config: Config, model_dir: Path, *, prepare: bool = True) -> tu
 
     ``prepare=False`` opens what another process prepared (under torchrun, rank 0 prepares).
     """
-    directory = ensure_prepared(config) if prepare else prepared_dir(config)
+    directory = ensure_prepared(config) if prepare else prepared_dir(config)  # the process that prepares checks
     if prepare:
         install_tokenizers(directory / "spm", ModelDir(model_dir).spm)
     src_tok, trg_tok = load_tokenizers(ModelDir(model_dir).spm)

@@ -2,14 +2,15 @@
 write each split as memory-mapped token arrays (:mod:`seq2seq.data.arrays`) with a manifest.
 
 The manifest records what the arrays were made from: each input file (path, size, mtime, a hash of its head
-and tail), the tokenizer settings and the filters. A run whose inputs still match reuses the directory in a
-moment; any difference is named in the log and the directory is prepared again. The new directory is built
-beside the old one and swapped in at the end, so a prepare killed at any point leaves nothing that a later
-run would trust.
+and tail), the tokenizer settings and the filters; and what was made: each output file's size and SHA-256, and
+each array's dtype and length (:mod:`seq2seq.data.verify`). A run whose inputs still match and whose files are
+intact reuses the directory in a moment; any difference or damage is named in the log and the directory is
+prepared again. The new directory is built beside the old one and swapped in at the end, so a prepare killed at
+any point leaves nothing that a later run would trust.
 
 Directory layout::
 
-    manifest.json                     what the arrays were made from, and the counts
+    manifest.json                     what the arrays were made from, the counts, and every file below
     spm/                              src.model + trg.model, or joint.model (with .vocab files)
     SPLIT.{src,trg}.tokens.npy        every sentence's piece ids, one flat array
     SPLIT.{src,trg}.offsets.npy       [N + 1] where each sentence starts (int64)
@@ -29,20 +30,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
 from seq2seq.common.atomic import atomic_write_text
 from seq2seq.common.model_dir import ModelDir
 from seq2seq.common.textio import chunks
 from seq2seq.config import Config
-from seq2seq.data.arrays import TokenArrayWriter, token_dtype
+from seq2seq.data.arrays import OFFSET_DTYPE, TokenArrayWriter, token_dtype
 from seq2seq.data.corpus import DataError, iter_parallel, split_paths
 from seq2seq.data.tokenizer import Tokenizer, load_or_train
+from seq2seq.data.verify import array_record, check_prepared, file_record
 from seq2seq.errors import UserError
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1  # bump when the layout changes: older directories are then prepared again
+FORMAT = 2  # bump when the layout changes: older directories are then prepared again (2: files are recorded)
 MANIFEST = "manifest.json"
 CHUNK_PAIRS = 20_000  # pairs encoded per call: enough to keep every core busy, small enough to hold
 HASH_BYTES = 1 << 20  # bytes hashed at each end of an input file
@@ -96,10 +99,22 @@ def fingerprint(config: Config) -> dict[str, Any]:
 
 
 def read_manifest(directory: Path) -> dict[str, Any] | None:
+    """The manifest of a prepared directory; None when it is missing or damaged (see :func:`load_manifest`)."""
+    return load_manifest(directory)[0]
+
+
+def load_manifest(directory: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """The manifest, or None and why it cannot be used (missing, not JSON, not a manifest)."""
+    path = directory / MANIFEST
+    if not path.is_file():
+        return None, "no prepared data yet"
     try:
-        return json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+        manifest = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError) as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return None, f"{path} is damaged ({error})"
+    if not isinstance(manifest, dict):
+        return None, f"{path} is damaged (a JSON {type(manifest).__name__}, not an object)"
+    return manifest, None
 
 
 def stale_reasons(manifest: dict[str, Any] | None, expected: dict[str, Any]) -> list[str]:
@@ -107,7 +122,10 @@ def stale_reasons(manifest: dict[str, Any] | None, expected: dict[str, Any]) -> 
     if manifest is None:
         return ["no prepared data yet"]
     if manifest.get("format") != expected["format"]:
-        return [f"prepared by another version (format {manifest.get('format')}, now {expected['format']})"]
+        version = manifest.get("format")
+        newer = isinstance(version, int) and version > expected["format"]
+        return [f"prepared by {'a newer' if newer else 'another'} version of seq2seq (format {version}; this one "
+                f"writes {expected['format']})"]
     reasons = []
     if manifest.get("languages") != expected["languages"]:
         reasons.append(f"languages changed from {manifest.get('languages')} to {expected['languages']}")
@@ -136,19 +154,63 @@ def stale_reasons(manifest: dict[str, Any] | None, expected: dict[str, Any]) -> 
 
 
 def ensure_prepared(config: Config) -> Path:
-    """The prepared directory for ``config``: reused when its manifest matches, prepared (again) otherwise."""
+    """The prepared directory for ``config``: reused when its manifest matches and its files are intact, prepared
+    (again) otherwise; a UserError naming the damage where this process cannot write the directory."""
     directory = prepared_dir(config)
     expected = fingerprint(config)
-    reasons = stale_reasons(read_manifest(directory), expected)
-    if not reasons:
-        log.info("using the prepared data in %s", directory)
-        return directory
-    log.info("preparing %s: %s", directory, "; ".join(reasons))
+    manifest, unusable = load_manifest(directory)
+    reasons = [unusable] if unusable else stale_reasons(manifest, expected)
+    if not reasons and manifest is not None:
+        damage = check_prepared(directory, manifest.get("files", {}))
+        if not damage:
+            log.info("using the prepared data in %s", directory)
+            return directory
+        log.warning("the prepared data in %s is damaged: %s", directory, "; ".join(damage))
+        reasons = ["damaged files"]
     if directory.exists() and any(directory.iterdir()) and not (directory / MANIFEST).is_file():
         raise UserError(f"{directory} exists, is not empty and holds no {MANIFEST}, so it is not a prepared-data "
                         "directory and will not be replaced. Set data.prepared to a new or empty directory.")
+    if not writable(directory):
+        raise UserError(f"{directory} needs preparing ({'; '.join(reasons)}), and this process cannot write it. "
+                        f"Prepare it where it can be written: {rebuild_command(config)}")
+    log.info("preparing %s: %s", directory, "; ".join(reasons))
     build(config, directory, expected)
     return directory
+
+
+def writable(directory: Path) -> bool:
+    """Whether this process can create or replace ``directory`` (the nearest existing ancestor decides)."""
+    existing = directory.parent.resolve()
+    while not existing.exists():
+        existing = existing.parent
+    return os.access(existing, os.W_OK)
+
+
+def verify_prepared(config: Config) -> tuple[Path, list[str]]:
+    """``seq2seq prepare --verify``: the prepared directory, and everything wrong with it (stale inputs, damaged or
+    changed files, with their hashes checked); rebuilds nothing."""
+    directory = prepared_dir(config)
+    manifest, unusable = load_manifest(directory)
+    if manifest is None:
+        return directory, [f"{directory}: {unusable}"]
+    stale = [f"{directory}: {reason}" for reason in stale_reasons(manifest, fingerprint(config))]
+    return directory, stale or check_prepared(directory, manifest.get("files", {}), hashes=True)
+
+
+def require_intact(config: Config, directory: Path) -> None:
+    """For a process that opens prepared data it does not prepare: a UserError naming each damaged file and the
+    command that prepares it again."""
+    manifest, unusable = load_manifest(directory)
+    damage = [f"{directory}: {unusable}"] if manifest is None else check_prepared(directory, manifest.get("files", {}))
+    if damage:
+        raise UserError(f"the prepared data is damaged: {'; '.join(damage)}. Prepare it again: "
+                        f"{rebuild_command(config)}")
+
+
+def rebuild_command(config: Config) -> str:
+    """The command that prepares ``config``'s data again (the run's saved config.yaml names the same data)."""
+    saved = ModelDir(config.training.model_dir).config if config.training.model_dir else None
+    return f"seq2seq prepare {saved if saved is not None and saved.is_file() else 'CONFIG'}"
 
 
 def build(config: Config, directory: Path, expected: dict[str, Any]) -> None:
@@ -160,9 +222,10 @@ def build(config: Config, directory: Path, expected: dict[str, Any]) -> None:
     os.umask(umask)
     work.chmod(0o777 & ~umask)  # mkdtemp makes it private; the data is shared like any other
     try:
-        counts = write_prepared(config, work)
+        counts, files = write_prepared(config, work)
         threads = cpu_count()
-        atomic_write_text(work / MANIFEST, json.dumps({**expected, "counts": counts, "threads": threads}, indent=1))
+        atomic_write_text(work / MANIFEST, json.dumps({**expected, "counts": counts, "threads": threads,
+                                                       "files": files}, indent=1))
         if directory.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".old", dir=directory.parent))
             os.replace(directory, old / directory.name)
@@ -191,8 +254,9 @@ def remove_leftovers(directory: Path) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
 
 
-def write_prepared(config: Config, work: Path) -> dict[str, Any]:
-    """Validate every split, train sentencepiece on a sample of train, and write the arrays; returns counts."""
+def write_prepared(config: Config, work: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Validate every split, train sentencepiece on a sample of train, and write the arrays; returns the counts
+    and the record of every file written (:mod:`seq2seq.data.verify`)."""
     prefixes = split_prefixes(config)
     paths = {name: split_paths(prefix, config.data.src_lang, config.data.trg_lang) for name, prefix in prefixes.items()}
     sample, lines = scan(config, paths)
@@ -203,18 +267,20 @@ def write_prepared(config: Config, work: Path) -> dict[str, Any]:
                                      model_type=tok.type, joint=tok.joint, character_coverage=tok.character_coverage,
                                      num_threads=threads)
     del sample
+    files = {str(path.relative_to(work)): file_record(path) for path in sorted((work / "spm").iterdir())}
     counts = {}
     for name, (src_path, trg_path) in paths.items():
         max_length = config.data.max_length if name == "train" else None
-        counts[name] = encode_split(src_path, trg_path, work / name, src_tok, trg_tok, lines=lines[name],
-                                    max_length=max_length, threads=threads)
+        counts[name], arrays = encode_split(src_path, trg_path, work / name, src_tok, trg_tok, lines=lines[name],
+                                            max_length=max_length, threads=threads)
+        files.update(arrays)
     train = counts["train"]
     log.info("training pairs: %d read, %d dropped as empty, %d dropped as longer than %d pieces, %d kept",
              train["read"], train["empty"], train["too_long"], config.data.max_length, train["kept"])
     if not train["kept"]:
         raise DataError(f"no training pairs are left after dropping those longer than data.max_length = "
                         f"{config.data.max_length} pieces; raise data.max_length.")
-    return counts
+    return counts, files
 
 
 def scan(config: Config, paths: dict[str, tuple[Path, Path]]) -> tuple[list[tuple[str, str]], dict[str, int]]:
@@ -257,8 +323,9 @@ def prefix_text(config: Config, split: str) -> str:
 
 
 def encode_split(src_path: Path, trg_path: Path, prefix: Path, src_tok: Tokenizer, trg_tok: Tokenizer, *,
-                 lines: int, max_length: int | None, threads: int) -> dict[str, int]:
-    """Encode a split chunk by chunk into token arrays; with ``max_length`` (train) drop empty and long pairs."""
+                 lines: int, max_length: int | None, threads: int) -> tuple[dict[str, int], dict[str, Any]]:
+    """Encode a split chunk by chunk into token arrays; with ``max_length`` (train) drop empty and long pairs.
+    Returns the counts, and the record of each array file written."""
     writers = [TokenArrayWriter(Path(f"{prefix}.{side}"), token_dtype(tok.vocab_size))
                for side, tok in (("src", src_tok), ("trg", trg_tok))]
     counts = {"read": 0, "empty": 0, "too_long": 0, "kept": 0}
@@ -279,7 +346,12 @@ def encode_split(src_path: Path, trg_path: Path, prefix: Path, src_tok: Tokenize
             counts["read"] += len(chunk)
             counts["kept"] += len(keep)
             bar.update(len(chunk))
-    for writer in writers:
-        writer.close()
-    return counts
+    files = {}
+    for writer, tok in zip(writers, (src_tok, trg_tok)):
+        digests = writer.close()
+        for name, length, dtype, vocab in ((f"{writer.prefix.name}.tokens.npy", writer.end, writer.dtype,
+                                            tok.vocab_size),
+                                           (f"{writer.prefix.name}.offsets.npy", writer.count + 1, OFFSET_DTYPE, None)):
+            files[name] = array_record(prefix.parent / name, digests[name], np.dtype(dtype), length, vocab)
+    return counts, files
 

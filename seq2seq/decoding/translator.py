@@ -235,11 +235,7 @@ class Translator:
         if length_penalty is not None:
             config = dataclasses.replace(config, decoding=dataclasses.replace(config.decoding,
                                                                               length_penalty=length_penalty))
-        try:
-            src_tok, trg_tok = load_tokenizers(layout.spm)
-        except (OSError, RuntimeError) as error:  # sentencepiece raises RuntimeError for a corrupt model file
-            raise UserError(f"{layout.spm} holds no readable sentencepiece models: "
-                            f"{str(error).splitlines()[0]}") from None
+        src_tok, trg_tok = load_tokenizers(layout.spm)
         models = [load_model(model_dir, name, config=config, src_tok=src_tok, trg_tok=trg_tok,
                              training_weights=training_weights) for name in names]
         if quantize is not None:

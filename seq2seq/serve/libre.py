@@ -22,7 +22,7 @@ from starlette.datastructures import UploadFile
 
 from seq2seq.serve.limits import ApiError, check_text
 from seq2seq.serve.models import LANGUAGE_NAMES, ServedModel, languages, model_for_pair
-from seq2seq.serve.state import ServeState, State
+from seq2seq.serve.state import ServeState, State, client_address
 
 router = APIRouter(tags=["LibreTranslate"])
 
@@ -43,7 +43,7 @@ REQUEST_SCHEMA = {
         "target": {"type": "string", "description": "Target language code", "example": "en"},
         "format": {"type": "string", "enum": ["text"], "description": "Only text is supported"},
         "alternatives": {"type": "integer", "description": "How many alternative translations to add"},
-        "api_key": {"type": "string", "description": "Accepted and ignored"},
+        "api_key": {"type": "string", "description": "The API key, where the server requires one (else ignored)"},
     },
 }
 
@@ -55,6 +55,7 @@ REQUEST_SCHEMA = {
 async def translate(request: Request, state: State) -> dict[str, Any]:
     """``{"q": "Hallo Welt!", "source": "de", "target": "en"}`` → ``{"translatedText": "Hello world!"}``."""
     params = await request_params(request)
+    key = state.access.identify(params.get("api_key"))
     texts, is_list = parse_q(params.get("q"))
     source, target = language_param(params, "source"), language_param(params, "target")
     text_format = params.get("format") or "text"
@@ -64,6 +65,7 @@ async def translate(request: Request, state: State) -> dict[str, Any]:
     detected = source == "auto"
     model = pick_model(state, source, target)
     state.limits.check_texts(texts)
+    state.access.limit(key, client_address(request), sum(len(text) for text in texts))
     translations, others = await translate_lines(state, model, texts, alternatives)
     result: dict[str, Any] = {"translatedText": translations if is_list else translations[0]}
     if detected:
@@ -72,6 +74,15 @@ async def translate(request: Request, state: State) -> dict[str, Any]:
     if alternatives:
         result["alternatives"] = others if is_list else others[0]
     return result
+
+
+@router.get("/frontend/settings", summary="What a front end needs to know (LibreTranslate)")
+async def frontend_settings(state: State) -> dict[str, Any]:
+    """Whether translating needs an API key, and the character limit per request (-1: none)."""
+    char_limit = state.access.char_limit
+    return {"apiKeys": state.access.key_required, "keyRequired": state.access.key_required,
+            "charLimit": char_limit if char_limit is not None else -1, "suggestions": False,
+            "filesTranslation": False, "supportedFilesFormat": []}
 
 
 async def request_params(request: Request) -> dict[str, Any]:

@@ -10,11 +10,12 @@ from seq2seq.serve.settings import ServeSettings
 class ApiError(Exception):
     """A request the server refuses: answered with ``status`` and ``{"error": message}``, never a 500."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, *, headers: dict[str, str] | None = None):
         message = message.encode("utf-8", "backslashreplace").decode("utf-8")  # it may echo a lone surrogate
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers
 
 
 def check_text(value: str, what: str) -> None:

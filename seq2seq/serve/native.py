@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from seq2seq.decoding.alignment import align_words, pharaoh
 from seq2seq.decoding.translator import Translation
-from seq2seq.serve.state import State
+from seq2seq.serve.state import State, client_address
 
 router = APIRouter(prefix="/v1", tags=["native"])
 
@@ -31,6 +31,7 @@ class TranslateRequest(BaseModel):
     n_best: int = Field(1, description="Translations per text, best first (at most the beam size)")
     attention: bool = Field(False, description="Add each translation's attention matrix [target, source]")
     align: bool = Field(False, description="Add each translation's word alignment (Pharaoh format)")
+    api_key: str | None = Field(None, description="The API key, where the server requires one (else ignored)")
 
 
 class TranslationResult(BaseModel):
@@ -56,10 +57,13 @@ class TranslateResponse(BaseModel):
 
 @router.post("/translate", summary="Translate with details", response_model=TranslateResponse,
              response_model_exclude_none=True)
-async def translate(request: TranslateRequest, state: State) -> TranslateResponse:
+async def translate(request: TranslateRequest, state: State, http: Request) -> TranslateResponse:
     """The n-best translations of each text with scores, pieces and, on request, attention and alignment."""
+    api_key = request.api_key if request.api_key is not None else http.query_params.get("api_key")
+    key = state.access.identify(api_key)
     model = state.model(request.model)
     state.limits.check_texts(request.texts)
+    state.access.limit(key, client_address(http), sum(map(len, request.texts)))
     beam = request.beam if request.beam is not None else max(state.default_beam(model), request.n_best)
     results = await state.translate(model, request.texts, beam=beam, n_best=request.n_best)
     return TranslateResponse(model=model.name, beam=beam, results=[

@@ -9,6 +9,8 @@ import socket
 from collections.abc import Sequence
 
 from seq2seq.errors import UserError
+from seq2seq.serve.access import Access
+from seq2seq.serve.keys import KeyStore
 from seq2seq.serve.limits import ApiError, Limits
 from seq2seq.serve.models import load_models
 from seq2seq.serve.settings import ServeSettings
@@ -28,7 +30,8 @@ def serve(model_dirs: Sequence[str], settings: ServeSettings = ServeSettings(), 
 
     limits = Limits(max_texts=settings.max_texts, max_chars=settings.max_chars)
     models = load_models(model_dirs, checkpoint=settings.checkpoint, precision=precision)
-    state = ServeState(models, limits=limits, beam=settings.beam, max_batch=settings.max_batch)
+    state = ServeState(models, limits=limits, beam=settings.beam, max_batch=settings.max_batch,
+                       access=access_rules(settings), timeout_s=settings.timeout_s)
     for model in models.values():
         try:
             limits.check_search(state.default_beam(model), 1, model.translator.trg_tok.vocab_size)
@@ -38,7 +41,8 @@ def serve(model_dirs: Sequence[str], settings: ServeSettings = ServeSettings(), 
     listener = bind(host, port)
     port = listener.getsockname()[1]  # the port the system chose for --port 0
     server = uvicorn.Server(uvicorn.Config(create_app(state), host=host, port=port, log_level="info",
-                                           timeout_graceful_shutdown=GRACEFUL_SECONDS))
+                                           timeout_graceful_shutdown=GRACEFUL_SECONDS,
+                                           limit_concurrency=settings.max_connections))
     log.info("serving %s on http://%s:%d (web page at /, API docs at /docs)", ", ".join(models), host, port)
     # uvicorn finishes the in-flight requests on SIGTERM or Ctrl-C, then raises the signal again for the handler
     # that was installed before it: ignoring it there makes a requested stop exit with code 0.
@@ -51,6 +55,17 @@ def serve(model_dirs: Sequence[str], settings: ServeSettings = ServeSettings(), 
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         listener.close()
+
+
+def access_rules(settings: ServeSettings) -> Access:
+    """The API keys (with ``--api-keys``) and the default limits of a server."""
+    keys = None
+    if settings.api_keys:
+        keys = KeyStore(settings.api_keys_db)
+        count = len(keys.list())
+        log.info("API keys required: %d key(s) in %s%s", count, settings.api_keys_db,
+                 "" if count else "; add one with `seq2seq keys add NAME`")
+    return Access(keys, req_limit=settings.req_limit, char_limit=settings.char_limit)
 
 
 def bind(host: str, port: int) -> socket.socket:

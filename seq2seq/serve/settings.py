@@ -24,3 +24,13 @@ class ServeSettings:
                          "free place", 64)
     max_texts: int = doc("texts per request (413 above)", 64)
     max_chars: int = doc("characters per text (413 above)", 5000)
+    api_keys: bool = doc("require an API key (`seq2seq keys add NAME`) for translating; the page asks for one", False)
+    api_keys_db: str = doc("the SQLite database of API keys", "api_keys.db")
+    req_limit: int | None = doc("requests per minute per client address, or per key without its own limit "
+                                "(429 above; unset: no limit)", None)
+    char_limit: int | None = doc("characters per request, all texts together, per client or key without its own "
+                                 "limit (400 above; unset: only max_chars per text)", None)
+    max_connections: int = doc("open connections at once; past it, 503 at once, so idle or slow clients cannot "
+                               "hold every place", 512)
+    timeout_s: float = doc("seconds a request may wait for its translations; past it, 503 and its waiting "
+                           "sentences are dropped", 60.0)

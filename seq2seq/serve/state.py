@@ -1,13 +1,16 @@
-"""What every endpoint shares: the models, the batcher that decodes for them, and the request limits."""
+"""What every endpoint shares: the models, the batcher that decodes for them, the request limits and the access
+rules."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from seq2seq.decoding.translator import Translation, TranslationStream
+from seq2seq.serve.access import Access
 from seq2seq.serve.batcher import Batcher, DecodeKey
 from seq2seq.serve.limits import ApiError, Limits
 from seq2seq.serve.models import ServedModel
@@ -21,6 +24,8 @@ class ServeState:
     beam: int | None = None  # the server's --beam; None: each model's decoding.beam_size
     max_batch: int = ServeSettings.max_batch  # sentences decoding together in each model and beam size's stream
     batcher: Batcher | None = None  # made when the server starts (it needs the running event loop)
+    access: Access = field(default_factory=Access)  # API keys and per-client limits
+    timeout_s: float | None = ServeSettings.timeout_s  # how long a request may wait for its translations
 
     def model(self, name: str | None) -> ServedModel:
         """The named model (the first served one for None); 404 naming the served models otherwise."""
@@ -50,7 +55,17 @@ class ServeState:
         if self.batcher.queued + len(texts) > self.limits.max_queued:
             raise ApiError(503, f"the server is overloaded: {self.batcher.queued} sentences are waiting to be "
                                 "decoded; retry later")
-        return await self.batcher.translate(DecodeKey(model.name, beam), texts, n_best)
+        try:
+            async with asyncio.timeout(self.timeout_s):  # cancelling drops the request's waiting sentences
+                return await self.batcher.translate(DecodeKey(model.name, beam), texts, n_best)
+        except TimeoutError:
+            raise ApiError(503, f"the server could not translate the request within {self.timeout_s:g} seconds "
+                                "(timeout_s) and dropped it; retry later, or send fewer texts") from None
+
+
+def client_address(request: Request) -> str:
+    """The address a request came from: what limits count without API keys."""
+    return request.client.host if request.client else "unknown"
 
 
 def serve_state(request: Request) -> ServeState:

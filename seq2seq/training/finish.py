@@ -16,7 +16,7 @@ from seq2seq.common.model_dir import AVERAGED, BEST_SINGLE, ModelDir
 from seq2seq.config import DecodingConfig, save_config
 from seq2seq.data.dataset import open_splits
 from seq2seq.data.loader import evaluation_batches
-from seq2seq.data.prepare import prepared_dir
+from seq2seq.data.prepare import prepared_dir, require_intact
 from seq2seq.decoding.shortlist import Shortlist, build_shortlist, union_share, worth_using
 from seq2seq.decoding.translator import SearchOptions
 from seq2seq.errors import UserError
@@ -146,6 +146,7 @@ def shortlist_trained(model_dir: Path) -> ShortlistChoice:
     if not (directory / "train.src.tokens.npy").is_file():
         raise UserError(f"{directory} holds no prepared training arrays to learn the shortlist from; prepare them "
                         f"with `seq2seq prepare {layout.config}` from where the model was trained.")
+    require_intact(config, directory)
     run = RunContext(config, layout, open_splits(config, directory), translator.src_tok, translator.trg_tok,
                      translator.device, Reporters([]), Progress())
     assert isinstance(translator.model, Seq2Seq)  # one checkpoint: best.pt

@@ -34,7 +34,7 @@ from seq2seq.training.distributed import Distributed, mixed_seed, setup
 from seq2seq.training.finish import finish_run
 from seq2seq.training.moving_average import MovingAverage
 from seq2seq.training.optimization import Scheduler, make_optimizer, make_scheduler
-from seq2seq.training.reporters import MetricsFile, ProgressBar, Reporter, Reporters
+from seq2seq.training.reporters import MetricsFile, ProgressBar, Reporter, Reporters, drop_torn_tail
 from seq2seq.training.run_state import Progress, check_compatible, load_resume_checkpoint, set_rng_state
 from seq2seq.training.trainer import Trainer
 
@@ -179,9 +179,13 @@ def restore(state: dict[str, Any], model: Seq2Seq, average: MovingAverage | None
     if scheduler is not None and state["scheduler"] is not None:
         scheduler.load_state_dict(state["scheduler"])
     progress = Progress(**state["progress"])
-    if job.is_main and metrics_path.exists() and metrics_path.stat().st_size > progress.metrics_bytes:
-        with open(metrics_path, "r+b") as handle:  # events after the checkpoint will be written again
-            handle.truncate(progress.metrics_bytes)
+    if job.is_main and metrics_path.exists():
+        if metrics_path.stat().st_size > progress.metrics_bytes:
+            with open(metrics_path, "r+b") as handle:  # events after the checkpoint will be written again
+                handle.truncate(progress.metrics_bytes)
+        if torn := drop_torn_tail(metrics_path):
+            log.warning("%s ended in a damaged line (%d bytes, as a power loss leaves it); dropped it",
+                        metrics_path, torn)
     rng_per_process = state["rng"]  # one state per process of the run that saved it
     if isinstance(rng_per_process, dict):
         rng_per_process = [rng_per_process]

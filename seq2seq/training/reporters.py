@@ -112,6 +112,33 @@ class Reporters(Reporter):
             reporter.close()
 
 
+def drop_torn_tail(path: Path) -> int:
+    """Cut a JSON-lines file back to its last complete record; returns the bytes dropped.
+
+    Each event is flushed as it is written, but a power loss can still leave the last line cut short, or filled
+    with NUL bytes by a file system that had sized the file before writing it; events appended after such a line
+    would make it a damaged record in the middle of the file.
+    """
+    data = path.read_bytes()
+    keep = len(data)
+    while keep:
+        start = data.rfind(b"\n", 0, keep - 1) + 1  # where the last line of data[:keep] begins
+        if data[keep - 1:keep] == b"\n" and _is_record(data[start:keep]):
+            break
+        keep = start
+    if keep < len(data):
+        with open(path, "r+b") as handle:
+            handle.truncate(keep)
+    return len(data) - keep
+
+
+def _is_record(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
 class MetricsFile(Reporter):
     """``metrics.jsonl``: one JSON object per event, each flushed at once so that a crash loses no event.
 

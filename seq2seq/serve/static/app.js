@@ -26,6 +26,15 @@ function currentModel() {
   return models.find((m) => m.name === $("model").value) || models[0];
 }
 
+// With `serve --api-keys` translating needs a key: the page asks for it and remembers it in this browser.
+async function loadSettings() {
+  const response = await fetch("/frontend/settings");
+  const settings = await response.json();
+  $("key-control").hidden = !settings.keyRequired;
+  $("api-key").value = localStorage.getItem("apiKey") || "";
+  $("api-key").addEventListener("change", () => localStorage.setItem("apiKey", $("api-key").value.trim()));
+}
+
 async function loadModels() {
   const response = await fetch("/v1/models");
   models = await response.json();
@@ -62,7 +71,8 @@ async function translate() {
     const response = await fetch("/v1/translate", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ texts: [text], model: model.name, beam, n_best: nBest, attention: true, align: true }),
+      body: JSON.stringify({ texts: [text], model: model.name, beam, n_best: nBest, attention: true, align: true,
+                             ...(!$("key-control").hidden && { api_key: $("api-key").value.trim() }) }),
     });
     const body = await response.json();
     if (!response.ok) throw new Error(body.error || response.statusText);
@@ -214,6 +224,7 @@ document.addEventListener("DOMContentLoaded", () => {
       translate();
     }
   });
+  loadSettings().catch(() => {});  // an older server without settings: no key field
   loadModels().catch((error) => {
     $("error").textContent = `Cannot load the models: ${error.message}`;
     $("error").hidden = false;
