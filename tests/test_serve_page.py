@@ -116,3 +116,29 @@ def test_page_translates_and_draws_one_heatmap_row_per_target_piece(model_dir, b
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_page_asks_for_a_key_when_the_server_requires_one(model_dir, browser, tmp_path):
+    from seq2seq.serve.access import MISSING_KEY
+    from seq2seq.serve.keys import KeyStore
+
+    store = KeyStore(tmp_path / "keys.db")
+    key = store.add("page")
+    store.close()
+    process, base = start_server(str(model_dir), "--api-keys", "--api-keys-db", str(tmp_path / "keys.db"))
+    try:
+        browser.execute_script("localStorage.clear()")
+        browser.get(base + "/")
+        WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "key-control").is_displayed())
+        source = browser.find_element(By.ID, "source")
+        source.clear()
+        source.send_keys(EXAMPLES[load_config(model_dir / "config.yaml").data.src_lang], Keys.CONTROL, Keys.ENTER)
+        WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "error").is_displayed())
+        assert browser.find_element(By.ID, "error").text == MISSING_KEY
+        browser.find_element(By.ID, "api-key").send_keys(key)
+        translate_on_page(browser, source.get_attribute("value"), beam=1, n_best=1)
+        assert browser.find_element(By.ID, "output").text
+        assert not browser.find_element(By.ID, "error").is_displayed()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -10,8 +10,8 @@ Two depths of checking:
 - :func:`check_prepared` with ``hashes=False``, at every start: each file exists with its recorded size, each
   array's header gives the recorded dtype and length, offsets start at 0, never decrease and end at the length
   of their token array, and every piece id lies inside its vocabulary. This reads the arrays once, sequentially
-  (about 0.1 s per 50 million ids), which is what makes a damaged array an error here rather than an index error
-  in the embedding layer later;
+  (0.14 s for a split side of 5 million sentences and 50 million ids on a 2-core machine), which is what makes a
+  damaged array an error here rather than an index error in the embedding layer later;
 - with ``hashes=True`` (``seq2seq prepare CONFIG --verify``) each file's SHA-256 as well, which also catches
   bytes changed in place that stay valid ids.
 """
