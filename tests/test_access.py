@@ -180,6 +180,8 @@ def test_keys_from_the_command_line_survive_a_restart_and_a_kill_during_add(mode
         try:
             assert post(base, ASK) == (403, {"error": MISSING_KEY})
             assert post(base, {**ASK, "api_key": key})[0] == 200
+            libretranslatepy = pytest.importorskip("libretranslatepy")  # LibreTranslate's client sends a form
+            assert libretranslatepy.LibreTranslateAPI(base + "/", api_key=key).translate(ASK["q"], "en", "de")
         finally:
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=30) == 0
