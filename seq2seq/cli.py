@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from seq2seq.common.model_dir import AVERAGED, BEST, LAST, ModelDir
 from seq2seq.errors import UserError
+from seq2seq.serve.keys_command import add_keys_parser, run_keys
 from seq2seq.serve.settings import ServeSettings
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ def non_negative_float(text: str) -> float:
 
 
 def positive_float(text: str) -> float:
+    """A finite number > 0 (a time limit)."""
     value = float(text)
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
@@ -105,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_search_arguments(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     add_serve_parser(commands)
-    add_keys_parser(commands)
+    add_keys_parser(commands, positive_int)
     return parser
 
 
@@ -125,23 +127,6 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
         shown = "" if setting.default is None else f" (default {setting.default})"
         serve.add_argument(flag, type=types.get(setting.name, str), default=setting.default, help=doc + shown)
     add_precision_arguments(serve)
-
-
-def add_keys_parser(commands: argparse._SubParsersAction) -> None:
-    keys = commands.add_parser("keys", help="manage the API keys of `seq2seq serve --api-keys`")
-    actions = keys.add_subparsers(dest="action", required=True, metavar="add|list|remove")
-    add = actions.add_parser("add", help="create a key and print it (the only time it is shown)")
-    add.add_argument("name", help="who uses the key (what list and remove call it)")
-    add.add_argument("--req-limit", type=positive_int, help="requests per minute for this key (default: the "
-                     "server's --req-limit)")
-    add.add_argument("--char-limit", type=positive_int, help="characters per request for this key (default: the "
-                     "server's --char-limit)")
-    actions.add_parser("list", help="names, limits, creation and last use (never the keys)")
-    remove = actions.add_parser("remove", help="revoke a key")
-    remove.add_argument("name", help="the key's name")
-    for action in actions.choices.values():
-        action.add_argument("--api-keys-db", default=ServeSettings.api_keys_db, metavar="PATH",
-                            help=f"the key database (default {ServeSettings.api_keys_db})")
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -322,27 +307,6 @@ def run_evaluate(args: argparse.Namespace) -> None:
         search = ("greedy" if result["beam"] == 1
                   else f"beam {result['beam']}, length penalty {result['length_penalty']}")
         print(f"{result['sentences']} sentences, {search}")
-
-
-def run_keys(args: argparse.Namespace) -> None:
-    from seq2seq.serve.keys import KeyStore
-
-    store = KeyStore(args.api_keys_db, create=args.action == "add")
-    try:
-        if args.action == "add":
-            print(store.add(args.name, req_limit=args.req_limit, char_limit=args.char_limit))
-        elif args.action == "remove":
-            store.remove(args.name)
-            print(f"removed the key {args.name!r} from {args.api_keys_db}")
-        else:
-            listed = store.list()
-            print(f"{len(listed)} key(s) in {args.api_keys_db}")
-            for key in listed:
-                limits = [f"{key.req_limit} requests/minute" if key.req_limit else "server's request limit",
-                          f"{key.char_limit} characters/request" if key.char_limit else "server's character limit"]
-                print(f"{key.name}\t{', '.join(limits)}\tcreated {key.created}\tlast used {key.last_used or 'never'}")
-    finally:
-        store.close()
 
 
 def run_serve(args: argparse.Namespace) -> None:

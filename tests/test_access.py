@@ -231,9 +231,32 @@ def test_slow_clients_do_not_delay_others_and_connections_and_time_are_capped(mo
         process.wait()
 
 
-def test_serve_refuses_a_missing_key_database_file_it_cannot_create(model, tmp_path):
-    """--api-keys-db in a directory that does not exist: exit 2 naming it, before serving."""
+def test_serve_refuses_a_key_database_that_is_missing_or_another_programs(model, tmp_path):
+    """A mistyped --api-keys-db would serve with no keys at all; LibreTranslate's api_keys.db has the same name."""
     result = subprocess.run([sys.executable, "-m", "seq2seq", "serve", str(model), "--api-keys", "--api-keys-db",
-                             str(tmp_path / "no" / "such" / "keys.db"), "--port", "0"], check=False,
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2 and "keys.db is not a usable API key database" in result.stderr
+                             str(tmp_path / "typo.db"), "--port", "0"], check=False, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2 and "typo.db holds no API key database" in result.stderr
+    assert not (tmp_path / "typo.db").exists()
+    with sqlite3.connect(tmp_path / "libre.db") as libre:
+        libre.execute('CREATE TABLE api_keys ("api_key" TEXT NOT NULL, "req_limit" INTEGER NOT NULL, '
+                      '"char_limit" INTEGER DEFAULT NULL, PRIMARY KEY("api_key"))')
+    listed = keys_cli("list", "--api-keys-db", str(tmp_path / "libre.db"))
+    assert listed.returncode == 2 and "holds another program's api_keys table" in listed.stderr
+    (tmp_path / "junk.db").write_bytes(b"not a database at all" * 100)
+    assert "is not a usable API key database" in keys_cli("add", "x", "--api-keys-db", str(tmp_path / "junk.db")).stderr
+
+
+def test_wrong_keys_count_against_the_address_and_keys_never_reach_the_log(model, tmp_path):
+    import logging
+
+    from seq2seq.serve.server import RedactKeys
+
+    store = KeyStore(tmp_path / "keys.db")
+    with client_with(model, Access(store, req_limit=2, limiter=RateLimiter(clock=lambda: 0.0))) as client:
+        guesses = [client.post("/translate", json={**ASK, "api_key": f"guess{i}"}).status_code for i in range(4)]
+        assert guesses == [403, 403, 429, 429]
+    record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5", "POST", "/translate?x=1&api_key=SECRET&y=2", "1.1", 200), None)
+    RedactKeys().filter(record)
+    assert record.getMessage() == '127.0.0.1:5 - "POST /translate?x=1&api_key=***&y=2 HTTP/1.1" 200'

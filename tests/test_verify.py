@@ -59,6 +59,12 @@ FAULTS = {
                           "is damaged"),
     "manifest from a newer version": (lambda d: d.joinpath("manifest.json").write_text(json.dumps(
         {**json.loads(d.joinpath("manifest.json").read_text()), "format": 99})), "format 99", "a newer version"),
+    "manifest fields of the wrong type": (lambda d: d.joinpath("manifest.json").write_text(json.dumps(
+        {**json.loads(d.joinpath("manifest.json").read_text()), "inputs": []})), "manifest.json", "wrong type"),
+    "array left out of the manifest": (lambda d: d.joinpath("manifest.json").write_text(json.dumps(
+        {**(m := json.loads(d.joinpath("manifest.json").read_text())),
+         "files": {k: v for k, v in m["files"].items() if k != "valid.trg.offsets.npy"}})),
+        "valid.trg.offsets.npy", "not recorded in the manifest"),
 }
 
 

@@ -121,6 +121,13 @@ def stale_reasons(manifest: dict[str, Any] | None, expected: dict[str, Any]) -> 
     """Why prepared data described by ``manifest`` does not fit ``expected`` (empty: it fits)."""
     if manifest is None:
         return ["no prepared data yet"]
+    try:
+        return _differences(manifest, expected)
+    except (AttributeError, TypeError, KeyError):  # valid JSON with fields of the wrong shape
+        return [f"{MANIFEST} is damaged (a field has the wrong type)"]
+
+
+def _differences(manifest: dict[str, Any], expected: dict[str, Any]) -> list[str]:
     if manifest.get("format") != expected["format"]:
         version = manifest.get("format")
         newer = isinstance(version, int) and version > expected["format"]
@@ -135,6 +142,8 @@ def stale_reasons(manifest: dict[str, Any] | None, expected: dict[str, Any]) -> 
         if before is None:
             reasons.append(f"the {split} split is new")
             continue
+        if len(before) != len(files):
+            reasons.append(f"the {split} split's files changed")
         for old, new in zip(before, files):
             changed = [key for key in ("path", "size", "mtime_ns", "head_tail_sha256") if old.get(key) != new[key]]
             if changed:
@@ -161,12 +170,12 @@ def ensure_prepared(config: Config) -> Path:
     manifest, unusable = load_manifest(directory)
     reasons = [unusable] if unusable else stale_reasons(manifest, expected)
     if not reasons and manifest is not None:
-        damage = check_prepared(directory, manifest.get("files", {}))
+        damage = check_prepared(directory, manifest.get("files", {}), required=array_names(config))
         if not damage:
             log.info("using the prepared data in %s", directory)
             return directory
         log.warning("the prepared data in %s is damaged: %s", directory, "; ".join(damage))
-        reasons = ["damaged files"]
+        reasons = damage
     if directory.exists() and any(directory.iterdir()) and not (directory / MANIFEST).is_file():
         raise UserError(f"{directory} exists, is not empty and holds no {MANIFEST}, so it is not a prepared-data "
                         "directory and will not be replaced. Set data.prepared to a new or empty directory.")
@@ -180,6 +189,8 @@ def ensure_prepared(config: Config) -> Path:
 
 def writable(directory: Path) -> bool:
     """Whether this process can create or replace ``directory`` (the nearest existing ancestor decides)."""
+    if directory.exists() and not os.access(directory, os.W_OK):  # it is moved aside, which needs this too
+        return False
     existing = directory.parent.resolve()
     while not existing.exists():
         existing = existing.parent
@@ -194,17 +205,25 @@ def verify_prepared(config: Config) -> tuple[Path, list[str]]:
     if manifest is None:
         return directory, [f"{directory}: {unusable}"]
     stale = [f"{directory}: {reason}" for reason in stale_reasons(manifest, fingerprint(config))]
-    return directory, stale or check_prepared(directory, manifest.get("files", {}), hashes=True)
+    return directory, stale + check_prepared(directory, manifest.get("files", {}), hashes=True,
+                                             required=array_names(config))
 
 
-def require_intact(config: Config, directory: Path) -> None:
+def require_intact(config: Config, directory: Path, config_path: Path) -> None:
     """For a process that opens prepared data it does not prepare: a UserError naming each damaged file and the
-    command that prepares it again."""
+    command that prepares it again (from ``config_path``)."""
     manifest, unusable = load_manifest(directory)
-    damage = [f"{directory}: {unusable}"] if manifest is None else check_prepared(directory, manifest.get("files", {}))
+    damage = [f"{directory}: {unusable}"] if manifest is None else check_prepared(
+        directory, manifest.get("files", {}), required=array_names(config))
     if damage:
         raise UserError(f"the prepared data is damaged: {'; '.join(damage)}. Prepare it again: "
-                        f"{rebuild_command(config)}")
+                        f"seq2seq prepare {config_path}")
+
+
+def array_names(config: Config) -> list[str]:
+    """The array files a prepared directory of ``config`` must hold."""
+    return [f"{split}.{side}.{kind}.npy" for split in split_prefixes(config) for side in ("src", "trg")
+            for kind in ("tokens", "offsets")]
 
 
 def rebuild_command(config: Config) -> str:

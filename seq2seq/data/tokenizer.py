@@ -26,9 +26,10 @@ class Tokenizer:
         try:
             self.processor = spm.SentencePieceProcessor(model_file=str(self.path))
         except (OSError, RuntimeError) as error:  # sentencepiece raises RuntimeError for a damaged file
+            reason = (str(error).splitlines() or [type(error).__name__])[0]
             raise UserError(f"{self.path.parent} holds no readable sentencepiece models: {self.path.name} does not "
-                            f"load ({str(error).splitlines()[0]}). In a model directory, delete it and resume "
-                            "training to copy the prepared one again, or restore it from a copy.") from None
+                            f"load ({reason}). In a model directory, delete it and resume training to copy the "
+                            "prepared one again, or restore it from a copy.") from None
 
     @property
     def vocab_size(self) -> int:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import mmap
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ CHUNK = 1 << 24  # array elements checked at a time
 
 
 def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(1 << 22):
@@ -50,12 +52,13 @@ def array_record(path: Path, sha256: str, dtype: np.dtype, length: int, vocab_si
     return record if vocab_size is None else {**record, "vocab_size": vocab_size}
 
 
-def check_prepared(directory: Path, files: dict[str, dict[str, Any]], *, hashes: bool = False) -> list[str]:
+def check_prepared(directory: Path, files: dict[str, dict[str, Any]], *, hashes: bool = False,
+                   required: Iterable[str] = ()) -> list[str]:
     """What is wrong with the files of a prepared ``directory`` against their manifest ``files`` records, each
-    naming its file; empty when everything fits."""
+    naming its file; empty when everything fits. ``required``: names the manifest must list."""
     if not isinstance(files, dict) or not files:
         return [f"{directory}: its manifest lists no files"]
-    problems = []
+    problems = [f"{directory / name}: not recorded in the manifest" for name in required if name not in files]
     for name, record in files.items():
         path = directory / name
         try:
@@ -66,12 +69,15 @@ def check_prepared(directory: Path, files: dict[str, dict[str, Any]], *, hashes:
                 problem = "its content changed since prepare wrote it (the SHA-256 differs from the manifest's)"
         except (KeyError, TypeError, ValueError):
             problem = "its record in the manifest is damaged"
+        except OSError as error:
+            problem = f"cannot be read ({error.strerror})"
         if problem is not None:
             problems.append(f"{path}: {problem}")
     return problems
 
 
 def _check_size(path: Path, record: dict[str, Any]) -> str | None:
+    """Missing, or not the size prepare wrote: the cheap check that catches truncation and swapped files."""
     if not path.is_file():
         return "missing"
     size = path.stat().st_size
@@ -86,6 +92,8 @@ def _check_array(path: Path, record: dict[str, Any], tokens: dict[str, Any] | No
         array = np.load(path, mmap_mode="r") if record["length"] else np.load(path)  # empty: cannot be mapped
     except (OSError, ValueError, EOFError) as error:
         return f"not a readable .npy array ({error})"
+    if not isinstance(array, np.ndarray):  # an .npz archive under an .npy name
+        return "not a single .npy array"
     expected = np.dtype(record["dtype"])
     if array.dtype != expected or array.shape != (record["length"],):
         return (f"holds {array.dtype} × {array.shape}, where prepare wrote {expected} × ({record['length']},)")
@@ -100,6 +108,7 @@ def _check_array(path: Path, record: dict[str, Any], tokens: dict[str, Any] | No
 
 
 def _check_offsets(offsets: np.ndarray, tokens: int) -> str | None:
+    """Offsets from 0 to the token array's end, never decreasing (a sentence of negative length breaks batching)."""
     if len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != tokens:
         return f"offsets must run from 0 to the {tokens:,} ids of the token array"
     for start in range(0, len(offsets) - 1, CHUNK):
@@ -110,10 +119,11 @@ def _check_offsets(offsets: np.ndarray, tokens: int) -> str | None:
 
 
 def _check_ids(ids: np.ndarray, vocab_size: int) -> str | None:
+    """Every id an index of the vocabulary (one outside it would fail in the embedding layer, mid-training)."""
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start:start + CHUNK]
-        if len(chunk) and int(chunk.max()) >= vocab_size:
-            position = start + int(np.argmax(chunk >= vocab_size))
+        if len(chunk) and (int(chunk.max()) >= vocab_size or int(chunk.min()) < 0):
+            position = start + int(np.argmax((chunk >= vocab_size) | (chunk < 0)))
             return f"piece id {int(ids[position])} at position {position:,} is outside the vocabulary of {vocab_size}"
     return None
 

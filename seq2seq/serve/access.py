@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from seq2seq.serve.keys import ApiKey, KeyStore
+from seq2seq.serve.keys import ApiKey, KeyStore, KeyStoreError
 from seq2seq.serve.limits import ApiError
 
 MISSING_KEY = "Please contact the server operator to get an API key"
@@ -92,13 +92,18 @@ class Access:
                 raise ApiError(429, f"Slowdown: {req_limit} per 1 minute",
                                headers={"Retry-After": str(max(1, math.ceil(wait)))})
 
-    def identify(self, api_key: object) -> ApiKey | None:
-        """The key a request sent, when keys are on (403 for none or a wrong one); None when they are off."""
+    def identify(self, api_key: object, client: str) -> ApiKey | None:
+        """The key a request from address ``client`` sent, when keys are on (403 for none or a wrong one, which
+        count against the address's request rate, so that keys cannot be guessed at full speed); None when they
+        are off."""
         if self.keys is None:
             return None
-        if not api_key:
-            raise ApiError(403, MISSING_KEY)
-        found = self.keys.lookup(api_key) if isinstance(api_key, str) else None
+        try:
+            found = self.keys.lookup(api_key) if isinstance(api_key, str) and api_key else None
+        except KeyStoreError as error:
+            raise ApiError(503, f"the server cannot check API keys now: {error}") from None
         if found is None:
-            raise ApiError(403, INVALID_KEY)
+            if self.req_limit is not None and self.limiter.take(f"address:{client}", self.req_limit) is not None:
+                raise ApiError(429, f"Slowdown: {self.req_limit} per 1 minute")
+            raise ApiError(403, INVALID_KEY if api_key else MISSING_KEY)
         return found

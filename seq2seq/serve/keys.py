@@ -23,6 +23,7 @@ from pathlib import Path
 
 from seq2seq.errors import UserError
 
+COLUMNS = ("name", "key_sha256", "req_limit", "char_limit", "created", "last_used")
 SCHEMA = """CREATE TABLE IF NOT EXISTS api_keys (
     name TEXT PRIMARY KEY,
     key_sha256 TEXT NOT NULL UNIQUE,
@@ -45,31 +46,44 @@ class ApiKey:
     last_used: str | None
 
 
+class KeyStoreError(UserError):
+    """The key database cannot be used: not a database, another program's table, locked, or gone."""
+
+
 def digest(key: str) -> str:
+    """What the database keeps of a key."""
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def now() -> str:
+    """The time as the database records it: ISO 8601, UTC, to the second."""
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class KeyStore:
     """The key database at ``path``; ``create=False`` refuses a path that holds none (a typo must not serve
-    with an empty key list)."""
+    with an empty key list). ``timeout``: seconds to wait for a database another process is writing (a server
+    waits briefly, its event loop must not stall). Every database fault is a :class:`KeyStoreError`."""
 
-    def __init__(self, path: str | Path, *, create: bool = True):
+    def __init__(self, path: str | Path, *, create: bool = True, timeout: float = 10.0):
         self.path = Path(path)
         if not create and not self.path.is_file():
-            raise UserError(f"{self.path} holds no API key database; create it with `seq2seq keys add NAME "
-                            f"--api-keys-db {self.path}`.")
+            raise KeyStoreError(f"{self.path} holds no API key database; create it with `seq2seq keys add NAME "
+                                f"--api-keys-db {self.path}`.")
         try:
-            self.db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+            self.db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
             self.db.execute(SCHEMA)
-        except sqlite3.DatabaseError as error:
-            raise UserError(f"{self.path} is not a usable API key database: {error}.") from None
+            columns = tuple(row[1] for row in self.db.execute("PRAGMA table_info(api_keys)"))
+        except sqlite3.Error as error:
+            raise KeyStoreError(f"{self.path} is not a usable API key database: {error}.") from None
+        if columns != COLUMNS:
+            self.db.close()
+            raise KeyStoreError(f"{self.path} holds another program's api_keys table (columns {', '.join(columns)}; "
+                                "LibreTranslate's has the same name); pass another --api-keys-db.")
         self._touched: dict[str, float] = {}
 
     def close(self) -> None:
+        """Close the database connection."""
         self.db.close()
 
     def add(self, name: str, *, req_limit: int | None = None, char_limit: int | None = None) -> str:
@@ -85,17 +99,31 @@ class KeyStore:
         except sqlite3.IntegrityError:
             raise UserError(f"a key named {name!r} exists in {self.path}; remove it first (seq2seq keys remove "
                             f"{name}) or choose another name.") from None
+        except sqlite3.Error as error:
+            raise self._fault(error) from None
         return key
+
+    def _fault(self, error: sqlite3.Error) -> KeyStoreError:
+        return KeyStoreError(f"{self.path}: the API key database failed ({error}); is another process holding it?")
 
     def remove(self, name: str) -> None:
         """Revoke the key named ``name``."""
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            if self.db.execute("DELETE FROM api_keys WHERE name = ?", (name,)).rowcount == 0:
-                raise UserError(f"{self.path} has no key named {name!r}; `seq2seq keys list` shows the names.")
+        try:
+            with self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                removed = self.db.execute("DELETE FROM api_keys WHERE name = ?", (name,)).rowcount
+        except sqlite3.Error as error:
+            raise self._fault(error) from None
+        if removed == 0:
+            raise UserError(f"{self.path} has no key named {name!r}; `seq2seq keys list` shows the names.")
 
     def list(self) -> list[ApiKey]:
-        rows = self.db.execute("SELECT name, req_limit, char_limit, created, last_used FROM api_keys ORDER BY name")
+        """Every key's record, by name."""
+        try:
+            rows = self.db.execute("SELECT name, req_limit, char_limit, created, last_used FROM api_keys "
+                                   "ORDER BY name").fetchall()
+        except sqlite3.Error as error:
+            raise self._fault(error) from None
         return [ApiKey(*row) for row in rows]
 
     def lookup(self, key: str) -> ApiKey | None:
@@ -105,8 +133,11 @@ class KeyStore:
         so neither the lookup nor the comparison tells a caller how close a guess came.
         """
         wanted = digest(key)
-        row = self.db.execute("SELECT name, req_limit, char_limit, created, last_used, key_sha256 FROM api_keys "
-                              "WHERE key_sha256 = ?", (wanted,)).fetchone()
+        try:
+            row = self.db.execute("SELECT name, req_limit, char_limit, created, last_used, key_sha256 FROM api_keys "
+                                  "WHERE key_sha256 = ?", (wanted,)).fetchone()
+        except sqlite3.Error as error:
+            raise self._fault(error) from None
         if row is None or not hmac.compare_digest(row[5], wanted):
             return None
         found = ApiKey(*row[:5])
@@ -119,5 +150,5 @@ class KeyStore:
         self._touched[name] = time.monotonic()
         try:
             self.db.execute("UPDATE api_keys SET last_used = ? WHERE name = ?", (now(), name))
-        except sqlite3.OperationalError:  # the database is busy (a `keys add` holds it): next time
+        except sqlite3.Error:  # the database is busy (a `keys add` holds it): next time
             self._touched.pop(name, None)

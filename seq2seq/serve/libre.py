@@ -55,7 +55,7 @@ REQUEST_SCHEMA = {
 async def translate(request: Request, state: State) -> dict[str, Any]:
     """``{"q": "Hallo Welt!", "source": "de", "target": "en"}`` → ``{"translatedText": "Hello world!"}``."""
     params = await request_params(request)
-    key = state.access.identify(params.get("api_key"))
+    key = state.access.identify(params.get("api_key", request.query_params.get("api_key")), client_address(request))
     texts, is_list = parse_q(params.get("q"))
     source, target = language_param(params, "source"), language_param(params, "target")
     text_format = params.get("format") or "text"

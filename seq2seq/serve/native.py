@@ -60,7 +60,7 @@ class TranslateResponse(BaseModel):
 async def translate(request: TranslateRequest, state: State, http: Request) -> TranslateResponse:
     """The n-best translations of each text with scores, pieces and, on request, attention and alignment."""
     api_key = request.api_key if request.api_key is not None else http.query_params.get("api_key")
-    key = state.access.identify(api_key)
+    key = state.access.identify(api_key, client_address(http))
     model = state.model(request.model)
     state.limits.check_texts(request.texts)
     state.access.limit(key, client_address(http), sum(map(len, request.texts)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 import signal
 import socket
 from collections.abc import Sequence
@@ -43,6 +44,7 @@ def serve(model_dirs: Sequence[str], settings: ServeSettings = ServeSettings(), 
     server = uvicorn.Server(uvicorn.Config(create_app(state), host=host, port=port, log_level="info",
                                            timeout_graceful_shutdown=GRACEFUL_SECONDS,
                                            limit_concurrency=settings.max_connections))
+    logging.getLogger("uvicorn.access").addFilter(RedactKeys())  # after uvicorn has set its logging up
     log.info("serving %s on http://%s:%d (web page at /, API docs at /docs)", ", ".join(models), host, port)
     # uvicorn finishes the in-flight requests on SIGTERM or Ctrl-C, then raises the signal again for the handler
     # that was installed before it: ignoring it there makes a requested stop exit with code 0.
@@ -61,11 +63,24 @@ def access_rules(settings: ServeSettings) -> Access:
     """The API keys (with ``--api-keys``) and the default limits of a server."""
     keys = None
     if settings.api_keys:
-        keys = KeyStore(settings.api_keys_db)
+        keys = KeyStore(settings.api_keys_db, create=False, timeout=1.0)
         count = len(keys.list())
         log.info("API keys required: %d key(s) in %s%s", count, settings.api_keys_db,
                  "" if count else "; add one with `seq2seq keys add NAME`")
     return Access(keys, req_limit=settings.req_limit, char_limit=settings.char_limit)
+
+
+class RedactKeys(logging.Filter):
+    """uvicorn's access log prints each request's path with its query string: an ``api_key`` there is masked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(KEY_IN_QUERY.sub(r"\1***", arg) if isinstance(arg, str) else arg
+                                for arg in record.args)
+        return True
+
+
+KEY_IN_QUERY = re.compile(r"([?&]api_key=)[^&\s]*")
 
 
 def bind(host: str, port: int) -> socket.socket:

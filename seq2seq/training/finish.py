@@ -146,7 +146,7 @@ def shortlist_trained(model_dir: Path) -> ShortlistChoice:
     if not (directory / "train.src.tokens.npy").is_file():
         raise UserError(f"{directory} holds no prepared training arrays to learn the shortlist from; prepare them "
                         f"with `seq2seq prepare {layout.config}` from where the model was trained.")
-    require_intact(config, directory)
+    require_intact(config, directory, layout.config)
     run = RunContext(config, layout, open_splits(config, directory), translator.src_tok, translator.trg_tok,
                      translator.device, Reporters([]), Progress())
     assert isinstance(translator.model, Seq2Seq)  # one checkpoint: best.pt
