@@ -169,7 +169,8 @@ def phase_train(args: argparse.Namespace) -> dict:
         if autocast is not None and not bf16_supported():
             continue
         model_config = ModelConfig(**{**config.model.__dict__, "input_feeding": feeding})
-        model = build_model(model_config, src_vocab_size=src_tok.vocab_size, trg_vocab_size=trg_tok.vocab_size)
+        model = build_model(model_config, src_vocab_size=src_tok.vocab_size, trg_vocab_size=trg_tok.vocab_size,
+                            max_source_positions=config.data.max_length + 1)
         works[name] = epoch_work(model, make_optimizer(model, config), batches, config, autocast=autocast,
                                  step_loop=step_loop)
         flops[name] = flops_per_target_token(model_config, src_vocab=src_tok.vocab_size,

@@ -65,7 +65,8 @@ def main() -> None:
         src_tok, trg_tok, splits = prepare_data(config, Path(config.training.model_dir))
         batches = first_batches(splits["train"], batch_tokens=config.training.batch_tokens,
                                 seed=config.training.seed, count=args.steps)
-    model = build_model(config.model, src_vocab_size=src_tok.vocab_size, trg_vocab_size=trg_tok.vocab_size)
+    model = build_model(config.model, src_vocab_size=src_tok.vocab_size, trg_vocab_size=trg_tok.vocab_size,
+                        max_source_positions=config.data.max_length + 1)
     optimizer = make_optimizer(model, config)
     fast = profile_path(model, optimizer, batches, config, step_loop=False, rows=args.rows)
     step = profile_path(model, optimizer, batches, config, step_loop=True, rows=args.rows)

@@ -63,8 +63,10 @@ class ModelConfig:
     bidirectional: bool = doc("Bidirectional encoder; its output size is then 2 * encoder_hidden.", True)
     decoder_hidden: int = doc("Decoder LSTM size; equals the encoder output size for dot attention.", 256)
     decoder_layers: int = doc("Number of stacked decoder LSTM layers.", 1)
-    attention: Literal["dot", "general", "concat", "none"] = doc(
-        "Luong score function (Luong et al. 2015, Eq. 8); none drops attention (a baseline for ablations).", "dot")
+    attention: Literal["dot", "general", "concat", "none", "location"] = doc(
+        "Luong score function (Luong et al. 2015, Eq. 8); location scores each source position from the target "
+        "state alone (a parameter row per position up to data.max_length); none drops attention (a baseline for "
+        "ablations).", "dot")
     input_feeding: bool = doc("Feed the previous attentional vector into the next step (Luong §3.3).", False)
     bridge: Literal["linear", "zeros"] = doc("Decoder initial state: tanh(W h_final) of the encoder, or zeros.",
                                              "linear")

@@ -20,7 +20,7 @@ FIRST_TWO = torch.tensor([[True, True, False]])
 
 
 def make_attention(kind: str) -> Attention:
-    attention = build_attention(kind, query_size=2, key_size=2)
+    attention = build_attention(kind, query_size=2, key_size=2, max_positions=4)
     with torch.no_grad():
         # Asymmetric matrices, so a transposed or swapped projection gives different scores.
         if kind == "general":
@@ -29,6 +29,8 @@ def make_attention(kind: str) -> Attention:
             attention.key_proj.weight.copy_(torch.tensor([[0.0, 1.0], [1.0, 0.0]]))  # W_h: swaps h's entries
             attention.query_proj.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 2.0]]))  # W_s
             attention.v.copy_(torch.tensor([1.0, 0.5]))
+        if kind == "location":
+            attention.position_proj.weight.copy_(torch.tensor([[1.0, 2.0], [0.0, 1.0], [3.0, 0.0], [5.0, 5.0]]))
     return attention
 
 
@@ -37,11 +39,13 @@ def make_attention(kind: str) -> Attention:
 #   general  W_a h_i = [2, 0], [1, 1], [3, 1];  s·(W_a h_i) = [2, 1, 3]
 #   concat   W_s s = [1, 0];  W_h h_i = [0, 1], [1, 0], [1, 1];  sums [1, 1], [2, 0], [2, 1];
 #            v·tanh(sum) with v = [1, 0.5]
+#   location W_a s = [1, 0, 3, 5] (a row per position); the first three: [1, 0, 3]
 T1, T2 = math.tanh(1.0), math.tanh(2.0)
 HAND_SCORES = {
     "dot": [1.0, 0.0, 1.0],
     "general": [2.0, 1.0, 3.0],
     "concat": [T1 + 0.5 * T1, T2, T2 + 0.5 * T1],
+    "location": [1.0, 0.0, 3.0],
 }
 
 

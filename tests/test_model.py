@@ -20,7 +20,8 @@ def tiny_model(**overrides):
                     decoder_layers=2, attention="dot", input_feeding=False, dropout=0.0)
     settings.update(overrides)
     torch.manual_seed(0)
-    return build_model(ModelConfig(**settings), src_vocab_size=VOCAB, trg_vocab_size=VOCAB).eval()
+    return build_model(ModelConfig(**settings), src_vocab_size=VOCAB, trg_vocab_size=VOCAB,
+                       max_source_positions=16).eval()
 
 
 EXAMPLES = [Example([5, 6, 7], [8, 9]), Example([4, 5, 6, 7, 8, 9, 10], [11, 12, 13, 14, 15, 16]),

@@ -6,6 +6,7 @@ import torch
 
 from seq2seq.data.batching import source_tensor
 from seq2seq.decoding.search import beam_search, greedy_search, length_penalty, max_output_lengths
+from seq2seq.model.attention import SCORES
 from seq2seq.special_ids import BOS_ID, EOS_ID
 from tests.helpers import random_model
 
@@ -170,3 +171,25 @@ def test_finished_sentences_leave_the_batch(beam_size):
             ((alone, *_),) = beam_search(model, one_src, one_len, beam_size=beam_size, max_lengths=limits[i:i + 1])
         assert results[i][0].tokens == alone.tokens
         assert results[i][0].score == pytest.approx(alone.score, abs=1e-5)
+
+
+@pytest.mark.parametrize("attention", list(SCORES))
+def test_every_score_searches_batched_as_alone_and_beam_1_as_greedy(attention):
+    """The step path of each score of the registry (with input feeding): batch rows do not leak into each other,
+    beam 1 is greedy, and beam scores are the teacher-forced log-probabilities of the parallel path."""
+    model = random_model(input_feeding=True, attention=attention, seed=5)
+    src, lengths = source_tensor(SOURCES)
+    limits = max_output_lengths(lengths, ratio=2.0, extra=3)
+    greedy = greedy_search(model, src, lengths, max_lengths=limits)
+    for i, ids in enumerate(SOURCES):
+        one_src, one_len = source_tensor([ids])
+        (alone,) = greedy_search(model, one_src, one_len, max_lengths=limits[i:i + 1])
+        assert greedy[i].tokens == alone.tokens and greedy[i].score == pytest.approx(alone.score, abs=1e-5)
+    for g, (b,) in zip(greedy, beam_search(model, src, lengths, beam_size=1, max_lengths=limits, alpha=1.0)):
+        assert b.tokens == g.tokens and b.score == pytest.approx(g.score, abs=1e-6)
+    for i, n_best in enumerate(beam_search(model, src, lengths, beam_size=3, max_lengths=limits, alpha=0.0,
+                                           n_best=3)):
+        for hypothesis in n_best:
+            stopped = len(hypothesis.tokens) < int(limits[i])
+            expected = teacher_forced_log_prob(model, SOURCES[i], hypothesis.tokens, with_eos=stopped)
+            assert hypothesis.score == pytest.approx(expected, abs=1e-4)

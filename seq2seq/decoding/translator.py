@@ -181,7 +181,8 @@ def load_model(model_dir: Path, checkpoint: str, *, config: Config, src_tok: Tok
     """
     path = ModelDir(model_dir).checkpoint(checkpoint)
     weights = model_weights(load_checkpoint(path), path, training=training_weights)
-    model = build_model(config.model, src_vocab_size=src_tok.vocab_size, trg_vocab_size=trg_tok.vocab_size)
+    model = build_model(config.model, src_vocab_size=src_tok.vocab_size, trg_vocab_size=trg_tok.vocab_size,
+                        max_source_positions=config.data.max_length + 1)
     try:
         model.load_state_dict(weights)
     except RuntimeError as error:

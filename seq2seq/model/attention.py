@@ -3,6 +3,7 @@
 Legend: B batch, T decoder steps (1 when stepping), S source positions, H decoder size, H_enc encoder size.
 
 1. scores  e[t, i] = score(s_t, h_i)       dot: s_t·h_i   general: s_t·(W_a h_i)   concat: v_a·tanh(W_a [s_t; h_i])
+                                            location: (W_a s_t)[i], from the target state alone
 2. weights alpha[t] = softmax(e[t])          padded source positions get exactly 0
 3. context a_t = sum_i alpha[t, i] h_i
 
@@ -126,7 +127,7 @@ class Attention(nn.Module):
     kind: ClassVar[str]
     attends: ClassVar[bool] = True  # False for the no-attention baseline: no scores, no context
 
-    def __init__(self, *, query_size: int, key_size: int):
+    def __init__(self, *, query_size: int, key_size: int, max_positions: int | None = None):
         super().__init__()
 
     def prepare(self, values: Tensor, mask: Tensor) -> AttentionKeys:
@@ -175,7 +176,7 @@ class DotAttention(Attention):
 
     kind = "dot"
 
-    def __init__(self, *, query_size: int, key_size: int):
+    def __init__(self, *, query_size: int, key_size: int, max_positions: int | None = None):
         super().__init__(query_size=query_size, key_size=key_size)
         if query_size != key_size:
             raise ValueError(f"dot attention needs equal sizes, got query {query_size} and keys {key_size}")
@@ -186,7 +187,7 @@ class GeneralAttention(Attention):
 
     kind = "general"
 
-    def __init__(self, *, query_size: int, key_size: int):
+    def __init__(self, *, query_size: int, key_size: int, max_positions: int | None = None):
         super().__init__(query_size=query_size, key_size=key_size)
         self.key_proj = nn.Linear(key_size, query_size, bias=False)  # W_a
 
@@ -199,7 +200,7 @@ class ConcatAttention(Attention):
 
     kind = "concat"
 
-    def __init__(self, *, query_size: int, key_size: int):
+    def __init__(self, *, query_size: int, key_size: int, max_positions: int | None = None):
         super().__init__(query_size=query_size, key_size=key_size)
         self.key_proj = nn.Linear(key_size, query_size, bias=False)  # W_a's block acting on h_i
         self.query_proj = nn.Linear(query_size, query_size, bias=False)  # W_a's block acting on s_t
@@ -261,15 +262,65 @@ class NoAttention(Attention):
         return None, []
 
 
+class LocationAttention(Attention):
+    """``e = W_a s_t`` (Luong §3.1, Eq. 8, location): one score per source position, from the target state alone.
+
+    W_a has a row per position up to the longest source (``max_positions``: data.max_length + 1, for EOS); a
+    sentence of S positions uses the first S rows, and the masked softmax its real ones. A position past the
+    longest training source (a long valid sentence scored by teacher forcing) gets no weight. The keys are the
+    encoder states themselves: only the context reads them.
+    """
+
+    kind = "location"
+
+    def __init__(self, *, query_size: int, key_size: int, max_positions: int | None = None):
+        super().__init__(query_size=query_size, key_size=key_size)
+        if max_positions is None:
+            raise ValueError("location attention needs max_positions, the longest source (data.max_length + 1)")
+        self.position_proj = nn.Linear(query_size, max_positions, bias=False)  # W_a [P, H]
+
+    def scores(self, query: Tensor, keys: AttentionKeys) -> Tensor:
+        return fit_positions(self.position_proj(query), keys.mask.size(1))  # [B, T, S]
+
+    def loop_params(self) -> list[Tensor]:
+        return [self.position_proj.weight]  # W_a [P, H]
+
+    def loop_scores(self, query: Tensor, keys: Tensor, keys_by_column: Tensor, matmul: Matmul, extra: list[Tensor],
+                    buffer: Tensor | None) -> Tensor:
+        return fit_positions(matmul(query, extra[0]), keys.size(1))  # [B, P] → [B, S]
+
+    def loop_scores_backward(self, de: Tensor, keys: Tensor, matmul: Matmul, extra: list[Tensor],
+                             buffer: Tensor | None, query_grad: Tensor | None) -> Tensor:
+        return matmul(fit_positions(de, extra[0].size(0), fill=0.0), extra[0], transpose=False)  # [B, H]
+
+    def loop_weight_grads(self, score_grads: Tensor, queries: Tensor, buffer: Tensor | None,
+                          query_grads: Tensor | None, extra: list[Tensor],
+                          matmul: Matmul) -> tuple[Tensor | None, list[Tensor]]:
+        steps, batch, _ = score_grads.shape
+        positions = fit_positions(score_grads, extra[0].size(0), fill=0.0).reshape(steps * batch, -1)  # [T·B, P]
+        weight_grad = matmul(positions.t(), queries.transpose(0, 1).reshape(steps * batch, -1), transpose=False)
+        return None, [weight_grad]  # the keys take no part in the scores
+
+
+def fit_positions(scores: Tensor, width: int, *, fill: float = float("-inf")) -> Tensor:
+    """Per-position values [..., P] cut or padded (with ``fill``) to ``width`` positions: [..., width]."""
+    have = scores.size(-1)
+    if width <= have:
+        return scores[..., :width]
+    return torch.cat([scores, scores.new_full((*scores.shape[:-1], width - have), fill)], dim=-1)
+
+
 SCORES: dict[str, type[Attention]] = {score.kind: score for score in (DotAttention, GeneralAttention,
-                                                                      ConcatAttention, NoAttention)}
+                                                                      ConcatAttention, NoAttention,
+                                                                      LocationAttention)}
 
 
-def make_attention(kind: str, *, query_size: int, key_size: int) -> Attention:
-    """The attention of score ``kind`` (a key of :data:`SCORES`); a ValueError naming the valid ones otherwise."""
+def make_attention(kind: str, *, query_size: int, key_size: int, max_positions: int | None = None) -> Attention:
+    """The attention of score ``kind`` (a key of :data:`SCORES`); a ValueError naming the valid ones otherwise.
+    ``max_positions``: the longest source, for scores with a parameter per position."""
     if kind not in SCORES:
         raise ValueError(f"unknown attention score {kind!r}; the scores are {', '.join(SCORES)}")
-    return SCORES[kind](query_size=query_size, key_size=key_size)
+    return SCORES[kind](query_size=query_size, key_size=key_size, max_positions=max_positions)
 
 
 class Matmul(Protocol):

@@ -59,7 +59,7 @@ class DecoderState(NamedTuple):
 class LuongDecoder(nn.Module):
     def __init__(self, *, vocab_size: int, embedding_dim: int, hidden_size: int, encoder_size: int,
                  num_layers: int, attention: str, input_feeding: bool, dropout: float, tied_output: bool = False,
-                 word_dropout: float = 0.0):
+                 word_dropout: float = 0.0, max_source_positions: int | None = None):
         super().__init__()
         self.input_feeding = input_feeding
         self.hidden_size = hidden_size
@@ -69,7 +69,8 @@ class LuongDecoder(nn.Module):
         input_size = embedding_dim + (hidden_size if input_feeding else 0)
         self.lstm = nn.LSTM(input_size, hidden_size, num_layers, batch_first=True,
                             dropout=dropout if num_layers > 1 else 0.0)
-        self.attention = make_attention(attention, query_size=hidden_size, key_size=encoder_size)
+        self.attention = make_attention(attention, query_size=hidden_size, key_size=encoder_size,
+                                        max_positions=max_source_positions)
         self.combine = nn.Linear(encoder_size + hidden_size, hidden_size, bias=False)  # W_c
         # A tied output layer reads embedding-sized vectors: s~ is projected when the sizes differ.
         self.readout = (nn.Linear(hidden_size, embedding_dim, bias=False)

@@ -82,7 +82,10 @@ class Seq2Seq(nn.Module):
         return self.decoder(trg_in, state, keys, step_loop=step_loop, project=project)
 
 
-def build_model(config: ModelConfig, *, src_vocab_size: int, trg_vocab_size: int) -> Seq2Seq:
+def build_model(config: ModelConfig, *, src_vocab_size: int, trg_vocab_size: int,
+                max_source_positions: int | None = None) -> Seq2Seq:
+    """The model ``config`` describes. ``max_source_positions`` (data.max_length + 1) sizes the scores that keep
+    a parameter per source position (``attention: location``)."""
     encoder = LSTMEncoder(vocab_size=src_vocab_size, embedding_dim=config.embedding_dim,
                           hidden_size=config.encoder_hidden, num_layers=config.encoder_layers,
                           bidirectional=config.bidirectional, dropout=config.dropout,
@@ -93,7 +96,8 @@ def build_model(config: ModelConfig, *, src_vocab_size: int, trg_vocab_size: int
                            hidden_size=config.decoder_hidden, encoder_size=encoder.output_size,
                            num_layers=config.decoder_layers, attention=config.attention,
                            input_feeding=config.input_feeding, dropout=config.dropout,
-                           tied_output=config.tied_embeddings != "none", word_dropout=config.target_word_dropout)
+                           tied_output=config.tied_embeddings != "none", word_dropout=config.target_word_dropout,
+                           max_source_positions=max_source_positions)
     if config.tied_embeddings == "all":
         if src_vocab_size != trg_vocab_size:
             raise ValueError(f"tied_embeddings 'all' needs one vocabulary, got {src_vocab_size} source and "

@@ -73,7 +73,8 @@ def _fit(config: Config, job: Distributed, *, overwrite: bool, resume: bool, res
     job.barrier()
     if not job.is_main:
         src_tok, trg_tok, splits = prepare_data(config, model_dir, prepare=False)
-    model = build_model(config.model, src_vocab_size=src_tok.vocab_size, trg_vocab_size=trg_tok.vocab_size)
+    model = build_model(config.model, src_vocab_size=src_tok.vocab_size, trg_vocab_size=trg_tok.vocab_size,
+                        max_source_positions=config.data.max_length + 1)
     model = model.to(job.device)
     log.info("model: %d parameters; vocabularies: source %d, target %d pieces; device %s, %d threads%s",
              count_parameters(model), src_tok.vocab_size, trg_tok.vocab_size, job.device, torch.get_num_threads(),
