@@ -67,6 +67,11 @@ class ModelConfig:
         "Luong score function (Luong et al. 2015, Eq. 8); location scores each source position from the target "
         "state alone (a parameter row per position up to data.max_length); none drops attention (a baseline for "
         "ablations).", "dot")
+    alignment: Literal["global", "local-m", "local-p"] = doc(
+        "Where attention may look (Luong §3.2): global, every source position; local-m, a window of "
+        "local_window positions each side of p_t = t; local-p, of a predicted p_t, with a Gaussian around it.",
+        "global")
+    local_window: int = doc("D, the half-width of local attention's window [p_t - D, p_t + D] (the paper's 10).", 10)
     input_feeding: bool = doc("Feed the previous attentional vector into the next step (Luong §3.3).", False)
     bridge: Literal["linear", "zeros"] = doc("Decoder initial state: tanh(W h_final) of the encoder, or zeros.",
                                              "linear")

@@ -72,6 +72,40 @@ def test_fast_path_equals_step_loop_in_values_and_gradients(attention, input_fee
         assert torch.allclose(fast_grads[name], grad, atol=1e-5, rtol=1e-4), name
 
 
+LOCAL = ["local-m", "local-p"]
+CONTENT = [kind for kind, score in SCORES.items() if score.attends and score.content]
+
+
+@pytest.mark.parametrize("alignment", LOCAL)
+@pytest.mark.parametrize("attention", CONTENT)
+@pytest.mark.parametrize("input_feeding", [False, True])
+def test_local_attention_fast_path_equals_step_loop_in_values_and_gradients(alignment, attention, input_feeding):
+    """Local windows of D = 1 (narrower than every sentence but one): the parallel path and the fused loop
+    against the plain step loop, every gradient included (local-p's W_p and v_p through p_t and the Gaussian)."""
+    model = tiny_model(attention=attention, input_feeding=input_feeding, alignment=alignment,
+                       local_window=1).train()
+    batch = collate(EXAMPLES)
+    results = []
+    for step_loop in (False, True):
+        model.zero_grad()
+        logits, weights = model(batch.src, batch.src_lengths, batch.trg_in, step_loop=step_loop)
+        (logits.sin() * torch.arange(VOCAB)).sum().backward()
+        grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+        results.append((logits.detach(), weights.detach(), grads))
+    (fast_logits, fast_weights, fast_grads), (step_logits, step_weights, step_grads) = results
+    assert torch.allclose(fast_logits, step_logits, atol=1e-5)
+    assert torch.allclose(fast_weights, step_weights, atol=1e-6)
+    assert fast_grads.keys() == step_grads.keys()
+    if alignment == "local-p":
+        assert {"decoder.attention.alignment.position_proj.weight", "decoder.attention.alignment.v"} <= set(step_grads)
+    for name, grad in step_grads.items():
+        assert grad.abs().max() > 0, name
+        assert torch.allclose(fast_grads[name], grad, atol=1e-5, rtol=1e-4), name
+    lengths = batch.src_lengths.tolist()
+    for row, length in enumerate(lengths):  # at most 2D + 1 positions carry weight, none past the sentence
+        assert ((fast_weights[row] > 0).sum(-1) <= 3).all() and (fast_weights[row, :, length:] == 0).all()
+
+
 def test_fused_loop_applies_dropout_between_layers():
     """A 2-layer decoder's between-layer dropout reaches the fused loop as masks on the lower layer's output:
     masks of ones change nothing, and masks of 2 (what dropout 0.5 keeps) equal doubling the weights that

@@ -20,6 +20,8 @@ from typing import ClassVar, NamedTuple, Protocol
 import torch
 from torch import Tensor, nn
 
+from seq2seq.model.alignment import make_alignment
+
 
 class AttentionKeys(NamedTuple):
     """What every decoder step attends over, computed once per batch."""
@@ -126,9 +128,15 @@ class Attention(nn.Module):
 
     kind: ClassVar[str]
     attends: ClassVar[bool] = True  # False for the no-attention baseline: no scores, no context
+    content: ClassVar[bool] = True  # whether the scores read the keys (local attention needs a content score)
 
-    def __init__(self, *, query_size: int, key_size: int, max_positions: int | None = None):
+    def __init__(self, *, query_size: int, key_size: int, max_positions: int | None = None,
+                 alignment: str = "global", window: int = 10):
         super().__init__()
+        if alignment != "global" and not (self.attends and self.content):
+            raise ValueError(f"{alignment} attention needs a content score (dot, general or concat), not "
+                             f"{self.kind}")
+        self.alignment = make_alignment(alignment, query_size=query_size, window=window)  # where it may look
 
     def prepare(self, values: Tensor, mask: Tensor) -> AttentionKeys:
         """Project the encoder states once: values [B, S, H_enc], mask [B, S]."""
@@ -138,9 +146,12 @@ class Attention(nn.Module):
         """Unnormalised scores: query [B, T, H] → [B, T, S]."""
         return dot_scores(query, keys.keys)
 
-    def forward(self, query: Tensor, keys: AttentionKeys) -> tuple[Tensor, Tensor]:
-        """Context vectors [B, T, H_enc] and attention weights [B, T, S] for queries [B, T, H]."""
-        weights = masked_softmax(self.scores(query, keys), keys.mask)
+    def forward(self, query: Tensor, keys: AttentionKeys, steps: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Context vectors [B, T, H_enc] and attention weights [B, T, S] for queries [B, T, H] at decoder steps
+        ``steps`` [B, T] (default: 0..T-1, teacher forcing; local attention's windows move with them)."""
+        if steps is None:
+            steps = torch.arange(query.size(1), device=query.device).expand(query.size(0), -1)
+        weights, _ = self.alignment.weigh(self.scores(query, keys), keys.mask, query, steps)
         return context_vectors(weights, keys.values), weights
 
     def loop_params(self) -> list[Tensor]:
@@ -176,8 +187,9 @@ class DotAttention(Attention):
 
     kind = "dot"
 
-    def __init__(self, *, query_size: int, key_size: int, max_positions: int | None = None):
-        super().__init__(query_size=query_size, key_size=key_size)
+    def __init__(self, *, query_size: int, key_size: int, max_positions: int | None = None,
+                 alignment: str = "global", window: int = 10):
+        super().__init__(query_size=query_size, key_size=key_size, alignment=alignment, window=window)
         if query_size != key_size:
             raise ValueError(f"dot attention needs equal sizes, got query {query_size} and keys {key_size}")
 
@@ -187,8 +199,9 @@ class GeneralAttention(Attention):
 
     kind = "general"
 
-    def __init__(self, *, query_size: int, key_size: int, max_positions: int | None = None):
-        super().__init__(query_size=query_size, key_size=key_size)
+    def __init__(self, *, query_size: int, key_size: int, max_positions: int | None = None,
+                 alignment: str = "global", window: int = 10):
+        super().__init__(query_size=query_size, key_size=key_size, alignment=alignment, window=window)
         self.key_proj = nn.Linear(key_size, query_size, bias=False)  # W_a
 
     def prepare(self, values: Tensor, mask: Tensor) -> AttentionKeys:
@@ -200,8 +213,9 @@ class ConcatAttention(Attention):
 
     kind = "concat"
 
-    def __init__(self, *, query_size: int, key_size: int, max_positions: int | None = None):
-        super().__init__(query_size=query_size, key_size=key_size)
+    def __init__(self, *, query_size: int, key_size: int, max_positions: int | None = None,
+                 alignment: str = "global", window: int = 10):
+        super().__init__(query_size=query_size, key_size=key_size, alignment=alignment, window=window)
         self.key_proj = nn.Linear(key_size, query_size, bias=False)  # W_a's block acting on h_i
         self.query_proj = nn.Linear(query_size, query_size, bias=False)  # W_a's block acting on s_t
         self.v = nn.Parameter(torch.empty(query_size).uniform_(-0.1, 0.1))  # v_a
@@ -252,9 +266,9 @@ class NoAttention(Attention):
     kind = "none"
     attends = False
 
-    def forward(self, query: Tensor, keys: AttentionKeys) -> tuple[Tensor, Tensor]:
-        batch, steps, sources = query.size(0), query.size(1), keys.values.size(1)
-        return keys.values.new_zeros(batch, steps, keys.values.size(2)), query.new_zeros(batch, steps, sources)
+    def forward(self, query: Tensor, keys: AttentionKeys, steps: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        batch, steps_, sources = query.size(0), query.size(1), keys.values.size(1)
+        return keys.values.new_zeros(batch, steps_, keys.values.size(2)), query.new_zeros(batch, steps_, sources)
 
     def loop_weight_grads(self, score_grads: Tensor, queries: Tensor, buffer: Tensor | None,
                           query_grads: Tensor | None, extra: list[Tensor],
@@ -272,9 +286,11 @@ class LocationAttention(Attention):
     """
 
     kind = "location"
+    content = False  # from the target state alone: global only
 
-    def __init__(self, *, query_size: int, key_size: int, max_positions: int | None = None):
-        super().__init__(query_size=query_size, key_size=key_size)
+    def __init__(self, *, query_size: int, key_size: int, max_positions: int | None = None,
+                 alignment: str = "global", window: int = 10):
+        super().__init__(query_size=query_size, key_size=key_size, alignment=alignment, window=window)
         if max_positions is None:
             raise ValueError("location attention needs max_positions, the longest source (data.max_length + 1)")
         self.position_proj = nn.Linear(query_size, max_positions, bias=False)  # W_a [P, H]
@@ -315,12 +331,15 @@ SCORES: dict[str, type[Attention]] = {score.kind: score for score in (DotAttenti
                                                                       LocationAttention)}
 
 
-def make_attention(kind: str, *, query_size: int, key_size: int, max_positions: int | None = None) -> Attention:
-    """The attention of score ``kind`` (a key of :data:`SCORES`); a ValueError naming the valid ones otherwise.
-    ``max_positions``: the longest source, for scores with a parameter per position."""
+def make_attention(kind: str, *, query_size: int, key_size: int, max_positions: int | None = None,
+                   alignment: str = "global", window: int = 10) -> Attention:
+    """The attention of score ``kind`` (a key of :data:`SCORES`) with ``alignment`` (global or local, with a window
+    of ``window`` positions each side; :mod:`seq2seq.model.alignment`); a ValueError naming the valid ones
+    otherwise. ``max_positions``: the longest source, for scores with a parameter per position."""
     if kind not in SCORES:
         raise ValueError(f"unknown attention score {kind!r}; the scores are {', '.join(SCORES)}")
-    return SCORES[kind](query_size=query_size, key_size=key_size, max_positions=max_positions)
+    return SCORES[kind](query_size=query_size, key_size=key_size, max_positions=max_positions,
+                        alignment=alignment, window=window)
 
 
 class Matmul(Protocol):

@@ -35,31 +35,34 @@ class DecoderState(NamedTuple):
     h: Tensor  # [L, B, H] LSTM hidden state of each layer
     c: Tensor  # [L, B, H] LSTM cell state of each layer
     feed: Tensor  # [B, H] previous attentional vector s~_{t-1} (zeros before the first step)
+    step: Tensor  # [B] long: the steps taken, the position of the word the next step predicts (local attention)
 
     def select(self, rows: Tensor) -> DecoderState:
         """The state of some batch rows, in the order of ``rows`` [R]: h, c → [L, R, H], feed → [R, H]."""
         return DecoderState(self.h.index_select(1, rows), self.c.index_select(1, rows),
-                            self.feed.index_select(0, rows))
+                            self.feed.index_select(0, rows), self.step.index_select(0, rows))
 
     def repeat(self, k: int) -> DecoderState:
         """Each batch row ``k`` times in a row (one copy per beam): h, c → [L, B * k, H], feed → [B * k, H]."""
         return DecoderState(self.h.repeat_interleave(k, dim=1), self.c.repeat_interleave(k, dim=1),
-                            self.feed.repeat_interleave(k, dim=0))
+                            self.feed.repeat_interleave(k, dim=0), self.step.repeat_interleave(k, dim=0))
 
     def rows(self, start: int, stop: int) -> DecoderState:
         """A view of the batch rows start..stop."""
-        return DecoderState(self.h[:, start:stop], self.c[:, start:stop], self.feed[start:stop])
+        return DecoderState(self.h[:, start:stop], self.c[:, start:stop], self.feed[start:stop],
+                            self.step[start:stop])
 
     def cat(self, other: DecoderState) -> DecoderState:
         """This state's rows followed by ``other``'s."""
         return DecoderState(torch.cat([self.h, other.h], dim=1), torch.cat([self.c, other.c], dim=1),
-                            torch.cat([self.feed, other.feed]))
+                            torch.cat([self.feed, other.feed]), torch.cat([self.step, other.step]))
 
 
 class LuongDecoder(nn.Module):
     def __init__(self, *, vocab_size: int, embedding_dim: int, hidden_size: int, encoder_size: int,
                  num_layers: int, attention: str, input_feeding: bool, dropout: float, tied_output: bool = False,
-                 word_dropout: float = 0.0, max_source_positions: int | None = None):
+                 word_dropout: float = 0.0, max_source_positions: int | None = None, alignment: str = "global",
+                 local_window: int = 10):
         super().__init__()
         self.input_feeding = input_feeding
         self.hidden_size = hidden_size
@@ -70,7 +73,8 @@ class LuongDecoder(nn.Module):
         self.lstm = nn.LSTM(input_size, hidden_size, num_layers, batch_first=True,
                             dropout=dropout if num_layers > 1 else 0.0)
         self.attention = make_attention(attention, query_size=hidden_size, key_size=encoder_size,
-                                        max_positions=max_source_positions)
+                                        max_positions=max_source_positions, alignment=alignment,
+                                        window=local_window)
         self.combine = nn.Linear(encoder_size + hidden_size, hidden_size, bias=False)  # W_c
         # A tied output layer reads embedding-sized vectors: s~ is projected when the sizes differ.
         self.readout = (nn.Linear(hidden_size, embedding_dim, bias=False)
@@ -79,9 +83,11 @@ class LuongDecoder(nn.Module):
         if tied_output:
             self.output.weight = self.embedding.weight  # [V, E], one parameter (Press & Wolf 2017)
 
-    def attentional(self, outputs: Tensor, keys: AttentionKeys) -> tuple[Tensor, Tensor]:
-        """LSTM outputs s [B, T, H] → attentional vectors s~ [B, T, H] and weights alpha [B, T, S]."""
-        context, weights = self.attention(outputs, keys)  # [B, T, H_enc], [B, T, S]
+    def attentional(self, outputs: Tensor, keys: AttentionKeys,
+                    steps: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """LSTM outputs s [B, T, H] at decoder steps [B, T] (default 0..T-1) → attentional vectors s~ [B, T, H] and
+        weights alpha [B, T, S]."""
+        context, weights = self.attention(outputs, keys, steps)  # [B, T, H_enc], [B, T, S]
         return torch.tanh(self.combine(torch.cat([context, outputs], dim=-1))), weights
 
     def forward(self, trg_in: Tensor, state: DecoderState, keys: AttentionKeys, *,
@@ -194,10 +200,11 @@ class LuongDecoder(nn.Module):
         else:
             output, (h, c) = self.lstm(embedded, (state.h, state.c))  # output [B, 1, H]
         rows = output.size(0)
-        attentional, weights = self.attentional(output.view(rows // beams, beams, -1), keys)  # [R/K, K, H], [R/K, K, S]
+        attentional, weights = self.attentional(output.view(rows // beams, beams, -1), keys,
+                                                 state.step.view(rows // beams, beams))  # [R/K, K, H], [R/K, K, S]
         attentional, weights = attentional.view(rows, -1), weights.view(rows, -1)  # [R, H], [R, S]
         features = self.features(attentional)  # [R, H] (E when tied)
-        return features, DecoderState(h, c, attentional), weights
+        return features, DecoderState(h, c, attentional, state.step + 1), weights
 
 
 def few_rows_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:

@@ -21,7 +21,8 @@ equals :meth:`seq2seq.model.decoder.LuongDecoder.forward_steps` (the plain step 
 Step t, with the equations of :mod:`seq2seq.model.decoder` and PyTorch's gate order (i, f, g, o):
     gates_0 = pre_t + [s~_{t-1}; h_0,t-1] W_0^T        gates_l = b_l + [d_l ⊙ h_l-1,t; h_l,t-1] W_l^T
     c_t = σ(i) ⊙ tanh(g) + σ(f) ⊙ c_t-1                h_t = σ(o) ⊙ tanh(c_t)
-    alpha_t = softmax(score(h_top,t, keys))            a_t = alpha_t · values
+    alpha_t = align(score(h_top,t, keys))              a_t = alpha_t · values
+(align: the softmax over the real positions, or over a local window; seq2seq/model/alignment.py)
     s~_t = tanh(W_c [a_t; h_top,t])
 with d_l the dropout mask between layers l-1 and l (already scaled by 1 / (1 - p)).
 
@@ -56,7 +57,8 @@ def fused_decoder_loop(pre: Tensor, h0: Tensor, c0: Tensor, feed0: Tensor, keys:
     come from ``attention`` (its ``loop_*`` methods), which the loop never asks for its kind."""
     device, state = pre.device.type, weights.combine.dtype  # state: the weights' type (float32)
     compute = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else state
-    params = [*weights.recurrent, *weights.biases, weights.combine, *attention.loop_params()]
+    params = [*weights.recurrent, *weights.biases, weights.combine, *attention.loop_params(),
+              *attention.alignment.loop_params()]
     cast = [x.to(state) for x in (pre, h0, c0, feed0, keys, values)]
     with torch.autocast(device, enabled=False):
         return _FusedLoop.apply(attention, len(weights.recurrent), compute, *cast, mask, layer_masks, *params)
@@ -89,7 +91,8 @@ class _FusedLoop(torch.autograd.Function):
                 feed0: Tensor, keys: Tensor, values: Tensor, mask: Tensor, layer_masks: Tensor | None,
                 *params: Tensor) -> tuple[Tensor, Tensor]:
         recurrent, biases, combine = params[:layers], params[layers:2 * layers - 1], params[2 * layers - 1]
-        extra = list(params[2 * layers:])  # the score's own parameters (Attention.loop_params)
+        extra, align_extra = _extras(attention, params[2 * layers:])
+        alignment = attention.alignment
         matmul = _Matmul(compute)
         steps, batch, _ = pre.shape
         size, enc = h0.size(-1), values.size(-1)
@@ -100,7 +103,8 @@ class _FusedLoop(torch.autograd.Function):
         combined = pre.new_zeros(steps, batch, enc + size)  # [T, B, H_enc + H]: a_t stays 0 without attention
         attentional = pre.new_empty(steps, batch, size)  # [T, B, H]
         hidden = attention.loop_buffer(steps, keys)  # what the score keeps of every step, or None
-        blocked = ~mask  # [B, S]
+        saved = alignment.loop_buffers(steps, batch, values.size(1), like=pre)  # what the alignment keeps
+        blocked, lengths = ~mask, mask.sum(-1)  # [B, S], [B]
         keys_by_column = keys.transpose(1, 2).contiguous()  # [B, K, S]: [B, 1, K] x [B, K, S] is the fast bmm
         h = list(h0.unbind(0))  # per layer [B, H]
         for layer in range(layers):
@@ -121,12 +125,12 @@ class _FusedLoop(torch.autograd.Function):
             if attention.attends:
                 scores = attention.loop_scores(query, keys, keys_by_column, matmul, extra,
                                                None if hidden is None else hidden[t])  # [B, S]
-                alpha[t] = torch.softmax(scores.masked_fill_(blocked, float("-inf")), dim=-1)
+                alpha[t] = alignment.loop_weigh(t, scores, blocked, query, lengths, align_extra, saved)
                 weights = alpha[t]  # [B, S]
                 combined[t, :, :enc] = torch.bmm(weights.unsqueeze(1), values).squeeze(1)  # [B, H_enc]
             feed = torch.tanh(matmul(combined[t], combine), out=attentional[t])  # [B, H]
         ctx.attention, ctx.layers, ctx.compute = attention, layers, compute
-        ctx.buffers = (inputs, gates, cells, combined, hidden)
+        ctx.buffers = (inputs, gates, cells, combined, hidden, saved)
         ctx.save_for_backward(keys, values, layer_masks, attentional, alpha, *params)
         ctx.mark_non_differentiable(alpha)
         return attentional, alpha
@@ -134,10 +138,10 @@ class _FusedLoop(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_attentional: Tensor, _grad_alpha: Tensor | None) -> tuple[Tensor | None, ...]:
         keys, values, layer_masks, attentional, alpha, *params = ctx.saved_tensors
-        inputs, gates, cells, combined, hidden = ctx.buffers
+        inputs, gates, cells, combined, hidden, saved = ctx.buffers
         attention, layers = ctx.attention, ctx.layers
         recurrent, combine = params[:layers], params[2 * layers - 1]
-        extra = list(params[2 * layers:])
+        extra, align_extra = _extras(attention, params[2 * layers:])
         matmul = _Matmul(ctx.compute)
         steps, batch, size = attentional.shape
         enc = values.size(-1)
@@ -160,7 +164,10 @@ class _FusedLoop(torch.autograd.Function):
                 dcontext.copy_(dcombined[:, :enc])
                 weights = alpha[t]  # [B, S]
                 dweights = torch.bmm(dcontext.unsqueeze(1), values_by_column).squeeze(1)  # [B, S]
-                de = torch.mul(weights, dweights - (weights * dweights).sum(-1, keepdim=True), out=score_grads[t])
+                de, dposition = attention.alignment.loop_weigh_backward(t, weights, dweights, align_extra, saved)
+                score_grads[t] = de
+                if dposition is not None:  # p_t is predicted from the query
+                    dquery = dquery + dposition
                 dquery = dquery + attention.loop_scores_backward(
                     de, keys, matmul, extra, None if hidden is None else hidden[t],
                     None if query_grads is None else query_grads[t])
@@ -175,7 +182,15 @@ class _FusedLoop(torch.autograd.Function):
             dfeed = dbelow
         weight_grads = _weight_grads(attention, matmul, gate_grads, inputs, combine_grads, combined, alpha,
                                      score_grads, context_grads, query_grads, hidden, extra)
+        weight_grads += attention.alignment.loop_weight_grads(combined[:, :, enc:].transpose(0, 1), align_extra,
+                                                              saved)
         return (None, None, None, gate_grads[0], torch.stack(dh), torch.stack(dc), dfeed, *weight_grads)
+
+
+def _extras(attention: Attention, params: tuple[Tensor, ...] | list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+    """The loop's parameters after W_c, split into the score's (Attention.loop_params) and the alignment's."""
+    count = len(attention.loop_params())
+    return list(params[:count]), list(params[count:])
 
 
 def _weight_grads(attention: Attention, matmul: _Matmul, gate_grads: list[Tensor], inputs: list[Tensor],

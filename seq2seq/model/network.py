@@ -54,7 +54,8 @@ class Seq2Seq(nn.Module):
         keys = self.decoder.attention.prepare(encoded.states, encoded.mask)
         h, c = self.bridge(encoded.final)
         feed = h.new_zeros(h.size(1), self.decoder.hidden_size)  # [B, H]
-        return keys, DecoderState(h, c, feed)
+        step = torch.zeros(h.size(1), dtype=torch.long, device=h.device)  # [B]
+        return keys, DecoderState(h, c, feed, step)
 
     @property
     def target_vocab_size(self) -> int:
@@ -97,7 +98,8 @@ def build_model(config: ModelConfig, *, src_vocab_size: int, trg_vocab_size: int
                            num_layers=config.decoder_layers, attention=config.attention,
                            input_feeding=config.input_feeding, dropout=config.dropout,
                            tied_output=config.tied_embeddings != "none", word_dropout=config.target_word_dropout,
-                           max_source_positions=max_source_positions)
+                           max_source_positions=max_source_positions, alignment=config.alignment,
+                           local_window=config.local_window)
     if config.tied_embeddings == "all":
         if src_vocab_size != trg_vocab_size:
             raise ValueError(f"tied_embeddings 'all' needs one vocabulary, got {src_vocab_size} source and "
