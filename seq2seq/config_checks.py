@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from seq2seq.errors import ConfigError
 
 if TYPE_CHECKING:
-    from seq2seq.config import Config
+    from seq2seq.config import Config, ModelConfig
 
 REQUIRED = {("data", "train"), ("data", "valid"), ("training", "model_dir")}
 
@@ -23,7 +23,8 @@ def check_values(config: Config, source: str) -> None:
     positive = [("data", "max_length"), ("tokenizer", "src_vocab_size"), ("tokenizer", "trg_vocab_size"),
                 ("tokenizer", "sample_sentences"),
                 ("model", "embedding_dim"), ("model", "encoder_hidden"), ("model", "encoder_layers"),
-                ("model", "decoder_hidden"), ("model", "decoder_layers"), ("training", "learning_rate"),
+                ("model", "decoder_hidden"), ("model", "decoder_layers"), ("model", "local_window"),
+                ("training", "learning_rate"),
                 ("training", "batch_tokens"), ("training", "max_epochs"), ("training", "validate_every"),
                 ("training", "log_every"), ("training", "max_skipped_updates"),
                 ("training", "collective_timeout_minutes"), ("decoding", "beam_size"), ("decoding", "batch_size"),
@@ -65,14 +66,8 @@ def check_combinations(config: Config, source: str) -> None:
         if getattr(config.tokenizer, key) < 8:
             raise ConfigError(f"{source}: tokenizer.{key} = {getattr(config.tokenizer, key)} is too small; "
                               "it must be at least 8 (4 ids are reserved for pad, unk, bos and eos).")
+    check_attention(config.model, source)
     model = config.model
-    encoder_out = model.encoder_hidden * (2 if model.bidirectional else 1)
-    if model.attention == "dot" and encoder_out != model.decoder_hidden:
-        raise ConfigError(
-            f"{source}: model.attention = 'dot' needs model.decoder_hidden ({model.decoder_hidden}) to equal the "
-            f"encoder output size ({encoder_out} = encoder_hidden {model.encoder_hidden}"
-            f"{' x 2 directions' if model.bidirectional else ''}). Set model.decoder_hidden: {encoder_out}, "
-            "or use attention 'general' or 'concat'.")
     if model.tied_embeddings == "all" and not config.tokenizer.joint:
         raise ConfigError(f"{source}: model.tied_embeddings = 'all' shares one embedding between source and target, "
                           "which needs one vocabulary: set tokenizer.joint: true, or use tied_embeddings 'decoder'.")
@@ -94,3 +89,20 @@ def check_combinations(config: Config, source: str) -> None:
     if config.data.src_lang == config.data.trg_lang:
         raise ConfigError(f"{source}: data.src_lang and data.trg_lang are both {config.data.src_lang!r}; "
                           "they name the two files of each split and must differ.")
+
+
+def check_attention(model: ModelConfig, source: str) -> None:
+    """A dot score needs equal sizes; local attention needs a score that reads the source (its window selects
+    source positions to score), so it cannot go with location or none."""
+    encoder_out = model.encoder_hidden * (2 if model.bidirectional else 1)
+    if model.attention == "dot" and encoder_out != model.decoder_hidden:
+        raise ConfigError(
+            f"{source}: model.attention = 'dot' needs model.decoder_hidden ({model.decoder_hidden}) to equal the "
+            f"encoder output size ({encoder_out} = encoder_hidden {model.encoder_hidden}"
+            f"{' x 2 directions' if model.bidirectional else ''}). Set model.decoder_hidden: {encoder_out}, "
+            "or use attention 'general' or 'concat'.")
+    if model.alignment != "global" and model.attention in ("location", "none"):
+        why = "scores positions from the target state alone" if model.attention == "location" else "has none"
+        raise ConfigError(f"{source}: model.alignment = {model.alignment!r} needs a content score, and "
+                          f"model.attention = {model.attention!r} {why}: use attention dot, general or concat, or "
+                          "alignment 'global'.")

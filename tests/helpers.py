@@ -26,11 +26,12 @@ TOY = ROOT / "data" / "toy"
 TOY_CONFIG = str(ROOT / "configs" / "toy.yaml")
 
 
-def random_model(*, input_feeding: bool = False, seed: int = 3, vocab: int = 16, attention: str = "dot") -> Seq2Seq:
+def random_model(*, input_feeding: bool = False, seed: int = 3, vocab: int = 16, attention: str = "dot",
+                 alignment: str = "global") -> Seq2Seq:
     """A tiny untrained model (eval mode) for the search tests: 16 source pieces, ``vocab`` target pieces."""
     torch.manual_seed(seed)
     config = ModelConfig(embedding_dim=8, encoder_hidden=5, decoder_hidden=10, dropout=0.0,
-                         input_feeding=input_feeding, attention=attention)
+                         input_feeding=input_feeding, attention=attention, alignment=alignment, local_window=2)
     model = build_model(config, src_vocab_size=16, trg_vocab_size=vocab, max_source_positions=32).eval()
     with torch.no_grad():
         model.decoder.output.bias[EOS_ID] -= 1.5  # an untrained model should not stop at once

@@ -5,6 +5,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from seq2seq.model.attention import SCORES, Attention, masked_softmax
 from seq2seq.model.attention import make_attention as build_attention
@@ -142,3 +144,64 @@ def test_the_config_accepts_exactly_the_registered_scores():
     from seq2seq.config import ModelConfig
 
     assert set(get_args(get_type_hints(ModelConfig)["attention"])) == set(SCORES)
+
+
+# --- local attention (Luong §3.2) ----------------------------------------------------------------------------------
+
+def local_attention(kind: str, alignment: str, window: int) -> Attention:
+    attention = build_attention(kind, query_size=2, key_size=2, max_positions=4, alignment=alignment, window=window)
+    if alignment == "local-p":
+        with torch.no_grad():
+            attention.alignment.position_proj.weight.copy_(torch.eye(2))  # W_p
+            attention.alignment.v.copy_(torch.tensor([1.0, 0.0]))  # v_p
+    return attention
+
+
+def test_local_m_softmax_runs_over_the_window_around_the_step_clipped_to_the_sentence():
+    """dot scores [1, 0, 1]; D = 1. Step 0: window {0, 1}; step 1: all three (= global); step 5: p_t = 2, {1, 2}."""
+    attention = local_attention("dot", "local-m", window=1)
+    keys = attention.prepare(STATES, ALL)
+    query = QUERY.expand(1, 3, 2)  # the same query at three steps
+    _, weights = attention(query, keys, torch.tensor([[0, 1, 5]]))
+    assert weights[0, 0].tolist() == pytest.approx([E / (E + 1), 1 / (E + 1), 0.0], abs=1e-6)
+    assert weights[0, 1].tolist() == pytest.approx(softmax(HAND_SCORES["dot"]), abs=1e-6)
+    assert weights[0, 2].tolist() == pytest.approx([0.0, 1 / (1 + E), E / (1 + E)], abs=1e-6)
+    assert weights[0, 0, 2].item() == 0.0 and weights[0, 2, 0].item() == 0.0  # outside the window: exactly 0
+
+
+def test_local_p_predicts_the_centre_and_weighs_the_window_by_a_gaussian():
+    """p = S · sigmoid(v_p · tanh(W_p s)) = 3 · sigmoid(tanh 1) ≈ 2.045; D = 2 (σ = 1): the window is {1, 2};
+    softmax of the dot scores [0, 1] there, times exp(-(s - p)² / 2)."""
+    attention = local_attention("dot", "local-p", window=2)
+    keys = attention.prepare(STATES, ALL)
+    context, weights = attention(QUERY, keys, torch.tensor([[0]]))
+    p = 3 / (1 + math.exp(-math.tanh(1.0)))
+    gauss = [math.exp(-(s - p) ** 2 / 2) for s in (1, 2)]
+    alpha = [0.0, gauss[0] / (1 + E), gauss[1] * E / (1 + E)]
+    assert weights[0, 0].tolist() == pytest.approx(alpha, abs=1e-6)
+    assert context[0, 0].tolist() == pytest.approx([alpha[2], alpha[1] + alpha[2]], abs=1e-6)  # Σ alpha_s h_s
+    assert attention.alignment.positions(QUERY, torch.tensor([[0]]), torch.tensor([3]))[0, 0].item() == \
+        pytest.approx(p, abs=1e-6)
+    _, masked = attention(QUERY, attention.prepare(STATES, FIRST_TWO), torch.tensor([[0]]))
+    assert masked[0, 0, 2].item() == 0.0  # p = 2 · sigmoid(tanh 1) ≈ 1.36: padding stays out of the window
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), length=st.integers(1, 9), window=st.integers(1, 12),
+       kind=st.sampled_from(["dot", "general", "concat"]))
+def test_local_m_with_a_window_as_wide_as_the_sentence_is_global_attention(seed, length, window, kind):
+    torch.manual_seed(seed)
+    width = max(length, 3)
+    states, query = torch.randn(2, width, 4), torch.randn(2, 5, 4)
+    mask = torch.arange(width) < torch.tensor([[length], [width]])  # [2, S]: one sentence padded
+    local = build_attention(kind, query_size=4, key_size=4, alignment="local-m", window=max(window, width))
+    overall = build_attention(kind, query_size=4, key_size=4)
+    overall.load_state_dict(local.state_dict())
+    keys = local.prepare(states, mask)
+    assert torch.allclose(local(query, keys)[1], overall(query, keys)[1], atol=1e-6)
+
+
+def test_local_attention_needs_a_content_score():
+    for kind in ("location", "none"):
+        with pytest.raises(ValueError, match="needs a content score"):
+            build_attention(kind, query_size=2, key_size=2, max_positions=4, alignment="local-p")

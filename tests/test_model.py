@@ -28,10 +28,14 @@ EXAMPLES = [Example([5, 6, 7], [8, 9]), Example([4, 5, 6, 7, 8, 9, 10], [11, 12,
             Example([12], [13, 14, 15])]
 
 
-@pytest.mark.parametrize("attention", [kind for kind, score in SCORES.items() if score.attends])
+PADDING_CASES = [(kind, "global") for kind, score in SCORES.items() if score.attends] + [
+    ("general", "local-m"), ("concat", "local-p"), ("dot", "local-p")]
+
+
+@pytest.mark.parametrize(("attention", "alignment"), PADDING_CASES)
 @pytest.mark.parametrize("input_feeding", [False, True])
-def test_sentence_alone_equals_sentence_in_padded_batch(attention, input_feeding):
-    model = tiny_model(attention=attention, input_feeding=input_feeding)
+def test_sentence_alone_equals_sentence_in_padded_batch(attention, alignment, input_feeding):
+    model = tiny_model(attention=attention, input_feeding=input_feeding, alignment=alignment, local_window=2)
     batch = collate(EXAMPLES)
     with torch.no_grad():
         encoded = model.encode(batch.src, batch.src_lengths)

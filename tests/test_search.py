@@ -173,11 +173,13 @@ def test_finished_sentences_leave_the_batch(beam_size):
         assert results[i][0].score == pytest.approx(alone.score, abs=1e-5)
 
 
-@pytest.mark.parametrize("attention", list(SCORES))
-def test_every_score_searches_batched_as_alone_and_beam_1_as_greedy(attention):
-    """The step path of each score of the registry (with input feeding): batch rows do not leak into each other,
-    beam 1 is greedy, and beam scores are the teacher-forced log-probabilities of the parallel path."""
-    model = random_model(input_feeding=True, attention=attention, seed=5)
+@pytest.mark.parametrize(("attention", "alignment"), [(kind, "global") for kind in SCORES] + [
+    ("dot", "local-m"), ("general", "local-p"), ("concat", "local-p")])
+def test_every_score_searches_batched_as_alone_and_beam_1_as_greedy(attention, alignment):
+    """The step path of each score of the registry and of local attention (with input feeding; windows of D = 2
+    that move with each sentence's own step): batch rows do not leak into each other, beam 1 is greedy, and beam
+    scores are the teacher-forced log-probabilities of the parallel path."""
+    model = random_model(input_feeding=True, attention=attention, seed=5, alignment=alignment)
     src, lengths = source_tensor(SOURCES)
     limits = max_output_lengths(lengths, ratio=2.0, extra=3)
     greedy = greedy_search(model, src, lengths, max_lengths=limits)

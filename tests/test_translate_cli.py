@@ -294,20 +294,25 @@ def test_the_parameter_count_is_the_models_in_every_precision(model_dir):
     assert Translator.from_dir(model_dir, precision="int8").parameters == fp32.parameters  # int8 hides its weights
 
 
-def test_location_attention_trains_and_translates_in_every_precision(tmp_path):
-    """Luong's location score end to end: a parameter row per source position (data.max_length + 1), trained with
-    input feeding (the fused loop), decoded in fp32, int8 and (where supported) bf16, alone and as an ensemble."""
+@pytest.mark.parametrize(("attention", "alignment"), [("location", "global"), ("general", "local-p")])
+def test_luong_attention_variants_train_and_translate_in_every_precision(tmp_path, attention, alignment):
+    """The location score (a parameter row per source position, data.max_length + 1) and local-p attention end to
+    end: trained with input feeding (the fused loop), decoded in fp32, int8 and (where supported) bf16, alone and
+    as an ensemble."""
     overrides = ["training.max_steps=20", "training.validate_every=10", "training.batch_tokens=800",
                  "model.embedding_dim=16", "model.encoder_hidden=16", "model.decoder_hidden=32",
                  "tokenizer.src_vocab_size=150", "tokenizer.trg_vocab_size=150", "data.max_length=20",
-                 "model.attention=location", "model.input_feeding=true", "training.keep_last=2",
-                 "training.shortlist=false"]
+                 f"model.attention={attention}", f"model.alignment={alignment}", "model.local_window=3",
+                 "model.input_feeding=true", "training.keep_last=2", "training.shortlist=false"]
     model = train_tiny(tmp_path, overrides, train_lines=300, valid_lines=10)
     fp32 = Translator.from_dir(model)
-    assert fp32.model.decoder.attention.position_proj.weight.shape == (21, 32)
+    if attention == "location":
+        assert fp32.model.decoder.attention.position_proj.weight.shape == (21, 32)
     sentences = ["The dog sleeps.", "A cat reads the book because the old man sleeps in the small house."]
     details = fp32.translate_with_details(sentences, beam=1)
     assert all(d.attention.shape[1] == len(d.src_pieces) + 1 for d in details)
+    if alignment != "global":  # at most 2D + 1 = 7 positions carry weight in any row
+        assert all(((d.attention > 0).sum(-1) <= 7).all() for d in details)
     assert fp32.translate(sentences, beam=1) == [n[0].text for n in fp32.translate_n_best(sentences, beam=1)]
     precisions = ["int8"] + (["bf16"] if bf16_supported("cpu") else [])
     for precision in precisions:
