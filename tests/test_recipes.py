@@ -1,12 +1,13 @@
 """The Multi30k recipe: configs load, the data script copies and checks files, the report scripts work."""
 
 import json
+import math
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from seq2seq.config import config_to_dict, load_config
+from seq2seq.config import config_from_dict, config_to_dict, load_config, save_config
 from seq2seq.data.corpus import read_parallel
 from tests.helpers import ROOT
 
@@ -82,10 +83,16 @@ def test_ablation_summary_and_learning_curve(tmp_path, script):
               {"event": "valid", "time": 120, "step": 200, "bleu": 18.0, "ppl": 8.0},
               {"event": "final", "time": 130, "step": 200, "test_bleu": 19.5}]
     (run / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    save_config(config_from_dict({"data": {"train": "t", "valid": "v", "test": None},
+                                  "training": {"model_dir": str(run)}}), run / "config.yaml")
     summary = ablation.summarize(run)
-    assert summary == {"valid_bleu": 20.0, "valid_ppl": 9.0, "test_bleu": 19.5, "tokens_per_second": 2000.0,
-                       "steps": 200}
-    assert "| dot | 20.00 | 9.00 | 19.50 | 2000 | 200 |" in ablation.table({"dot": summary}, 10)
+    assert math.isnan(summary.pop("test_greedy"))  # no test split to decode greedily
+    assert summary == {"valid_bleu": 20.0, "valid_ppl": 9.0, "test_bleu": 19.5, "beam": None,
+                       "tokens_per_second": 2000.0, "steps": 200}
+    summary["test_greedy"] = 18.25
+    assert "| dot | 20.00 | 9.00 | 18.25 | 19.50 | 2000 | 200 |" in ablation.table({"dot": summary}, 10)
+    assert ablation.parse_variant("local-p:general+feed") == ("local-p", "general", True)
+    assert ablation.parse_variant("dot") == ("global", "dot", False)
     ablation.plot_learning_curves({"dot": run / "metrics.jsonl"}, tmp_path / "curve.png")
     assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
