@@ -311,11 +311,33 @@ def test_luong_attention_variants_train_and_translate_in_every_precision(tmp_pat
     sentences = ["The dog sleeps.", "A cat reads the book because the old man sleeps in the small house."]
     details = fp32.translate_with_details(sentences, beam=1)
     assert all(d.attention.shape[1] == len(d.src_pieces) + 1 for d in details)
-    if alignment != "global":  # at most 2D + 1 = 7 positions carry weight in any row
-        assert all(((d.attention > 0).sum(-1) <= 7).all() for d in details)
+    for translation in details:
+        window = fp32.with_window(translation).window
+        if alignment == "global":
+            assert window is None
+            continue
+        assert window.radius == 3 and len(window.centres) == translation.attention.size(0)
+        for row, centre in enumerate(window.centres):  # the replayed centre frames every weighted position
+            weighted = (translation.attention[row] > 1e-6).nonzero().view(-1).tolist()
+            assert weighted and all(abs(j - centre) <= 3 + 1e-3 for j in weighted)
+        picture = tmp_path / "heatmaps"
+        assert main(["translate", str(model), "--beam", "1", "--attention-dir", str(picture), sentences[1]]) == 0
+        assert (picture / "line-000001.png").read_bytes()[:4] == b"\x89PNG"
     assert fp32.translate(sentences, beam=1) == [n[0].text for n in fp32.translate_n_best(sentences, beam=1)]
     precisions = ["int8"] + (["bf16"] if bf16_supported("cpu") else [])
     for precision in precisions:
         assert len(Translator.from_dir(model, precision=precision).translate(sentences, beam=2)) == 2
     steps = sorted(path.name for path in (model / "checkpoints").glob("step_*.pt"))
     assert len(Translator.from_dir(model, checkpoint=steps[-2:]).translate(sentences, beam=2)) == 2
+    testclient = pytest.importorskip("fastapi.testclient", reason="the serve extra")
+    from seq2seq.serve.app import create_app
+    from seq2seq.serve.models import load_models
+    from seq2seq.serve.state import ServeState
+
+    with testclient.TestClient(create_app(ServeState(load_models([model])))) as client:
+        result = client.post("/v1/translate", json={"texts": sentences[:1], "beam": 1, "attention": True}).json()
+    translation = result["results"][0]["translations"][0]
+    assert ("window" in translation) == (alignment != "global")  # the page marks it on the heatmap
+    if alignment != "global":
+        assert translation["window"]["radius"] == 3 and len(translation["window"]["centres"]) == len(
+            translation["attention"])

@@ -18,9 +18,10 @@ from seq2seq.common.atomic import atomic_write_bytes  # noqa: E402
 
 
 def plot_attention(weights: Tensor, src_labels: list[str], trg_labels: list[str], path: Path, *,
-                   title: str = "") -> None:
-    """Write a heatmap PNG of attention weights [T, S]: source pieces on the x axis, output pieces on y."""
-    figure = attention_figure(weights, src_labels, trg_labels, title=title)
+                   title: str = "", centres: list[float] | None = None, radius: int = 0) -> None:
+    """Write a heatmap PNG of attention weights [T, S]: source pieces on the x axis, output pieces on y (with
+    local attention's window on each row, see :func:`attention_figure`)."""
+    figure = attention_figure(weights, src_labels, trg_labels, title=title, centres=centres, radius=radius)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     plt.close(figure)
@@ -28,8 +29,9 @@ def plot_attention(weights: Tensor, src_labels: list[str], trg_labels: list[str]
 
 
 def attention_figure(weights: Tensor, src_labels: list[str], trg_labels: list[str], *,
-                     title: str = "") -> Figure:
-    """The heatmap of attention weights [T, S] as a matplotlib figure (the caller closes it)."""
+                     title: str = "", centres: list[float] | None = None, radius: int = 0) -> Figure:
+    """The heatmap of attention weights [T, S] as a matplotlib figure (the caller closes it). ``centres``: local
+    attention's p_t of each row, drawn as a dot with a line over the window [p_t - radius, p_t + radius]."""
     rows, cols = weights.shape
     if (rows, cols) != (len(trg_labels), len(src_labels)):
         raise ValueError(f"attention is {rows}x{cols} but there are {len(trg_labels)}x{len(src_labels)} labels")
@@ -39,6 +41,12 @@ def attention_figure(weights: Tensor, src_labels: list[str], trg_labels: list[st
     axes.imshow(weights.float().numpy(), cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
     axes.set_xticks(range(cols), labels=src_labels, rotation=60, ha="right", rotation_mode="anchor")
     axes.set_yticks(range(rows), labels=trg_labels)
+    if centres is not None:
+        steps = range(len(centres))
+        axes.hlines(steps, [max(p - radius, -0.5) for p in centres], [min(p + radius, cols - 0.5) for p in centres],
+                    colors="tab:orange", linewidth=1.0, alpha=0.8)
+        axes.plot(centres, steps, "o", color="tab:orange", markersize=4, label="p_t and its window")
+        axes.legend(loc="upper right", fontsize=7)
     axes.set_xlabel("source")
     axes.set_ylabel("output")
     if title:

@@ -37,9 +37,12 @@ def format_lines(index: int, n_best: list[Translation], *, n_best_wanted: int, a
 
 
 def write_heatmap(translation: Translation, path: Path) -> None:
-    """A PNG of the attention of one translation: source pieces (+ EOS) across, output pieces (+ EOS) down."""
+    """A PNG of the attention of one translation: source pieces (+ EOS) across, output pieces (+ EOS) down, with
+    local attention's window on each row where the translation has one."""
     src_labels, trg_labels = translation.attention_labels()
-    plot_attention(translation.attention, src_labels, trg_labels, path, title=translation.text)
+    window = translation.window
+    plot_attention(translation.attention, src_labels, trg_labels, path, title=translation.text,
+                   centres=window.centres if window else None, radius=window.radius if window else 0)
 
 
 def stream_translations(translator: Translator, numbered_lines: Iterable[tuple[int, str]], out: TextIO, *,
@@ -69,21 +72,23 @@ def stream_translations(translator: Translator, numbered_lines: Iterable[tuple[i
             if exhausted and stream.idle and not order:
                 return translated
             done.update(stream.step())
-            written = _write_ready(order, done, out, n_best=n_best, align=align, attention_dir=attention_dir)
+            written = _write_ready(order, done, out, n_best=n_best, align=align, attention_dir=attention_dir,
+                                   translator=translator)
             translated += written
             bar.update(written)
 
 
 def _write_ready(order: deque[tuple[int, str]], done: dict[int, list[Translation]], out: TextIO, *, n_best: int,
-                 align: bool, attention_dir: Path | None) -> int:
-    """Write the output of the leading lines of ``order`` that are done; returns how many were written."""
+                 align: bool, attention_dir: Path | None, translator: Translator) -> int:
+    """Write the output of the leading lines of ``order`` that are done (and their heatmaps, with local
+    attention's window, into ``attention_dir``); returns how many were written."""
     written = 0
     while order and order[0][0] in done:
         line, text = order.popleft()
         best = done.pop(line)
         out.write("".join(s + "\n" for s in format_lines(line - 1, best, n_best_wanted=n_best, align=align)))
         if attention_dir is not None and text.strip():
-            write_heatmap(best[0], attention_dir / f"line-{line:06d}.png")
+            write_heatmap(translator.with_window(best[0]), attention_dir / f"line-{line:06d}.png")
         written += 1
     if written:
         out.flush()

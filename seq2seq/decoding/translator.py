@@ -25,6 +25,7 @@ from seq2seq.decoding.ensemble import Ensemble
 from seq2seq.decoding.precision import with_precision
 from seq2seq.decoding.search import Beam, Greedy, max_output_lengths
 from seq2seq.decoding.shortlist import Shortlist, load_shortlist
+from seq2seq.decoding.window import Window, attention_window
 from seq2seq.errors import UserError
 from seq2seq.model.checkpoint import load_checkpoint, model_weights
 from seq2seq.model.network import Seq2Seq, build_model, count_parameters
@@ -38,6 +39,7 @@ class Translation(NamedTuple):
     trg_pieces: list[str]  # output subword pieces, EOS excluded
     score: float  # sum of the token log-probabilities (EOS included when produced)
     attention: torch.Tensor  # [T, S]: rows are output pieces (+ EOS), columns source pieces + EOS
+    window: Window | None = None  # local attention's window of each row, where a picture asked for it
 
     def attention_labels(self) -> tuple[list[str], list[str]]:
         """Names of the attention's columns (source pieces + EOS) and rows (output pieces, + EOS if produced)."""
@@ -267,6 +269,12 @@ class Translator:
         return translate_texts(self.model, self.src_tok, self.trg_tok, texts, options=options, device=self.device,
                                max_source_pieces=self.config.data.max_length, first_line=first_line,
                                shortlist=self.shortlist)
+
+    def with_window(self, translation: Translation) -> Translation:
+        """The translation with local attention's window of each row (unchanged for global attention)."""
+        window = attention_window(self.model, self.src_tok, self.trg_tok, translation.src_pieces,
+                                  translation.trg_pieces, translation.attention.size(0))
+        return translation._replace(window=window)
 
     def stream(self, *, beam: int | None = None, n_best: int = 1, batch_size: int | None = None) -> TranslationStream:
         """A :class:`TranslationStream` of this model, for texts that arrive over time (a file, a server)."""

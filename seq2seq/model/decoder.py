@@ -190,21 +190,43 @@ class LuongDecoder(nn.Module):
                       beams: int = 1) -> tuple[Tensor, DecoderState, Tensor]:
         """One step up to the output layer: features [R, H], the next state, attention weights [R, S] (``beams``
         as in :meth:`step`)."""
-        embedded = self.embed(prev_tokens).unsqueeze(1)  # [B, 1, E]
-        if self.input_feeding:
-            embedded = torch.cat([embedded, state.feed.unsqueeze(1)], dim=-1)  # [B, 1, E + H]
-        if (type(self.lstm) is nn.LSTM and not self.training and not torch.is_grad_enabled()
-                and len(prev_tokens) <= FEW_ROWS):
-            h, c = lstm_step(self.lstm, embedded.squeeze(1), state.h, state.c)
-            output = h[-1].unsqueeze(1)  # [B, 1, H]
-        else:
-            output, (h, c) = self.lstm(embedded, (state.h, state.c))  # output [B, 1, H]
+        output, h, c = self.step_query(prev_tokens, state)  # [R, 1, H]
         rows = output.size(0)
         attentional, weights = self.attentional(output.view(rows // beams, beams, -1), keys,
                                                  state.step.view(rows // beams, beams))  # [R/K, K, H], [R/K, K, S]
         attentional, weights = attentional.view(rows, -1), weights.view(rows, -1)  # [R, H], [R, S]
         features = self.features(attentional)  # [R, H] (E when tied)
         return features, DecoderState(h, c, attentional, state.step + 1), weights
+
+    def step_query(self, prev_tokens: Tensor, state: DecoderState) -> tuple[Tensor, Tensor, Tensor]:
+        """The LSTM part of one step: previous tokens [R] → its output s_t [R, 1, H] (the attention's query),
+        and the new h and c [L, R, H]."""
+        embedded = self.embed(prev_tokens).unsqueeze(1)  # [R, 1, E]
+        if self.input_feeding:
+            embedded = torch.cat([embedded, state.feed.unsqueeze(1)], dim=-1)  # [R, 1, E + H]
+        if (type(self.lstm) is nn.LSTM and not self.training and not torch.is_grad_enabled()
+                and len(prev_tokens) <= FEW_ROWS):
+            h, c = lstm_step(self.lstm, embedded.squeeze(1), state.h, state.c)
+            return h[-1].unsqueeze(1), h, c
+        output, (h, c) = self.lstm(embedded, (state.h, state.c))
+        return output, h, c
+
+    def window_centres(self, trg_in: Tensor, state: DecoderState, keys: AttentionKeys) -> Tensor | None:
+        """p_t [B, T] of teacher-forced inputs [B, T]: where local attention centred its window at each step
+        (None for global attention). For pictures of the window, so it replays the step loop."""
+        alignment = self.attention.alignment
+        if not alignment.local:
+            return None
+        lengths, centres = keys.mask.sum(-1), []
+        for t in range(trg_in.size(1)):
+            query, h, c = self.step_query(trg_in[:, t], state)  # [B, 1, H]
+            steps = state.step.unsqueeze(1)  # [B, 1]
+            centre = alignment.positions(query, steps, lengths)  # [B, 1]
+            assert centre is not None  # local alignments have one
+            centres.append(centre)
+            attentional, _ = self.attentional(query, keys, steps)
+            state = DecoderState(h, c, attentional.squeeze(1), state.step + 1)
+        return torch.cat(centres, dim=1)
 
 
 def few_rows_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:

@@ -75,6 +75,12 @@ class Seq2Seq(nn.Module):
         logits, state, weights = self.decoder.step(prev_tokens, state, keys, beams=beams, vocab=vocab)
         return torch.log_softmax(logits.float(), dim=-1), state, weights
 
+    def window_centres(self, src: Tensor, src_lengths: Tensor, trg_in: Tensor) -> Tensor | None:
+        """Where local attention centred its window, p_t [B, T], for teacher-forced ``trg_in`` [B, T] (None for
+        global attention)."""
+        keys, state = self.start(self.encode(src, src_lengths))
+        return self.decoder.window_centres(trg_in, state, keys)
+
     def forward(self, src: Tensor, src_lengths: Tensor, trg_in: Tensor, *,
                 step_loop: bool = False, project: bool = True) -> tuple[Tensor, Tensor]:
         """Teacher-forced logits [B, T, V] and attention weights [B, T, S] (``step_loop=True``: the plain step

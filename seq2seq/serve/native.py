@@ -6,6 +6,7 @@ one result per text; ``GET /v1/models`` describes the served models. The web pag
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -34,6 +35,11 @@ class TranslateRequest(BaseModel):
     api_key: str | None = Field(None, description="The API key, where the server requires one (else ignored)")
 
 
+class Window(BaseModel):
+    centres: list[float]
+    radius: int
+
+
 class TranslationResult(BaseModel):
     text: str
     score: float = Field(description="Sum of the token log-probabilities")
@@ -41,6 +47,8 @@ class TranslationResult(BaseModel):
     attention: list[list[float]] | None = Field(
         None, description="[target pieces (+ </s>), source pieces + </s>]: each row sums to 1")
     alignment: str | None = Field(None, description="source-target word index pairs, e.g. '0-0 1-2'")
+    window: Window | None = Field(None, description="local attention only: each attention row's centre p_t (in "
+                                                    "source positions) and the window's half-width D")
 
 
 class TextResult(BaseModel):
@@ -66,6 +74,9 @@ async def translate(request: TranslateRequest, state: State, http: Request) -> T
     state.access.limit(key, client_address(http), sum(map(len, request.texts)))
     beam = request.beam if request.beam is not None else max(state.default_beam(model), request.n_best)
     results = await state.translate(model, request.texts, beam=beam, n_best=request.n_best)
+    if request.attention:  # local attention's windows, replayed off the event loop
+        results = await asyncio.to_thread(lambda: [[model.translator.with_window(t) for t in n_best]
+                                                   for n_best in results])
     return TranslateResponse(model=model.name, beam=beam, results=[
         TextResult(source=text, src_pieces=n_best[0].src_pieces,
                    translations=[translation_result(t, attention=request.attention, align=request.align)
@@ -74,11 +85,12 @@ async def translate(request: TranslateRequest, state: State, http: Request) -> T
 
 
 def translation_result(translation: Translation, *, attention: bool, align: bool) -> TranslationResult:
-    weights = translation.attention
+    weights, window = translation.attention, translation.window
     return TranslationResult(
         text=translation.text, score=round(translation.score, 6), trg_pieces=translation.trg_pieces,
         attention=weights.double().round(decimals=WEIGHT_DECIMALS).tolist() if attention else None,
-        alignment=pharaoh(align_words(weights, translation.src_pieces, translation.trg_pieces)) if align else None)
+        alignment=pharaoh(align_words(weights, translation.src_pieces, translation.trg_pieces)) if align else None,
+        window=Window(centres=window.centres, radius=window.radius) if attention and window else None)
 
 
 @router.get("/models", summary="Served models")

@@ -48,8 +48,10 @@ class TensorBoard(Reporter):
               sample: Translation | None = None) -> None:
         self.scalars("valid", step, figures)
         if sample is not None and sample.attention.numel():
+            window = sample.window
             figure = attention_figure(sample.attention, *sample.attention_labels(),
-                                      title=f"update {step}: {sample.text}")
+                                      title=f"update {step}: {sample.text}",
+                                      centres=window.centres if window else None, radius=window.radius if window else 0)
             self.writer.add_figure("valid/attention", figure, global_step=step, close=True)
         self.writer.flush()
 

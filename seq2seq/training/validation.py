@@ -12,6 +12,7 @@ from seq2seq.data.dataset import Split
 from seq2seq.decoding.scoring import bleu
 from seq2seq.decoding.shortlist import Shortlist
 from seq2seq.decoding.translator import SearchOptions, Translation, translate_texts
+from seq2seq.decoding.window import attention_window
 from seq2seq.model.loss import output_loss
 from seq2seq.model.network import Seq2Seq
 from seq2seq.training.context import RunContext
@@ -61,5 +62,8 @@ def attention_sample(model: Seq2Seq, run: RunContext) -> Translation:
     """The greedy translation of the valid split's first sentence, with its attention: the same sentence at every
     validation, so that a reporter can show how the attention sharpens as training goes on."""
     greedy = SearchOptions.from_config(run.config, beam_size=1)
-    return translate_texts(model, run.src_tok, run.trg_tok, run.splits["valid"].text()[0][:1], options=greedy,
-                           device=run.device, max_source_pieces=run.config.data.max_length)[0][0]
+    sample = translate_texts(model, run.src_tok, run.trg_tok, run.splits["valid"].text()[0][:1], options=greedy,
+                             device=run.device, max_source_pieces=run.config.data.max_length)[0][0]
+    window = attention_window(model, run.src_tok, run.trg_tok, sample.src_pieces, sample.trg_pieces,
+                              sample.attention.size(0))
+    return sample._replace(window=window)

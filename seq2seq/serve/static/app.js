@@ -96,13 +96,21 @@ function show(result, model) {
   });
   $("nbest-list").tBodies[0].replaceChildren(...rows);
   $("nbest-list").hidden = result.translations.length < 2;
-  drawHeatmap(result.src_pieces, best.trg_pieces, best.attention);
+  drawHeatmap(result.src_pieces, best.trg_pieces, best.attention, best.window);
   drawAlignment(result.src_pieces, best.trg_pieces, best.alignment);
   for (const id of ["result", "attention-panel", "alignment-panel"]) $(id).hidden = false;
 }
 
+function windowClass(span, row, column) {
+  if (!span) return "";
+  const centre = span.centres[row];
+  if (Math.abs(column - centre) > span.radius) return "";
+  return Math.round(centre) === column ? " window centre" : " window";
+}
+
 // Rows: output pieces (then </s> when produced); columns: source pieces, then </s>.
-function drawHeatmap(srcPieces, trgPieces, weights) {
+// With local attention, `span` gives each row's centre p_t and the half-width D: its cells are marked.
+function drawHeatmap(srcPieces, trgPieces, weights, span) {
   const columns = [...srcPieces, EOS];
   const table = $("heatmap");
   const head = el("tr");
@@ -117,12 +125,14 @@ function drawHeatmap(srcPieces, trgPieces, weights) {
     const tr = el("tr", { class: "trg-row" + (i >= trgPieces.length ? " eos" : ""), "data-row": i });
     tr.append(el("th", { class: "trg", "data-row": i }, showPiece(piece)));
     row.forEach((weight, j) => {
-      const td = el("td", { class: "cell", "data-row": i, "data-col": j, title: `${weight.toFixed(3)}` });
+      const td = el("td", { class: "cell" + windowClass(span, i, j), "data-row": i, "data-col": j,
+                            title: `${weight.toFixed(3)}` });
       td.style.setProperty("--w", weight.toFixed(4));
       tr.append(td);
     });
     return tr;
   });
+  $("window-legend").hidden = !span;
   table.replaceChildren(el("thead"), el("tbody"));
   table.tHead.append(head);
   table.tBodies[0].append(...body);
