@@ -8,7 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seq2seq.model.attention import SCORES, Attention, masked_softmax
+from seq2seq.model.alignment import masked_softmax
+from seq2seq.model.attention import SCORES, Attention
 from seq2seq.model.attention import make_attention as build_attention
 from seq2seq.model.decoder import LuongDecoder
 from tests.helpers import ROOT

@@ -195,6 +195,31 @@ def test_fused_loop_under_bf16_autocast_multiplies_in_bf16_and_keeps_float32_sta
     assert grad is not None and grad.dtype == torch.float32 and grad.abs().max() > 0
 
 
+@pytest.mark.parametrize("alignment", ["global", "local-p"])
+def test_fused_loop_gradients_under_bf16_autocast_stay_close_to_the_step_loop(alignment):
+    """Under autocast both paths multiply in bfloat16, so they differ by rounding only: every gradient of a
+    2-layer input-feeding decoder within 5% of its largest entry (a bf16 copy of the wrong tensor would not be)."""
+    model = tiny_model(input_feeding=True, decoder_layers=2, attention="general", alignment=alignment,
+                       local_window=2).train()
+    batch = collate(EXAMPLES)
+    grads = []
+    for step_loop in (False, True):
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits, _ = model(batch.src, batch.src_lengths, batch.trg_in, step_loop=step_loop)
+        (logits.float().sin() * torch.arange(VOCAB)).sum().backward()
+        grads.append({name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None})
+    fused, stepped = grads
+    assert fused.keys() == stepped.keys()
+    for name, grad in stepped.items():
+        assert (fused[name] - grad).abs().max() <= 0.05 * grad.abs().max() + 1e-3, name
+
+
+def test_local_attention_needs_a_window():
+    with pytest.raises(ValueError, match="at least 1 position each side"):
+        tiny_model(attention="general", alignment="local-m", local_window=0)
+
+
 def test_inference_step_products_equal_the_layers():
     """Decoding multiplies weight @ x.T for few rows: the same numbers as nn.Linear and a 2-layer nn.LSTM."""
     torch.manual_seed(0)

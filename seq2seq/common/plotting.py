@@ -43,9 +43,10 @@ def attention_figure(weights: Tensor, src_labels: list[str], trg_labels: list[st
     axes.set_yticks(range(rows), labels=trg_labels)
     if centres is not None:
         steps = range(len(centres))
+        inside = [min(max(p, -0.5), cols - 0.5) for p in centres]  # p_t may lie just past the last column
         axes.hlines(steps, [max(p - radius, -0.5) for p in centres], [min(p + radius, cols - 0.5) for p in centres],
-                    colors="tab:orange", linewidth=1.0, alpha=0.8)
-        axes.plot(centres, steps, "o", color="tab:orange", markersize=4, label="p_t and its window")
+                    colors="#12b76a", linewidth=1.0, alpha=0.8)
+        axes.plot(inside, steps, "o", color="#12b76a", markersize=4, label="p_t and its window")
         axes.legend(loc="upper right", fontsize=7)
     axes.set_xlabel("source")
     axes.set_ylabel("output")

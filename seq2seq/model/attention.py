@@ -105,12 +105,6 @@ def concat_scores(query_proj: Tensor, keys_proj: Tensor, v: Tensor) -> Tensor:
     return hidden @ v
 
 
-def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
-    """Softmax over source positions with padding excluded: [B, T, S], mask [B, S] → [B, T, S]."""
-    scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
-    return torch.softmax(scores, dim=-1)
-
-
 def context_vectors(weights: Tensor, values: Tensor) -> Tensor:
     """``a[b, t] = sum_i weights[b, t, i] values[b, i]``: [B, T, S] x [B, S, H_enc] → [B, T, H_enc]."""
     return torch.bmm(weights, values)

@@ -70,14 +70,15 @@ class _Matmul:
 
     def __init__(self, compute: torch.dtype):
         self.compute = compute
-        self.cast: dict[int, Tensor] = {}
+        self.cast: dict[int, tuple[Tensor, Tensor]] = {}  # id → (the tensor, its cast)
 
     def weight(self, w: Tensor) -> Tensor:
         if w.dtype == self.compute:
             return w
-        if id(w) not in self.cast:
-            self.cast[id(w)] = w.to(self.compute)
-        return self.cast[id(w)]
+        cached = self.cast.get(id(w))
+        if cached is None or cached[0] is not w:  # the entry keeps w alive, so its id is never another tensor's
+            cached = self.cast[id(w)] = (w, w.to(self.compute))
+        return cached[1]
 
     def __call__(self, x: Tensor, w: Tensor, *, transpose: bool = True) -> Tensor:
         w = self.weight(w)
@@ -125,7 +126,7 @@ class _FusedLoop(torch.autograd.Function):
             if attention.attends:
                 scores = attention.loop_scores(query, keys, keys_by_column, matmul, extra,
                                                None if hidden is None else hidden[t])  # [B, S]
-                alpha[t] = alignment.loop_weigh(t, scores, blocked, query, lengths, align_extra, saved)
+                alpha[t] = alignment.loop_weigh(t, scores, blocked, query, lengths, align_extra, saved, matmul)
                 weights = alpha[t]  # [B, S]
                 combined[t, :, :enc] = torch.bmm(weights.unsqueeze(1), values).squeeze(1)  # [B, H_enc]
             feed = torch.tanh(matmul(combined[t], combine), out=attentional[t])  # [B, H]
@@ -164,7 +165,8 @@ class _FusedLoop(torch.autograd.Function):
                 dcontext.copy_(dcombined[:, :enc])
                 weights = alpha[t]  # [B, S]
                 dweights = torch.bmm(dcontext.unsqueeze(1), values_by_column).squeeze(1)  # [B, S]
-                de, dposition = attention.alignment.loop_weigh_backward(t, weights, dweights, align_extra, saved)
+                de, dposition = attention.alignment.loop_weigh_backward(t, weights, dweights, align_extra, saved,
+                                                                        matmul)
                 score_grads[t] = de
                 if dposition is not None:  # p_t is predicted from the query
                     dquery = dquery + dposition
@@ -183,7 +185,7 @@ class _FusedLoop(torch.autograd.Function):
         weight_grads = _weight_grads(attention, matmul, gate_grads, inputs, combine_grads, combined, alpha,
                                      score_grads, context_grads, query_grads, hidden, extra)
         weight_grads += attention.alignment.loop_weight_grads(combined[:, :, enc:].transpose(0, 1), align_extra,
-                                                              saved)
+                                                              saved, matmul)
         return (None, None, None, gate_grads[0], torch.stack(dh), torch.stack(dc), dfeed, *weight_grads)
 
 

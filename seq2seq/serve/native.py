@@ -36,8 +36,10 @@ class TranslateRequest(BaseModel):
 
 
 class Window(BaseModel):
-    centres: list[float]
-    radius: int
+    """Local attention's window on each attention row: [centre - radius, centre + radius]."""
+
+    centres: list[float] = Field(description="p_t of each row, in source positions")
+    radius: int = Field(description="D, the window's half-width")
 
 
 class TranslationResult(BaseModel):
