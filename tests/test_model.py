@@ -51,6 +51,19 @@ def test_sentence_alone_equals_sentence_in_padded_batch(attention, alignment, in
             assert (weights[row, :, s:] == 0).all()  # padding gets no attention
 
 
+def fast_and_step(model, batch) -> list[tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]]:
+    """Logits, attention weights and every parameter's gradient of the fast path, then of the plain step loop,
+    under a loss whose gradient differs per logit."""
+    results = []
+    for step_loop in (False, True):
+        model.zero_grad()
+        logits, weights = model(batch.src, batch.src_lengths, batch.trg_in, step_loop=step_loop)
+        (logits.sin() * torch.arange(VOCAB)).sum().backward()
+        grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+        results.append((logits.detach(), weights.detach(), grads))
+    return results
+
+
 @pytest.mark.parametrize("attention", list(SCORES))
 @pytest.mark.parametrize("input_feeding", [False, True])
 @pytest.mark.parametrize("decoder_layers", [1, 2])
@@ -60,14 +73,7 @@ def test_fast_path_equals_step_loop_in_values_and_gradients(attention, input_fee
     model = tiny_model(attention=attention, input_feeding=input_feeding, decoder_layers=decoder_layers,
                        bridge=bridge).train()  # dropout is 0: train mode, real gradients, no randomness
     batch = collate(EXAMPLES)
-    results = []
-    for step_loop in (False, True):
-        model.zero_grad()
-        logits, weights = model(batch.src, batch.src_lengths, batch.trg_in, step_loop=step_loop)
-        (logits.sin() * torch.arange(VOCAB)).sum().backward()  # a loss whose gradient differs per logit
-        grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
-        results.append((logits.detach(), weights.detach(), grads))
-    (fast_logits, fast_weights, fast_grads), (step_logits, step_weights, step_grads) = results
+    (fast_logits, fast_weights, fast_grads), (step_logits, step_weights, step_grads) = fast_and_step(model, batch)
     assert torch.allclose(fast_logits, step_logits, atol=1e-5)
     assert torch.allclose(fast_weights, step_weights, atol=1e-6)
     assert fast_grads.keys() == step_grads.keys()
@@ -89,14 +95,7 @@ def test_local_attention_fast_path_equals_step_loop_in_values_and_gradients(alig
     model = tiny_model(attention=attention, input_feeding=input_feeding, alignment=alignment,
                        local_window=1).train()
     batch = collate(EXAMPLES)
-    results = []
-    for step_loop in (False, True):
-        model.zero_grad()
-        logits, weights = model(batch.src, batch.src_lengths, batch.trg_in, step_loop=step_loop)
-        (logits.sin() * torch.arange(VOCAB)).sum().backward()
-        grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
-        results.append((logits.detach(), weights.detach(), grads))
-    (fast_logits, fast_weights, fast_grads), (step_logits, step_weights, step_grads) = results
+    (fast_logits, fast_weights, fast_grads), (step_logits, step_weights, step_grads) = fast_and_step(model, batch)
     assert torch.allclose(fast_logits, step_logits, atol=1e-5)
     assert torch.allclose(fast_weights, step_weights, atol=1e-6)
     assert fast_grads.keys() == step_grads.keys()
