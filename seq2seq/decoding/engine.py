@@ -29,8 +29,9 @@ import torch
 from torch import Tensor
 
 from seq2seq.data.batching import source_tensor
+from seq2seq.decoding.history import History
 from seq2seq.decoding.shortlist import Shortlist, Union
-from seq2seq.special_ids import BOS_ID, EOS_ID
+from seq2seq.special_ids import BOS_ID
 
 
 class Sentence(NamedTuple):
@@ -40,6 +41,8 @@ class Sentence(NamedTuple):
     limit: int  # the longest output allowed, in tokens including EOS (≥ 1)
     n_best: int  # how many hypotheses to return (≤ the policy's beams)
     tag: Any  # the caller's handle, returned with the hypotheses
+    constraints: Any = None  # TokenConstraints (seq2seq.decoding.constraints) for a policy that honours them
+    seed: int = 0  # the sentence's own random stream, for a policy that samples
 
 
 class Hypothesis(NamedTuple):
@@ -48,12 +51,31 @@ class Hypothesis(NamedTuple):
     attention: Tensor  # [T, S_real]: one row per emitted token (EOS included), one column per real source position
 
 
+class PolicyRows(Protocol):
+    """A policy's own record of each sentence (the constraints its rows have met, its random stream), which
+    moves with the sentence's slot."""
+
+    def take(self, order: Tensor) -> Self: ...  # the sentences at ``order`` [N'], in that order
+    def cat(self, other: Self) -> Self: ...  # these sentences, then ``other``'s
+
+
 class BeamState(NamedTuple):
     """Where each row of each sentence stands: [N, K] each."""
 
     scores: Tensor  # sum of the log-probabilities of the row's tokens
     lengths: Tensor  # tokens scored so far (EOS included)
     finished: Tensor  # bool: the row has produced EOS or reached the sentence's limit
+    rows: Any = None  # the policy's PolicyRows, or None for a policy that keeps nothing else
+
+    def take(self, order: Tensor) -> BeamState:
+        """The standing of the sentences at ``order`` [N'], in that order."""
+        return BeamState(self.scores[order], self.lengths[order], self.finished[order],
+                         None if self.rows is None else self.rows.take(order))
+
+    def cat(self, other: BeamState) -> BeamState:
+        return BeamState(torch.cat([self.scores, other.scores]), torch.cat([self.lengths, other.lengths]),
+                         torch.cat([self.finished, other.finished]),
+                         None if self.rows is None else self.rows.cat(other.rows))
 
 
 class Choice(NamedTuple):
@@ -69,8 +91,11 @@ class SearchPolicy(Protocol):
 
     beams: int  # K, the rows each sentence takes
 
-    def start(self, sentences: int, device: torch.device) -> BeamState:
-        """The standing of ``sentences`` new sentences before their first step."""
+    def start(self, sentences: list[Sentence], device: torch.device) -> BeamState:
+        """The standing of new sentences before their first step."""
+
+    def full_vocabulary(self, state: BeamState) -> bool:
+        """Whether the next step must score every target piece (no shortlist), for the sentences of ``state``."""
 
     def choose(self, log_probs: Tensor, state: BeamState, at_limit: Tensor) -> Choice:
         """log_probs [N, K, V], the rows' standing, at_limit [N] bool (this step is the sentence's last
@@ -161,8 +186,8 @@ class DecodingEngine(Generic[KeysT, StateT]):
         self._keys: KeysT | None = None  # slot buffer [capacity, width, ...], made when needed
         self._state: StateT | None = None  # the decoder state of the N * K rows
         self._prev = torch.empty(0, dtype=torch.long, device=device)  # [R] each row's last token
-        self._beam = policy.start(0, device)  # [N, K] standing of the decoding sentences
-        self._history: _History | None = None
+        self._beam = policy.start([], device)  # [N, K] standing of the decoding sentences
+        self._history: History | None = None
         self._union = Union(shortlist, device) if shortlist is not None else None
 
     @property
@@ -246,7 +271,7 @@ class DecodingEngine(Generic[KeysT, StateT]):
     def _vocab(self) -> Tensor | None:
         """The target pieces this step scores [U]: the union of the decoding sentences' shortlists, or None
         for all of them (no shortlist, or a union too small to hold a beam's candidates)."""
-        if self._union is None:
+        if self._union is None or self.policy.full_vocabulary(self._beam):
             return None
         pieces = self._union.pieces()
         return pieces if len(pieces) >= self.policy.beams else None
@@ -283,7 +308,7 @@ class DecodingEngine(Generic[KeysT, StateT]):
             take = torch.tensor(movers, dtype=torch.long, device=self.device)
             self._keys.move(to, take)
             self._history.move(to, take)
-        self._beam = BeamState(*(field[order_tensor] for field in self._beam))
+        self._beam = self._beam.take(order_tensor)
         return order_tensor
 
     def _admit(self) -> None:
@@ -317,7 +342,7 @@ class DecodingEngine(Generic[KeysT, StateT]):
         limit = max(s.limit for s in sentences)
         if self._keys is None or self._history is None:
             self._keys = keys.blank(self.capacity, width)
-            self._history = _History(self.capacity, beams, limit, width, self.device)
+            self._history = History(self.capacity, beams, limit, width, self.device)
         if width > self._keys.width:
             self._keys = self._keys.widened(width)
         self._history.reserve(limit, width)
@@ -329,71 +354,5 @@ class DecodingEngine(Generic[KeysT, StateT]):
         self._state = state if self._state is None or start == 0 else self._state.cat(state)
         bos = torch.full((len(sentences) * beams,), BOS_ID, dtype=torch.long, device=self.device)
         self._prev = torch.cat([self._prev[:start * beams], bos])
-        fresh = self.policy.start(len(sentences), self.device)
-        self._beam = BeamState(*(torch.cat([old[:start], new]) for old, new in zip(self._beam, fresh)))
-
-
-
-class _History:
-    """Each slot's tokens, parent rows and attention weights at every step it has taken, for reading back its
-    hypotheses when it finishes; and its step count and length limit."""
-
-    def __init__(self, capacity: int, beams: int, steps: int, width: int, device: torch.device):
-        self.tokens = torch.zeros(capacity, beams, steps, dtype=torch.long, device=device)  # [C, K, T]
-        self.parents = torch.zeros(capacity, beams, steps, dtype=torch.long, device=device)  # [C, K, T]
-        self.alpha = torch.zeros(capacity, beams, steps, width, device=device)  # [C, K, T, S] of the row stepped
-        self.steps = torch.zeros(capacity, dtype=torch.long, device=device)  # [C]
-        self.limits = torch.ones(capacity, dtype=torch.long, device=device)  # [C]
-        self._beam_index = torch.arange(beams, device=device).unsqueeze(0)  # [1, K]
-
-    def reserve(self, steps: int, width: int) -> None:
-        """Grow the buffers to hold ``steps`` steps of ``width`` positions."""
-        capacity, beams, have_steps, have_width = self.alpha.shape
-        if steps > have_steps:
-            pad = steps - have_steps
-            self.tokens = torch.cat([self.tokens, self.tokens.new_zeros(capacity, beams, pad)], dim=2)
-            self.parents = torch.cat([self.parents, self.parents.new_zeros(capacity, beams, pad)], dim=2)
-            self.alpha = torch.cat([self.alpha, self.alpha.new_zeros(capacity, beams, pad, have_width)], dim=2)
-        if width > have_width:
-            self.alpha = torch.cat([self.alpha, self.alpha.new_zeros(*self.alpha.shape[:3], width - have_width)],
-                                   dim=3)
-
-    def start(self, first: int, limits: list[int]) -> None:
-        """Slots first..first+M begin, with these length limits."""
-        stop = first + len(limits)
-        self.steps[first:stop] = 0
-        self.limits[first:stop] = torch.tensor(limits, dtype=torch.long)
-
-    def record(self, choice: Choice, alpha: Tensor) -> None:
-        """Store one step of the first N slots (choice [N, K], alpha [N, K, S]) and count it."""
-        count, _, width = alpha.shape
-        slots = torch.arange(count, device=alpha.device).unsqueeze(1)  # [N, 1]
-        at = self.steps[:count].unsqueeze(1)  # [N, 1]
-        self.tokens[slots, self._beam_index, at] = choice.tokens
-        self.parents[slots, self._beam_index, at] = choice.parents
-        self.alpha[:, :, :, :width][slots, self._beam_index, at] = alpha.float()
-        self.steps[:count] += 1
-
-    def move(self, to: Tensor, take: Tensor) -> None:
-        for buffer in (self.tokens, self.parents, self.alpha, self.steps, self.limits):
-            buffer[to] = buffer[take]
-
-    def paths(self, slot: int, n_best: int, scores: list[float], lengths: list[int],
-              src_length: int) -> list[tuple[list[int], float, Tensor]]:
-        """The first ``n_best`` rows of a finished slot, followed back through their parents: (tokens without
-        EOS, score, attention [T, S_real]) each."""
-        steps = int(self.steps[slot])
-        tokens = self.tokens[slot, :, :steps].tolist()  # [K][T]
-        parents = self.parents[slot, :, :steps].tolist()
-        alpha = self.alpha[slot, :, :steps, :src_length].cpu()  # [K, T, S_real]
-        paths = []
-        for rank in range(n_best):
-            ids, stepped = [0] * steps, [0] * steps  # each step's token, and the row that computed it
-            row = rank
-            for t in range(steps - 1, -1, -1):
-                ids[t], stepped[t] = tokens[row][t], parents[row][t]
-                row = stepped[t]
-            end = ids.index(EOS_ID) + 1 if EOS_ID in ids[:lengths[rank]] else lengths[rank]
-            attention = alpha[stepped[:end], torch.arange(end)]  # [T, S_real]
-            paths.append(([i for i in ids[:end] if i != EOS_ID], scores[rank], attention))
-        return paths
+        fresh = self.policy.start(sentences, self.device)
+        self._beam = self._beam.take(torch.arange(start, device=self.device)).cat(fresh)

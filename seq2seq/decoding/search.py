@@ -38,10 +38,13 @@ class Greedy:
 
     beams = 1
 
-    def start(self, sentences: int, device: torch.device) -> BeamState:
-        return BeamState(torch.zeros(sentences, 1, device=device), torch.zeros(sentences, 1, dtype=torch.long,
-                                                                               device=device),
-                         torch.zeros(sentences, 1, dtype=torch.bool, device=device))
+    def start(self, sentences: list[Sentence], device: torch.device) -> BeamState:
+        count = len(sentences)
+        return BeamState(torch.zeros(count, 1, device=device), torch.zeros(count, 1, dtype=torch.long, device=device),
+                         torch.zeros(count, 1, dtype=torch.bool, device=device))
+
+    def full_vocabulary(self, state: BeamState) -> bool:
+        return False
 
     def choose(self, log_probs: Tensor, state: BeamState, at_limit: Tensor) -> Choice:
         best, tokens = log_probs.max(dim=-1)  # [N, 1], [N, 1]
@@ -60,11 +63,15 @@ class Beam:
     def __init__(self, beams: int, *, alpha: float = 0.0):
         self.beams, self.alpha = beams, alpha
 
-    def start(self, sentences: int, device: torch.device) -> BeamState:
-        scores = torch.full((sentences, self.beams), float("-inf"), device=device)
+    def start(self, sentences: list[Sentence], device: torch.device) -> BeamState:
+        count = len(sentences)
+        scores = torch.full((count, self.beams), float("-inf"), device=device)
         scores[:, 0] = 0.0  # all beams start identical: expand only the first
-        return BeamState(scores, torch.zeros(sentences, self.beams, dtype=torch.long, device=device),
-                         torch.zeros(sentences, self.beams, dtype=torch.bool, device=device))
+        return BeamState(scores, torch.zeros(count, self.beams, dtype=torch.long, device=device),
+                         torch.zeros(count, self.beams, dtype=torch.bool, device=device))
+
+    def full_vocabulary(self, state: BeamState) -> bool:
+        return False
 
     def choose(self, log_probs: Tensor, state: BeamState, at_limit: Tensor) -> Choice:
         """The K best of the K * V candidates (a row and its next token) of each sentence, by ranking.

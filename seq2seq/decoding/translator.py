@@ -20,9 +20,12 @@ from seq2seq.common.device import pick_device
 from seq2seq.common.model_dir import BEST, ModelDir
 from seq2seq.config import Config, DecodingConfig, load_config
 from seq2seq.data.tokenizer import Tokenizer, load_tokenizers
+from seq2seq.decoding.constrained import Constrained
+from seq2seq.decoding.constraints import Constraints, TokenConstraints, constraint_spans, encode_constraints
 from seq2seq.decoding.engine import DecodingEngine, Hypothesis, Sentence
 from seq2seq.decoding.ensemble import Ensemble
 from seq2seq.decoding.precision import with_precision
+from seq2seq.decoding.sampling import Sample, Sampling, sentence_seed
 from seq2seq.decoding.search import Beam, Greedy, max_output_lengths
 from seq2seq.decoding.shortlist import Shortlist, load_shortlist
 from seq2seq.decoding.window import Window, attention_window
@@ -40,6 +43,7 @@ class Translation(NamedTuple):
     score: float  # sum of the token log-probabilities (EOS included when produced)
     attention: torch.Tensor  # [T, S]: rows are output pieces (+ EOS), columns source pieces + EOS
     window: Window | None = None  # local attention's window of each row, where a picture asked for it
+    placed: list[tuple[int, int] | None] | None = None  # each include constraint's pieces [start, end) in trg_pieces
 
     def attention_labels(self) -> tuple[list[str], list[str]]:
         """Names of the attention's columns (source pieces + EOS) and rows (output pieces, + EOS if produced)."""
@@ -48,25 +52,33 @@ class Translation(NamedTuple):
 
 @dataclass
 class SearchOptions(DecodingConfig):
-    """The decoding settings of a search (every default lives in :class:`DecodingConfig`), and ``n_best``,
-    how many hypotheses to return per sentence."""
+    """The decoding settings of a search (every default lives in :class:`DecodingConfig`), ``n_best``, how many
+    hypotheses to return per sentence, and ``sampling`` instead of search: then ``n_best`` samples per sentence."""
 
     n_best: int = 1
+    sampling: Sampling | None = None
+
+    def seed(self) -> int:
+        return self.sampling.seed if self.sampling is not None else Sampling.seed
 
     @classmethod
-    def from_config(cls, config: Config, **overrides: int | float | None) -> SearchOptions:
+    def from_config(cls, config: Config, **overrides: int | float | Sampling | None) -> SearchOptions:
         """The config's decoding section, with the ``overrides`` that are not None."""
         return cls.of(config.decoding, **overrides)
 
     @classmethod
-    def of(cls, decoding: DecodingConfig, **overrides: int | float | None) -> SearchOptions:
+    def of(cls, decoding: DecodingConfig, **overrides: int | float | Sampling | None) -> SearchOptions:
         """A decoding section, with the ``overrides`` that are not None."""
         values = dataclasses.asdict(decoding)
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
 
     def check(self, vocab_size: int) -> None:
-        """Refuse a search that cannot run: more hypotheses than beams, or more beams than target pieces."""
+        """Refuse a search that cannot run: more hypotheses than beams, more beams than target pieces, or
+        sampling settings out of range."""
+        if self.sampling is not None:
+            self.sampling.check()
+            return
         if self.n_best > self.beam_size:
             raise UserError(f"n-best {self.n_best} is larger than the beam size {self.beam_size}; "
                             "a beam keeps only beam-size hypotheses.")
@@ -74,9 +86,12 @@ class SearchOptions(DecodingConfig):
             raise UserError(f"beam size {self.beam_size} exceeds the target vocabulary ({vocab_size} pieces).")
 
 
-def search_policy(options: SearchOptions) -> Greedy | Beam:
-    """Greedy search for beam size 1, else beam search with the options' length penalty."""
-    return Greedy() if options.beam_size == 1 else Beam(options.beam_size, alpha=options.length_penalty)
+def search_policy(options: SearchOptions) -> Constrained | Sample:
+    """Sampling when asked for; else greedy search for beam size 1, beam search with the options' length penalty
+    otherwise, each honouring the constraints a sentence comes with (and exactly itself for one without)."""
+    if options.sampling is not None:
+        return Sample(options.n_best, options.sampling)
+    return Constrained(Greedy() if options.beam_size == 1 else Beam(options.beam_size, alpha=options.length_penalty))
 
 
 class TranslationStream:
@@ -96,6 +111,7 @@ class TranslationStream:
         self.src_tok, self.trg_tok = src_tok, trg_tok
         self.options = options
         self.max_source_pieces = max_source_pieces
+        self.numbered = 0  # texts taken so far, which number each text's random stream
         self.engine: DecodingEngine[Any, Any] = DecodingEngine(
             model, search_policy(options), device=device, max_sentences=options.batch_size, shortlist=shortlist)
 
@@ -108,62 +124,91 @@ class TranslationStream:
         """Texts in the decoding batch now."""
         return self.engine.decoding
 
-    def add(self, items: Sequence[tuple[Any, str]], *, n_best: int | None = None,
-            first_line: int | None = None) -> list[tuple[Any, list[Translation]]]:
+    def add(self, items: Sequence[tuple[Any, str]], *, n_best: int | None = None, first_line: int | None = None,
+            constraints: Sequence[Constraints | None] | None = None,
+            seed: int | None = None) -> list[tuple[Any, list[Translation]]]:
         """Queue (tag, text) pairs for their ``n_best`` (default ``options.n_best``) best translations.
 
         The texts of one call decode longest first, which keeps the batch's padding low. Empty (or blank) texts
         give one empty translation at once, returned here. Sources longer than ``max_source_pieces`` are
-        truncated with a warning that names the line, when ``first_line`` numbers the first text.
+        truncated with a warning that names the line, when ``first_line`` numbers the first text. ``constraints``
+        (one per text, None for none) are phrases each translation must include or avoid. Sampling seeds each
+        text from ``seed`` and its place in this call; without ``seed``, from ``options.seed`` and its place
+        among all the texts this stream has taken (so a file samples the same whatever the batch size).
         """
         n_best = self.options.n_best if n_best is None else n_best
         dataclasses.replace(self.options, n_best=n_best).check(self.trg_tok.vocab_size)
+        if constraints is not None and len(constraints) != len(items):
+            raise ValueError(f"{len(constraints)} constraint sets for {len(items)} texts")
+        if constraints is not None and self.options.sampling is not None and any(constraints):
+            raise UserError("constraints need beam or greedy search; sampling does not honour them.")
         src_ids = self.src_tok.encode([text for _, text in items])
+        first_number = 0 if seed is not None else self.numbered
+        self.numbered += len(items)
         done, sentences = [], []
         for i, ((tag, text), ids) in enumerate(zip(items, src_ids)):
             if not text.strip():
                 done.append((tag, [Translation("", [], [], 0.0, torch.zeros(0, 0))]))
                 continue
+            where = f"line {first_line + i}" if first_line is not None else f"text {i + 1}"
+            wanted = constraints[i] if constraints is not None else None
+            pieces = encode_constraints(wanted, self.trg_tok, where=f"constraints of {where}") if wanted else None
             if len(ids) > self.max_source_pieces:
-                where = f"line {first_line + i}" if first_line is not None else f"a text of {len(ids)} pieces"
                 log.warning("%s has %d subword pieces; translating only the first %d (the model's data.max_length)",
                             where, len(ids), self.max_source_pieces)
                 ids = ids[:self.max_source_pieces]
             limit = int(max_output_lengths(torch.tensor([len(ids) + 1]), ratio=self.options.max_length_ratio,
-                                           extra=self.options.max_length_extra))
-            sentences.append(Sentence(ids, limit, n_best, (tag, ids)))
+                                           extra=self.options.max_length_extra)) + (pieces.tokens if pieces else 0)
+            number = sentence_seed(seed if seed is not None else self.options.seed(), first_number + i)
+            sentences.append(Sentence(ids, limit, n_best, (tag, ids, pieces), pieces, number))
         self.engine.add(sorted(sentences, key=lambda sentence: -len(sentence.src)))
         return done
 
     def step(self) -> list[tuple[Any, list[Translation]]]:
         """One decoding step; the (tag, translations) of the texts that finished with it."""
-        return [(tag, [self._translation(h, src_ids) for h in hypotheses])
-                for (tag, src_ids), hypotheses in self.engine.step()]
+        return [(tag, [self._translation(h, src_ids, pieces) for h in hypotheses])
+                for (tag, src_ids, pieces), hypotheses in self.engine.step()]
 
     def discard(self, unwanted: Callable[[Any], bool]) -> list[Any]:
         """Drop the waiting texts whose tag is ``unwanted``; returns their tags."""
-        return [tag for tag, _ in self.engine.discard(lambda engine_tag: unwanted(engine_tag[0]))]
+        return [tag for tag, _, _ in self.engine.discard(lambda engine_tag: unwanted(engine_tag[0]))]
 
-    def _translation(self, hypothesis: Hypothesis, src_ids: list[int]) -> Translation:
+    def _translation(self, hypothesis: Hypothesis, src_ids: list[int],
+                     constraints: TokenConstraints | None) -> Translation:
         return Translation(text=self.trg_tok.decode([hypothesis.tokens])[0],
                            src_pieces=self.src_tok.id_to_piece(src_ids),
                            trg_pieces=self.trg_tok.id_to_piece(hypothesis.tokens), score=hypothesis.score,
-                           attention=hypothesis.attention)
+                           attention=hypothesis.attention,
+                           placed=constraint_spans(hypothesis.tokens, constraints.include) if constraints else None)
 
 
 def translate_texts(model: Seq2Seq | Ensemble, src_tok: Tokenizer, trg_tok: Tokenizer, texts: list[str], *,
                     options: SearchOptions, device: torch.device, max_source_pieces: int,
-                    first_line: int = 1, shortlist: Shortlist | None = None) -> list[list[Translation]]:
+                    first_line: int = 1, shortlist: Shortlist | None = None,
+                    constraints: Sequence[Constraints | None] | None = None) -> list[list[Translation]]:
     """The ``options.n_best`` best translations of each text, in input order (see :class:`TranslationStream`)."""
     stream = TranslationStream(model, src_tok, trg_tok, options=options, device=device,
                                max_source_pieces=max_source_pieces, shortlist=shortlist)
     results: list[list[Translation]] = [[] for _ in texts]
-    finished = stream.add(list(enumerate(texts)), first_line=first_line)
+    finished = stream.add(list(enumerate(texts)), first_line=first_line, constraints=constraints)
     while not stream.idle:
         finished += stream.step()
     for index, translations in finished:
         results[index] = translations
     return results
+
+
+ConstraintsArg = Sequence[Constraints | dict[str, list[str]] | list[str] | None] | None
+
+
+def as_constraints(given: ConstraintsArg, texts: int) -> list[Constraints | None] | None:
+    """The Python API's ``constraints`` argument as one Constraints (or None) per text."""
+    if given is None:
+        return None
+    if len(given) != texts:
+        raise UserError(f"{len(given)} constraint sets for {texts} texts; give one per text (None for none).")
+    return [c if isinstance(c, Constraints) or c is None else Constraints.of(c, where=f"constraints of text {i + 1}")
+            for i, c in enumerate(given)]
 
 
 def require_model_dir(model_dir: str | Path) -> Path:
@@ -254,21 +299,34 @@ class Translator:
         return cls(models[0] if len(models) == 1 else Ensemble(models), src_tok, trg_tok, config, torch_device,
                    shortlist=chosen, parameters=parameters)
 
-    def translate(self, texts: list[str], *, beam: int | None = None) -> list[str]:
-        """Detokenized translations, one per input, in order (``beam`` defaults to decoding.beam_size)."""
-        return [t.text for t in self.translate_with_details(texts, beam=beam)]
+    def translate(self, texts: list[str], *, beam: int | None = None, constraints: ConstraintsArg = None,
+                  sampling: Sampling | None = None) -> list[str]:
+        """Detokenized translations, one per input, in order (``beam`` defaults to decoding.beam_size).
 
-    def translate_with_details(self, texts: list[str], *, beam: int | None = None) -> list[Translation]:
-        """The best translation of each text, with pieces, score and attention matrix."""
-        return [n_best[0] for n_best in self.translate_n_best(texts, beam=beam, n_best=1)]
+        ``constraints``: one per text (None for none), each a :class:`~seq2seq.decoding.constraints.Constraints`,
+        a dict ``{"include": [...], "avoid": [...]}`` or a list of phrases to include. ``sampling``: draw a
+        translation (:class:`~seq2seq.decoding.sampling.Sampling`) instead of searching for the best.
+        """
+        return [t.text for t in self.translate_with_details(texts, beam=beam, constraints=constraints,
+                                                            sampling=sampling)]
+
+    def translate_with_details(self, texts: list[str], *, beam: int | None = None, constraints: ConstraintsArg = None,
+                               sampling: Sampling | None = None) -> list[Translation]:
+        """The best translation of each text, with pieces, score and attention matrix (arguments as
+        :meth:`translate`)."""
+        return [n_best[0] for n_best in self.translate_n_best(texts, beam=beam, n_best=1, constraints=constraints,
+                                                              sampling=sampling)]
 
     def translate_n_best(self, texts: list[str], *, beam: int | None = None, n_best: int = 1,
-                         batch_size: int | None = None, first_line: int = 1) -> list[list[Translation]]:
-        """The ``n_best`` best translations of each text (``n_best`` ≤ beam), best first."""
-        options = SearchOptions.from_config(self.config, beam_size=beam, n_best=n_best, batch_size=batch_size)
+                         batch_size: int | None = None, first_line: int = 1, constraints: ConstraintsArg = None,
+                         sampling: Sampling | None = None) -> list[list[Translation]]:
+        """The ``n_best`` best translations of each text (``n_best`` ≤ beam), best first; with ``sampling``,
+        ``n_best`` samples in the order drawn (arguments as :meth:`translate`)."""
+        options = SearchOptions.from_config(self.config, beam_size=beam, n_best=n_best, batch_size=batch_size,
+                                            sampling=sampling)
         return translate_texts(self.model, self.src_tok, self.trg_tok, texts, options=options, device=self.device,
                                max_source_pieces=self.config.data.max_length, first_line=first_line,
-                               shortlist=self.shortlist)
+                               shortlist=self.shortlist, constraints=as_constraints(constraints, len(texts)))
 
     def with_window(self, translation: Translation) -> Translation:
         """The translation with local attention's window of each row (unchanged for global attention)."""
@@ -276,8 +334,10 @@ class Translator:
                                   translation.trg_pieces, translation.attention.size(0))
         return translation._replace(window=window)
 
-    def stream(self, *, beam: int | None = None, n_best: int = 1, batch_size: int | None = None) -> TranslationStream:
+    def stream(self, *, beam: int | None = None, n_best: int = 1, batch_size: int | None = None,
+               sampling: Sampling | None = None) -> TranslationStream:
         """A :class:`TranslationStream` of this model, for texts that arrive over time (a file, a server)."""
-        options = SearchOptions.from_config(self.config, beam_size=beam, n_best=n_best, batch_size=batch_size)
+        options = SearchOptions.from_config(self.config, beam_size=beam, n_best=n_best, batch_size=batch_size,
+                                            sampling=sampling)
         return TranslationStream(self.model, self.src_tok, self.trg_tok, options=options, device=self.device,
                                  max_source_pieces=self.config.data.max_length, shortlist=self.shortlist)
