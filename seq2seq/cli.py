@@ -17,42 +17,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from seq2seq.common.arguments import non_negative_float, port_number, positive_float, positive_int
 from seq2seq.common.model_dir import AVERAGED, BEST, LAST, ModelDir
+from seq2seq.decoding.control_arguments import add_control_arguments, open_constraints, sampling_of
 from seq2seq.errors import UserError
 from seq2seq.serve.keys_command import add_keys_parser, run_keys
 from seq2seq.serve.settings import ServeSettings
 
 if TYPE_CHECKING:
     from seq2seq.decoding.translator import Translator
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number ≥ 0, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """A finite number > 0 (a time limit)."""
-    value = float(text)
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
-    return value
-
-
-def port_number(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--attention-dir", type=Path, help="write one attention heatmap PNG per sentence here")
     translate.add_argument("--align", action="store_true",
                            help="append ' ||| ' and word alignments from the attention (Pharaoh format)")
+    add_control_arguments(translate)
 
     evaluate = commands.add_parser("evaluate", help="translate a test set and print BLEU and chrF")
     evaluate.add_argument("model_dir", help="a trained model directory (training.model_dir)")
@@ -265,6 +239,7 @@ def run_average(args: argparse.Namespace) -> None:
 def run_translate(args: argparse.Namespace) -> None:
     from seq2seq.common.log_setup import setup_logging
     from seq2seq.common.textio import PROGRESS_MIN_LINES, open_input
+    from seq2seq.decoding.constraints import Constraints
     from seq2seq.decoding.translation_output import stream_translations
 
     setup_logging()
@@ -272,15 +247,18 @@ def run_translate(args: argparse.Namespace) -> None:
         raise UserError(f"--attention-dir {args.attention_dir} exists and is not a directory.")
     if args.input and not Path(args.input).is_file():
         raise UserError(f"input file {args.input} does not exist or is not a file.")
+    sampling = sampling_of(args)
     translator = load_translator(args)
     batch_size = args.batch_size or translator.config.decoding.batch_size
     with contextlib.ExitStack() as stack:
         source = open_input(stack, args.sentences, args.input)
+        constraints = open_constraints(stack, args.constraints)
         out = stack.enter_context(open_output(args.output)) if args.output else sys.stdout
         stream_translations(translator, source.lines, out, beam=args.beam, n_best=args.n_best, batch_size=batch_size,
                             chunk_lines=1 if source.interactive else batch_size * 4, align=args.align,
                             attention_dir=args.attention_dir, total=source.total,
-                            progress=(source.total or 0) >= PROGRESS_MIN_LINES)
+                            progress=(source.total or 0) >= PROGRESS_MIN_LINES, constraints=constraints,
+                            avoid=Constraints.of({"avoid": args.avoid}, where="--avoid"), sampling=sampling)
 
 
 def open_output(path: str) -> io.TextIOWrapper:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -19,7 +19,10 @@ from tqdm import tqdm
 
 from seq2seq.common.plotting import plot_attention
 from seq2seq.decoding.alignment import align_words, pharaoh
+from seq2seq.decoding.constraints import Constraints
+from seq2seq.decoding.sampling import Sampling
 from seq2seq.decoding.translator import Translation, Translator
+from seq2seq.errors import UserError
 
 
 def format_lines(index: int, n_best: list[Translation], *, n_best_wanted: int, align: bool) -> list[str]:
@@ -47,17 +50,22 @@ def write_heatmap(translation: Translation, path: Path) -> None:
 
 def stream_translations(translator: Translator, numbered_lines: Iterable[tuple[int, str]], out: TextIO, *,
                         beam: int | None, n_best: int, batch_size: int, chunk_lines: int, align: bool,
-                        attention_dir: Path | None, total: int | None = None, progress: bool = False) -> int:
+                        attention_dir: Path | None, total: int | None = None, progress: bool = False,
+                        constraints: Iterator[Constraints] | None = None, avoid: Constraints = Constraints(),
+                        sampling: Sampling | None = None) -> int:
     """Translate ``(line number, text)`` pairs through one :class:`TranslationStream`, writing each output line,
     in input order, as soon as it and the lines before it are done.
 
     Lines are read ``chunk_lines`` at a time whenever fewer than ``batch_size`` sentences wait, so the decoding
     batch stays full from the first line to the last. A chunk of one line (typed at a terminal) is answered
-    before the next line is read. Returns the number of input lines translated.
+    before the next line is read. ``constraints`` gives each line's constraints (a constraints file, line-aligned
+    with the input), ``avoid`` phrases no line may contain; ``sampling`` draws translations instead of searching.
+    Returns the number of input lines translated.
     """
     if attention_dir is not None:
         attention_dir.mkdir(parents=True, exist_ok=True)
-    stream = translator.stream(beam=beam, n_best=n_best, batch_size=batch_size)
+    stream = translator.stream(beam=beam, n_best=n_best, batch_size=batch_size, sampling=sampling)
+    wanted = constraints is not None or bool(avoid)
     lines = iter(numbered_lines)
     order: deque[tuple[int, str]] = deque()  # the lines read and not yet written, in input order
     done: dict[int, list[Translation]] = {}
@@ -68,7 +76,9 @@ def stream_translations(translator: Translator, numbered_lines: Iterable[tuple[i
                 chunk = list(itertools.islice(lines, chunk_lines))  # (line, text): the line number is the tag
                 exhausted = not chunk
                 order.extend(chunk)
-                done.update(stream.add(chunk, n_best=n_best, first_line=chunk[0][0] if chunk else None))
+                each = _line_constraints(constraints, avoid, chunk) if wanted else None
+                done.update(stream.add(chunk, n_best=n_best, first_line=chunk[0][0] if chunk else None,
+                                       constraints=each))
             if exhausted and stream.idle and not order:
                 return translated
             done.update(stream.step())
@@ -76,6 +86,21 @@ def stream_translations(translator: Translator, numbered_lines: Iterable[tuple[i
                                    translator=translator)
             translated += written
             bar.update(written)
+
+
+def _line_constraints(constraints: Iterator[Constraints] | None, avoid: Constraints,
+                      chunk: list[tuple[int, str]]) -> list[Constraints | None]:
+    """The constraints of each line of ``chunk``: its line of the constraints file, plus the global ``avoid``."""
+    each: list[Constraints | None] = []
+    for line, _ in chunk:
+        own = next(constraints, None) if constraints is not None else Constraints()
+        if own is None:
+            raise UserError(f"the constraints file ends before input line {line}; it needs one line per input line "
+                            "(an empty line constrains nothing).")
+        each.append(own + avoid)
+    if not chunk and constraints is not None and next(constraints, None) is not None:
+        raise UserError("the constraints file has more lines than the input; it needs one line per input line.")
+    return each
 
 
 def _write_ready(order: deque[tuple[int, str]], done: dict[int, list[Translation]], out: TextIO, *, n_best: int,
