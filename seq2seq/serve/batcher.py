@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
+from seq2seq.decoding.constraints import Constraints
+from seq2seq.decoding.sampling import Sampling, sentence_seed
 from seq2seq.decoding.translator import Translation
 
 log = logging.getLogger(__name__)
@@ -32,10 +34,11 @@ LOOP_TURNS_PER_STEP = 16
 
 
 class DecodeKey(NamedTuple):
-    """Sentences decode in one stream only when these agree (n-best is per sentence)."""
+    """Sentences decode in one stream only when these agree (n-best and constraints are per sentence)."""
 
     model: str
-    beam: int
+    beam: int  # the beam size; with sampling, the samples per sentence
+    sampling: Sampling | None = None  # how to sample (its seed unused: each sentence brings its own)
 
 
 class Stream(Protocol):
@@ -44,7 +47,9 @@ class Stream(Protocol):
     @property
     def idle(self) -> bool: ...
 
-    def add(self, items: list[tuple[Any, str]], *, n_best: int | None = None) -> list[tuple[Any, list[Translation]]]:
+    def add(self, items: list[tuple[Any, str]], *, n_best: int | None = None,
+            constraints: list[Constraints | None] | None = None,
+            seed: int | None = None) -> list[tuple[Any, list[Translation]]]:
         ...
 
     def step(self) -> list[tuple[Any, list[Translation]]]: ...
@@ -66,6 +71,11 @@ class _Job:
     text: str
     n_best: int
     future: asyncio.Future
+    constraints: Constraints | None = None
+    seed: int | None = None  # the sentence's random stream, when sampling
+
+    def add_to(self, stream: Stream) -> list[tuple[Any, list[Translation]]]:
+        return stream.add([(self, self.text)], n_best=self.n_best, constraints=[self.constraints], seed=self.seed)
 
 
 @dataclass
@@ -117,10 +127,16 @@ class Batcher:
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
 
-    async def translate(self, key: DecodeKey, texts: list[str], n_best: int = 1) -> list[list[Translation]]:
-        """The n-best translations of each text, in order, decoded together with other requests' texts."""
+    async def translate(self, key: DecodeKey, texts: list[str], n_best: int = 1,
+                        constraints: Sequence[Constraints | None] | None = None,
+                        seed: int | None = None) -> list[list[Translation]]:
+        """The n-best translations of each text, in order, decoded together with other requests' texts; each text
+        with its ``constraints`` and (sampling) its own random stream drawn from ``seed``."""
         loop = asyncio.get_running_loop()
-        jobs = [_Job(key, text, n_best, loop.create_future()) for text in texts]
+        constraints = constraints if constraints is not None else [None] * len(texts)
+        jobs = [_Job(key, text, n_best, loop.create_future(), wanted,
+                     sentence_seed(seed, number) if seed is not None else None)
+                for number, (text, wanted) in enumerate(zip(texts, constraints, strict=True))]
         self._incoming += jobs
         self._unfinished += len(jobs)
         self._wake.set()
@@ -166,7 +182,7 @@ class Batcher:
             if open_ is None:
                 open_ = self._streams[job.key] = _Open(self.open_stream(job.key))
             try:
-                done = open_.stream.add([(job, job.text)], n_best=job.n_best)
+                done = job.add_to(open_.stream)
             except Exception as error:  # noqa: BLE001 - the request fails with it, the others go on
                 self._settle(job, error=error)
                 continue
@@ -199,7 +215,7 @@ class Batcher:
     def _decode_alone(self, job: _Job) -> None:
         alone = _Open(self.open_stream(job.key), {job})
         try:
-            self._deliver(alone, alone.stream.add([(job, job.text)], n_best=job.n_best))
+            self._deliver(alone, job.add_to(alone.stream))
             while not alone.stream.idle:
                 self._deliver(alone, alone.stream.step())
         except Exception as error:  # noqa: BLE001

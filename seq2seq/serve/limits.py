@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from seq2seq.decoding.constraints import Constraints
 from seq2seq.serve.settings import ServeSettings
 
 
@@ -34,6 +35,8 @@ class Limits:
     max_beam: int = 16  # beam size (400 above): the cost of a request grows with it
     max_alternatives: int = 4  # LibreTranslate's "alternatives" (400 above)
     max_queued: int = 4096  # sentences waiting to be decoded (503 above: the server is overloaded)
+    max_phrases: int = 16  # constraint phrases per text, include and avoid together (400 above)
+    max_phrase_chars: int = 200  # characters per constraint phrase (400 above)
 
     @property
     def max_body_bytes(self) -> int:
@@ -50,6 +53,18 @@ class Limits:
                 raise ApiError(413, f"Invalid request: text {i} has {len(text)} characters; this server accepts at "
                                     f"most {self.max_chars} per text (max_chars).")
             check_text(text, f"text {i}")
+
+    def check_constraints(self, constraints: Constraints, index: int) -> None:
+        """400 for more constraint phrases, or longer ones, than a search should carry."""
+        phrases = constraints.include + constraints.avoid
+        if len(phrases) > self.max_phrases:
+            raise ApiError(400, f"Invalid request: text {index} has {len(phrases)} constraint phrases (its own and "
+                                f"the glossary's); this server accepts at most {self.max_phrases}.")
+        for phrase in phrases:
+            check_text(phrase, f"a constraint of text {index}")
+            if len(phrase) > self.max_phrase_chars:
+                raise ApiError(400, f"Invalid request: a constraint of text {index} has {len(phrase)} characters; "
+                                    f"this server accepts at most {self.max_phrase_chars}.")
 
     def check_search(self, beam: int, n_best: int, trg_vocab_size: int) -> None:
         """400 for a beam or n-best the server will not run."""

@@ -1,25 +1,40 @@
 """The native API: everything the model knows about a translation (n-best, scores, pieces, attention, alignment).
 
 ``POST /v1/translate`` ``{"texts": [...], "beam": 5, "n_best": 1, "attention": true, "align": true}`` answers
-one result per text; ``GET /v1/models`` describes the served models. The web page uses both.
+one result per text; ``GET /v1/models`` describes the served models. The web page uses both. A request may
+constrain each text (``"constraints": [{"include": [...], "avoid": [...]}, ...]``, one per text) or sample
+instead of searching (``"sample": true`` with ``temperature``, ``top_k``, ``top_p``, ``seed``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from seq2seq.decoding.alignment import align_words, pharaoh
+from seq2seq.decoding.constraints import Constraints
+from seq2seq.decoding.sampling import Sampling
 from seq2seq.decoding.translator import Translation
+from seq2seq.errors import UserError
+from seq2seq.serve.limits import ApiError
 from seq2seq.serve.state import State, client_address
 
 router = APIRouter(prefix="/v1", tags=["native"])
 
+WORD_START = "\u2581"  # sentencepiece's mark of a piece that begins a word
 EOS_LABEL = "</s>"  # the label of the end-of-sentence row and column of an attention matrix
 WEIGHT_DECIMALS = 4  # attention weights are rounded to this many decimals in responses
+
+
+class TextConstraints(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    include: list[str] = Field([], description="Phrases the translation must contain", examples=[["bicycle"]])
+    avoid: list[str] = Field([], description="Phrases the translation must not contain", examples=[["bike"]])
 
 
 class TranslateRequest(BaseModel):
@@ -32,6 +47,15 @@ class TranslateRequest(BaseModel):
     n_best: int = Field(1, description="Translations per text, best first (at most the beam size)")
     attention: bool = Field(False, description="Add each translation's attention matrix [target, source]")
     align: bool = Field(False, description="Add each translation's word alignment (Pharaoh format)")
+    constraints: list[TextConstraints | None] | None = Field(
+        None, description="One per text (null for none): phrases its translations must include and must avoid")
+    sample: bool = Field(False, description="Draw n_best translations from the model instead of searching (beam "
+                                            "is not used)")
+    temperature: float = Field(1.0, ge=0, description="Sampling: divide the log-probabilities by this (0: greedy)")
+    top_k: int = Field(0, ge=0, description="Sampling: only from the k most probable pieces (0: all)")
+    top_p: float = Field(1.0, gt=0, le=1, description="Sampling: only from the nucleus of probability p (1: all)")
+    seed: int | None = Field(None, ge=0, description="Sampling: the same seed draws the same translations "
+                                                     "(default: a new draw each request)")
     api_key: str | None = Field(None, description="The API key, where the server requires one (else ignored)")
 
 
@@ -51,6 +75,8 @@ class TranslationResult(BaseModel):
     alignment: str | None = Field(None, description="source-target word index pairs, e.g. '0-0 1-2'")
     window: Window | None = Field(None, description="local attention only: each attention row's centre p_t (in "
                                                     "source positions) and the window's half-width D")
+    placed: list[list[int] | None] | None = Field(
+        None, description="Where each phrase to include landed: [start, end) characters of text, null if missing")
 
 
 class TextResult(BaseModel):
@@ -75,7 +101,11 @@ async def translate(request: TranslateRequest, state: State, http: Request) -> T
     state.limits.check_texts(request.texts)
     state.access.limit(key, client_address(http), sum(map(len, request.texts)))
     beam = request.beam if request.beam is not None else max(state.default_beam(model), request.n_best)
-    results = await state.translate(model, request.texts, beam=beam, n_best=request.n_best)
+    constraints = text_constraints(request)
+    sampling = Sampling(request.temperature, request.top_k, request.top_p) if request.sample else None
+    seed = (request.seed if request.seed is not None else random.randrange(2**62)) if sampling else None
+    results = await state.translate(model, request.texts, beam=beam, n_best=request.n_best, constraints=constraints,
+                                    sampling=sampling, seed=seed)
     if request.attention:  # local attention's windows, replayed off the event loop
         results = await asyncio.to_thread(lambda: [[model.translator.with_window(t) for t in n_best]
                                                    for n_best in results])
@@ -86,13 +116,52 @@ async def translate(request: TranslateRequest, state: State, http: Request) -> T
         for text, n_best in zip(request.texts, results)])
 
 
+def text_constraints(request: TranslateRequest) -> list[Constraints | None] | None:
+    """The request's constraints, one per text; 400 when they do not pair with the texts or ask for sampling."""
+    given = request.constraints
+    if given is None:
+        return None
+    if len(given) != len(request.texts):
+        raise ApiError(400, f"Invalid request: {len(given)} constraint sets for {len(request.texts)} texts; give one "
+                            "per text (null for none).")
+    if request.sample and any(c is not None and (c.include or c.avoid) for c in given):
+        raise ApiError(400, "Invalid request: constraints need search; sampling does not honour them.")
+    try:
+        return [Constraints.of(c.model_dump(), where=f"text {i}") if c is not None else None
+                for i, c in enumerate(given)]
+    except UserError as error:
+        raise ApiError(400, f"Invalid request: {error}") from None
+
+
+def character_spans(translation: Translation) -> list[list[int] | None] | None:
+    """Each placed constraint's pieces as [start, end) characters of the translation's text."""
+    if translation.placed is None:
+        return None
+    text = "".join(translation.trg_pieces).replace(WORD_START, " ")
+    lead = len(text) - len(text.lstrip(" "))  # the text does not begin with the first piece's space
+
+    def offset(pieces: int) -> int:
+        return max(len("".join(translation.trg_pieces[:pieces]).replace(WORD_START, " ")) - lead, 0)
+
+    spans: list[list[int] | None] = []
+    for span in translation.placed:
+        if span is None:
+            spans.append(None)
+            continue
+        start, end = offset(span[0]), offset(span[1])
+        start += len(translation.text[start:end]) - len(translation.text[start:end].lstrip(" "))
+        spans.append([start, end])
+    return spans
+
+
 def translation_result(translation: Translation, *, attention: bool, align: bool) -> TranslationResult:
     weights, window = translation.attention, translation.window
     return TranslationResult(
         text=translation.text, score=round(translation.score, 6), trg_pieces=translation.trg_pieces,
         attention=weights.double().round(decimals=WEIGHT_DECIMALS).tolist() if attention else None,
         alignment=pharaoh(align_words(weights, translation.src_pieces, translation.trg_pieces)) if align else None,
-        window=Window(centres=window.centres, radius=window.radius) if attention and window else None)
+        window=Window(centres=window.centres, radius=window.radius) if attention and window else None,
+        placed=character_spans(translation))
 
 
 @router.get("/models", summary="Served models")

@@ -9,6 +9,7 @@ import signal
 import socket
 from collections.abc import Sequence
 
+from seq2seq.decoding.glossary import Glossary
 from seq2seq.errors import UserError
 from seq2seq.serve.access import Access
 from seq2seq.serve.keys import KeyStore
@@ -31,8 +32,11 @@ def serve(model_dirs: Sequence[str], settings: ServeSettings = ServeSettings(), 
 
     limits = Limits(max_texts=settings.max_texts, max_chars=settings.max_chars)
     models = load_models(model_dirs, checkpoint=settings.checkpoint, precision=precision)
+    glossary = Glossary.load(settings.glossary) if settings.glossary else None
     state = ServeState(models, limits=limits, beam=settings.beam, max_batch=settings.max_batch,
-                       access=access_rules(settings), timeout_s=settings.timeout_s)
+                       access=access_rules(settings), timeout_s=settings.timeout_s, glossary=glossary)
+    if glossary is not None:
+        log.info("glossary %s: %d terms", settings.glossary, len(glossary))
     for model in models.values():
         try:
             limits.check_search(state.default_beam(model), 1, model.translator.trg_tok.vocab_size)

@@ -32,5 +32,8 @@ class ServeSettings:
                                  "limit (400 above; unset: only max_chars per text)", None)
     max_connections: int = doc("open connections at once; past it, 503 at once, so idle or slow clients cannot "
                                "hold every place", 512)
+    glossary: str | None = doc("a tab-separated file of 'source term<TAB>target term' lines: where a source term "
+                               "occurs in a text, its translation must contain the target term (every model, every "
+                               "API)", None)
     timeout_s: float = doc("seconds a request may wait for its translations; past it, 503 and its waiting "
                            "sentences are dropped", 60.0)

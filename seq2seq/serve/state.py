@@ -4,12 +4,17 @@ rules."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from seq2seq.decoding.constraints import Constraints, encode_constraints
+from seq2seq.decoding.glossary import Glossary
+from seq2seq.decoding.sampling import Sampling
 from seq2seq.decoding.translator import Translation, TranslationStream
+from seq2seq.errors import UserError
 from seq2seq.serve.access import Access
 from seq2seq.serve.batcher import Batcher, DecodeKey
 from seq2seq.serve.limits import ApiError, Limits
@@ -26,6 +31,7 @@ class ServeState:
     batcher: Batcher | None = None  # made when the server starts (it needs the running event loop)
     access: Access = field(default_factory=Access)  # API keys and per-client limits
     timeout_s: float | None = ServeSettings.timeout_s  # how long a request may wait for its translations
+    glossary: Glossary | None = None  # terms every translation must honour (``--glossary``)
 
     def model(self, name: str | None) -> ServedModel:
         """The named model (the first served one for None); 404 naming the served models otherwise."""
@@ -39,16 +45,25 @@ class ServeState:
         return self.beam if self.beam is not None else model.default_beam
 
     def open_stream(self, key: DecodeKey) -> TranslationStream:
-        """A decoding stream for a model and beam size (the batcher opens one for each it meets)."""
+        """A decoding stream for a model and beam size, or for sampling (the batcher opens one for each it meets)."""
+        if key.sampling is not None:
+            return self.models[key.model].translator.stream(n_best=key.beam, batch_size=self.max_batch,
+                                                            sampling=key.sampling)
         return self.models[key.model].translator.stream(beam=key.beam, batch_size=self.max_batch)
 
-    async def translate(self, model: ServedModel, texts: list[str], *, beam: int,
-                        n_best: int = 1) -> list[list[Translation]]:
+    async def translate(self, model: ServedModel, texts: list[str], *, beam: int, n_best: int = 1,
+                        constraints: list[Constraints | None] | None = None, sampling: Sampling | None = None,
+                        seed: int | None = None) -> list[list[Translation]]:
         """Check the search settings, then decode the texts together with other requests'.
 
-        The caller has checked the request's texts against ``limits.check_texts``.
+        Each text honours its ``constraints`` and the glossary's. With ``sampling``, ``n_best`` samples are drawn
+        per text instead (``beam`` is not used), from streams seeded with ``seed``. The caller has checked the
+        request's texts against ``limits.check_texts``.
         """
-        self.limits.check_search(beam, n_best, model.translator.trg_tok.vocab_size)
+        self.limits.check_search(n_best if sampling is not None else beam, n_best, model.translator.trg_tok.vocab_size)
+        constraints = self.text_constraints(model, texts, constraints)
+        key = DecodeKey(model.name, n_best, dataclasses.replace(sampling, seed=0)) if sampling is not None \
+            else DecodeKey(model.name, beam)
         if self.batcher is None or not self.batcher.alive:
             raise ApiError(503, "the server is not decoding (it is starting, stopping, or its batcher failed; "
                                 "see its log)")
@@ -57,10 +72,29 @@ class ServeState:
                                 "decoded; retry later")
         try:
             async with asyncio.timeout(self.timeout_s):  # cancelling drops the request's waiting sentences
-                return await self.batcher.translate(DecodeKey(model.name, beam), texts, n_best)
+                return await self.batcher.translate(key, texts, n_best, constraints, seed)
         except TimeoutError:
             raise ApiError(503, f"the server could not translate the request within {self.timeout_s:g} seconds "
                                 "(timeout_s) and dropped it; retry later, or send fewer texts") from None
+
+
+    def text_constraints(self, model: ServedModel, texts: list[str],
+                         given: list[Constraints | None] | None) -> list[Constraints | None] | None:
+        """Each text's constraints with the glossary's terms found in it; 400 for a set the model cannot honour."""
+        if given is None and self.glossary is None:
+            return None
+        each: list[Constraints | None] = []
+        for i, text in enumerate(texts):
+            wanted = (given[i] if given is not None else None) or Constraints()
+            if self.glossary is not None:
+                wanted = wanted + self.glossary.constraints(text)
+            self.limits.check_constraints(wanted, i)
+            try:
+                encode_constraints(wanted, model.translator.trg_tok, where=f"text {i}")
+            except UserError as error:
+                raise ApiError(400, f"Invalid request: {error}") from None
+            each.append(wanted or None)
+        return each
 
 
 def client_address(request: Request) -> str:

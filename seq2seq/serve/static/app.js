@@ -72,6 +72,7 @@ async function translate() {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ texts: [text], model: model.name, beam, n_best: nBest, attention: true, align: true,
+                             constraints: [{ include: terms("include"), avoid: terms("avoid") }],
                              ...(!$("key-control").hidden && { api_key: $("api-key").value.trim() }) }),
     });
     const body = await response.json();
@@ -85,9 +86,28 @@ async function translate() {
   }
 }
 
+function terms(id) {
+  return $(id).value.split(";").map((term) => term.trim()).filter((term) => term);
+}
+
+function markPlaced(text, placed) {
+  // the translation, with each constraint's phrase where it landed highlighted
+  const spans = (placed || []).filter((span) => span).sort((a, b) => a[0] - b[0]);
+  const parts = [];
+  let at = 0;
+  for (const [start, end] of spans) {
+    if (start < at) continue;
+    parts.push(document.createTextNode(text.slice(at, start)), el("mark", { title: "a term you asked for" },
+                                                                   text.slice(start, end)));
+    at = end;
+  }
+  parts.push(document.createTextNode(text.slice(at)));
+  return parts;
+}
+
 function show(result, model) {
   const best = result.translations[0];
-  $("output").textContent = best.text;
+  $("output").replaceChildren(...markPlaced(best.text, best.placed));
   $("output").lang = model.target;
   const rows = result.translations.map((t, i) => {
     const row = el("tr", i === 0 ? { class: "best" } : {});
