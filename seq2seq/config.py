@@ -33,6 +33,9 @@ def doc(text: str, default: Any) -> Any:
 @dataclass
 class DataConfig:
     train: str = doc("Path prefix of the training split: files PREFIX.SRC_LANG and PREFIX.TRG_LANG.", "")
+    extra_train: list[str] = doc("More training corpora beside data.train, each a path prefix like it (a synthetic "
+                                 "corpus from scripts/backtranslate.py, another domain); every pair of them is "
+                                 "used, as if the files were one.", [])
     valid: str = doc("Path prefix of the validation split (model selection, early stopping).", "")
     test: str | None = doc("Path prefix of the test split, scored once at the end of training (optional).", None)
     src_lang: str = doc("File suffix of the source language.", "en")
@@ -53,6 +56,8 @@ class TokenizerConfig:
     sample_sentences: int = doc("Train each sentencepiece model on a seeded random sample of at most this many "
                                 "training lines (all of them when the corpus is smaller).", 1_000_000)
     sample_seed: int = doc("Seed of that sample.", 1)
+    user_symbols: list[str] = doc("Strings each kept as one piece in both models (never split), such as the <BT> "
+                                  "tag of back-translated sources.", [])
 
 
 @dataclass

@@ -26,7 +26,7 @@ import os
 import random
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,20 @@ def split_prefixes(config: Config) -> dict[str, str]:
     return prefixes
 
 
+def split_sources(config: Config) -> dict[str, list[tuple[Path, Path]]]:
+    """The (source, target) files of each split: train's are data.train's, then data.extra_train's."""
+    languages = (config.data.src_lang, config.data.trg_lang)
+    sources = {name: [split_paths(prefix, *languages)] for name, prefix in split_prefixes(config).items()}
+    sources["train"] += [split_paths(prefix, *languages) for prefix in config.data.extra_train]
+    return sources
+
+
+def iter_split(files: list[tuple[Path, Path]]) -> Iterator[tuple[str, str]]:
+    """The sentence pairs of a split's files, one corpus after another."""
+    for src_path, trg_path in files:
+        yield from iter_parallel(src_path, trg_path)
+
+
 def cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -92,10 +106,13 @@ def file_identity(path: Path) -> dict[str, Any]:
 
 def fingerprint(config: Config) -> dict[str, Any]:
     """Everything the prepared arrays depend on; a difference from the manifest means preparing again."""
-    inputs = {name: [file_identity(path) for path in split_paths(prefix, config.data.src_lang, config.data.trg_lang)]
-              for name, prefix in split_prefixes(config).items()}
+    inputs = {name: [file_identity(path) for pair in files for path in pair]
+              for name, files in split_sources(config).items()}
+    tokenizer = dataclasses.asdict(config.tokenizer)
+    if not tokenizer["user_symbols"]:  # data prepared before the setting existed stays valid
+        del tokenizer["user_symbols"]
     return {"format": FORMAT, "languages": [config.data.src_lang, config.data.trg_lang], "inputs": inputs,
-            "tokenizer": dataclasses.asdict(config.tokenizer), "filters": {"max_length": config.data.max_length}}
+            "tokenizer": tokenizer, "filters": {"max_length": config.data.max_length}}
 
 
 def read_manifest(directory: Path) -> dict[str, Any] | None:
@@ -276,21 +293,20 @@ def remove_leftovers(directory: Path) -> None:
 def write_prepared(config: Config, work: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """Validate every split, train sentencepiece on a sample of train, and write the arrays; returns the counts
     and the record of every file written (:mod:`seq2seq.data.verify`)."""
-    prefixes = split_prefixes(config)
-    paths = {name: split_paths(prefix, config.data.src_lang, config.data.trg_lang) for name, prefix in prefixes.items()}
+    paths = split_sources(config)
     sample, lines = scan(config, paths)
     tok = config.tokenizer
     threads = cpu_count()
     log.info("training sentencepiece on %d of %d training pairs (%d threads)", len(sample), lines["train"], threads)
     src_tok, trg_tok = load_or_train(work / "spm", sample, vocab_sizes=(tok.src_vocab_size, tok.trg_vocab_size),
                                      model_type=tok.type, joint=tok.joint, character_coverage=tok.character_coverage,
-                                     num_threads=threads)
+                                     num_threads=threads, user_symbols=tok.user_symbols)
     del sample
     files = {str(path.relative_to(work)): file_record(path) for path in sorted((work / "spm").iterdir())}
     counts = {}
-    for name, (src_path, trg_path) in paths.items():
+    for name, corpora in paths.items():
         max_length = config.data.max_length if name == "train" else None
-        counts[name], arrays = encode_split(src_path, trg_path, work / name, src_tok, trg_tok, lines=lines[name],
+        counts[name], arrays = encode_split(corpora, work / name, src_tok, trg_tok, lines=lines[name],
                                             max_length=max_length, threads=threads)
         files.update(arrays)
     train = counts["train"]
@@ -302,7 +318,7 @@ def write_prepared(config: Config, work: Path) -> tuple[dict[str, Any], dict[str
     return counts, files
 
 
-def scan(config: Config, paths: dict[str, tuple[Path, Path]]) -> tuple[list[tuple[str, str]], dict[str, int]]:
+def scan(config: Config, paths: dict[str, list[tuple[Path, Path]]]) -> tuple[list[tuple[str, str]], dict[str, int]]:
     """Read every split once to validate it and count its lines; sample training pairs for sentencepiece.
 
     The sample is a reservoir sample (Vitter's algorithm R) of ``tokenizer.sample_sentences`` lines per
@@ -314,10 +330,10 @@ def scan(config: Config, paths: dict[str, tuple[Path, Path]]) -> tuple[list[tupl
     rng = random.Random(tok.sample_seed)
     sample: list[tuple[str, str]] = []
     lines, usable = {}, 0
-    for name, (src_path, trg_path) in paths.items():
+    for name, files in paths.items():
         count = 0
         with tqdm(desc=f"reading {name}", unit=" pairs", unit_scale=True, leave=False, disable=None) as bar:
-            for count, pair in enumerate(iter_parallel(src_path, trg_path), start=1):
+            for count, pair in enumerate(iter_split(files), start=1):
                 if count % 10_000 == 0:
                     bar.update(10_000)
                 if name != "train":
@@ -341,7 +357,7 @@ def prefix_text(config: Config, split: str) -> str:
     return f"{getattr(config.data, split)}.{{{config.data.src_lang},{config.data.trg_lang}}}"
 
 
-def encode_split(src_path: Path, trg_path: Path, prefix: Path, src_tok: Tokenizer, trg_tok: Tokenizer, *,
+def encode_split(corpora: list[tuple[Path, Path]], prefix: Path, src_tok: Tokenizer, trg_tok: Tokenizer, *,
                  lines: int, max_length: int | None, threads: int) -> tuple[dict[str, int], dict[str, Any]]:
     """Encode a split chunk by chunk into token arrays; with ``max_length`` (train) drop empty and long pairs.
     Returns the counts, and the record of each array file written."""
@@ -350,7 +366,7 @@ def encode_split(src_path: Path, trg_path: Path, prefix: Path, src_tok: Tokenize
     counts = {"read": 0, "empty": 0, "too_long": 0, "kept": 0}
     with tqdm(total=lines, desc=f"encoding {prefix.name}", unit=" pairs", unit_scale=True, leave=False,
               disable=None) as bar:
-        for chunk in chunks(iter_parallel(src_path, trg_path), CHUNK_PAIRS):
+        for chunk in chunks(iter_split(corpora), CHUNK_PAIRS):
             sources = src_tok.encode([s for s, _ in chunk], num_threads=threads)
             targets = trg_tok.encode([t for _, t in chunk], num_threads=threads)
             keep: Sequence[int] = range(len(chunk))

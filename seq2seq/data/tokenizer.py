@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import functools
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import sentencepiece as spm
 
@@ -56,7 +57,7 @@ class Tokenizer:
 
 
 def train_sentencepiece(sentences: list[str], model_path: Path, *, vocab_size: int, model_type: str,
-                        character_coverage: float, num_threads: int = 1) -> None:
+                        character_coverage: float, num_threads: int = 1, user_symbols: Sequence[str] = ()) -> None:
     """Train a model on ``sentences`` and write ``model_path`` (and its .vocab) atomically.
 
     Training happens in a temporary directory and the files are moved into place at the end, so an
@@ -65,6 +66,7 @@ def train_sentencepiece(sentences: list[str], model_path: Path, *, vocab_size: i
     """
     model_path = Path(model_path)
     model_path.parent.mkdir(parents=True, exist_ok=True)
+    extra: dict[str, Any] = {"user_defined_symbols": ",".join(user_symbols)} if user_symbols else {}  # else as before
     with tempfile.TemporaryDirectory(dir=model_path.parent) as tmp:
         prefix = Path(tmp) / model_path.stem
         spm.SentencePieceTrainer.train(
@@ -77,18 +79,19 @@ def train_sentencepiece(sentences: list[str], model_path: Path, *, vocab_size: i
             hard_vocab_limit=False,  # a small corpus may not support the requested size: use what it has
             num_threads=num_threads,
             minloglevel=2,
+            **extra,
         )
         atomic_write_bytes(model_path.with_suffix(".vocab"), Path(f"{prefix}.vocab").read_bytes())
         atomic_write_bytes(model_path, Path(f"{prefix}.model").read_bytes())  # last: its presence means done
 
 
 def load_or_train(spm_dir: Path, pairs: list[tuple[str, str]], *, vocab_sizes: tuple[int, int],
-                  model_type: str, joint: bool, character_coverage: float,
-                  num_threads: int = 1) -> tuple[Tokenizer, Tokenizer]:
+                  model_type: str, joint: bool, character_coverage: float, num_threads: int = 1,
+                  user_symbols: Sequence[str] = ()) -> tuple[Tokenizer, Tokenizer]:
     """Source and target tokenizers from ``spm_dir``, training them on ``pairs`` if they are not there."""
     spm_dir = Path(spm_dir)
     train = functools.partial(train_sentencepiece, model_type=model_type, character_coverage=character_coverage,
-                              num_threads=num_threads)
+                              num_threads=num_threads, user_symbols=user_symbols)
     if joint:
         path = spm_dir / "joint.model"
         if not path.is_file():
