@@ -22,6 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from seq2seq.decoding.alignment import align_words, pharaoh
+from seq2seq.decoding.glossary import Glossary
+from seq2seq.decoding.sampling import Sampling
 from seq2seq.decoding.translator import Translation, Translator
 from seq2seq.serve.app import create_app
 from seq2seq.serve.batcher import Batcher, DecodeKey
@@ -214,6 +216,57 @@ def test_native_errors_name_the_problem(client, body, status, message):
     assert response.status_code == status and message in response.json()["error"]
 
 
+def test_native_constraints_match_the_translator_and_say_where_each_phrase_landed(client, translator):
+    output = translator.translate(SENTENCES[:1])[0]
+    phrase = max(output.rstrip(".").split(), key=len)  # a word the model knows, wanted in another sentence
+    wanted = [{"include": [phrase]}, None, {"avoid": [phrase]}]
+    body = client.post("/v1/translate", json={"texts": SENTENCES, "model": "en_de", "beam": 3,
+                                              "constraints": wanted}).json()
+    expected = translator.translate(SENTENCES, beam=3, constraints=wanted)
+    texts = [r["translations"][0]["text"] for r in body["results"]]
+    assert texts == expected and phrase not in texts[2].split()
+    (start, end), = body["results"][0]["translations"][0]["placed"]
+    assert texts[0][start:end] == phrase
+    assert "placed" not in body["results"][1]["translations"][0]
+
+
+def test_native_sampling_is_seeded_and_top_k_1_is_greedy(client, translator):
+    request = {"texts": SENTENCES, "model": "en_de", "sample": True, "n_best": 3, "seed": 11, "top_p": 0.9}
+    first = client.post("/v1/translate", json=request).json()
+    assert client.post("/v1/translate", json=request).json() == first
+    assert all(len(r["translations"]) == 3 for r in first["results"])
+    greedy = client.post("/v1/translate", json={**request, "n_best": 1, "top_k": 1, "top_p": 1.0}).json()
+    assert [r["translations"][0]["text"] for r in greedy["results"]] == translator.translate(
+        SENTENCES, sampling=Sampling(top_k=1))
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"texts": ["x", "y"], "constraints": [None]}, "1 constraint sets for 2 texts"),
+    ({"texts": ["x"], "constraints": [{"include": ["Hund"]}], "sample": True}, "constraints need search"),
+    ({"texts": ["x"], "constraints": [{"include": ["der Hund"], "avoid": ["Hund"]}]}, "must appear but contains"),
+    ({"texts": ["x"], "constraints": [{"include": ["a"] * 17}]}, "at most 16"),
+    ({"texts": ["x"], "constraints": [{"include": [""]}]}, "a phrase is empty"),
+    ({"texts": ["x"], "constraints": [{"must": ["a"]}]}, "Extra inputs are not permitted"),
+    ({"texts": ["x"], "sample": True, "top_p": 0}, "top_p: Input should be greater than 0"),
+])
+def test_native_constraint_and_sampling_errors_are_400(client, body, message):
+    response = client.post("/v1/translate", json=body)
+    assert response.status_code == 400 and message in response.json()["error"], response.json()
+
+
+def test_a_glossary_constrains_both_apis(models, tmp_path, translator):
+    output = translator.translate(["The dog sleeps."])[0]
+    term = max(output.rstrip(".").split(), key=len)
+    (tmp_path / "glossary.tsv").write_text(f"the cat\t{term}\n", encoding="utf-8")
+    with make_client([models["en_de"]], glossary=Glossary.load(tmp_path / "glossary.tsv")) as glossary_client:
+        libre = glossary_client.post("/translate", json={"q": ["The CAT reads.", "A man reads."], "source": "en",
+                                                          "target": "de"}).json()["translatedText"]
+        native = glossary_client.post("/v1/translate", json={"texts": ["The cat reads."]}).json()
+    assert term in libre[0].split() or term in libre[0]
+    assert libre[1] == translator.translate(["A man reads."])[0]  # no term: unchanged
+    assert term in native["results"][0]["translations"][0]["text"]
+
+
 def test_models_describe_languages_sizes_and_training_bleu(client, models):
     described = {m["name"]: m for m in client.get("/v1/models").json()}
     assert set(described) == {"en_de", "de_en"}
@@ -286,7 +339,7 @@ class FakeStream:
     def decoding(self):
         return len(self.running)
 
-    def add(self, items, *, n_best=None):
+    def add(self, items, *, n_best=None, constraints=None, seed=None):
         self.waiting += items
         return []
 

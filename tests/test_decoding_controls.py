@@ -1,0 +1,174 @@
+"""Constraints, glossaries and sampling on a trained toy model, from the Python API, the command line and the
+back-translation script: what a user asks for is what the output holds."""
+
+import json
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from seq2seq.cli import main
+from seq2seq.decoding.constraints import Constraints, read_constraints
+from seq2seq.decoding.glossary import Glossary
+from seq2seq.decoding.sampling import Sampling
+from seq2seq.decoding.translator import Translator
+from seq2seq.errors import UserError
+from tests.helpers import ROOT, TOY, train_tiny
+
+TINY = ["training.max_steps=120", "training.validate_every=120", "training.batch_tokens=1500",
+        "model.embedding_dim=32", "model.encoder_hidden=32", "model.decoder_hidden=64",
+        "tokenizer.src_vocab_size=200", "tokenizer.trg_vocab_size=200", "data.max_length=40", "decoding.beam_size=4"]
+SOURCES = (TOY / "test.en").read_text(encoding="utf-8").splitlines()[:6]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return train_tiny(tmp_path_factory.mktemp("controls"), TINY, train_lines=1000, valid_lines=20)
+
+
+@pytest.fixture(scope="module")
+def translator(model_dir):
+    return Translator.from_dir(model_dir)
+
+
+@pytest.fixture(scope="module")
+def target_words(translator):
+    """German words of the toy corpus: single pieces and words the target model cuts into several."""
+    words = sorted({w for line in (TOY / "train.de").read_text(encoding="utf-8").split() for w in [line.strip(".,")]
+                    if w.isalpha()})
+    pieces = {w: len(translator.trg_tok.encode([w])[0]) for w in words}
+    return [w for w in words if pieces[w] == 1][:40], [w for w in words if pieces[w] > 1][:40]
+
+
+def occurrences(text: str, phrase: str) -> int:
+    return len(re.findall(rf"(?<!\w){re.escape(phrase)}", text))
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_every_constraint_appears_in_every_output(translator, target_words, data):
+    single, multi = target_words
+    word = st.sampled_from(single + multi)
+    phrases = data.draw(st.lists(st.one_of(word, st.builds(lambda a, b: f"{a} {b}", word, word)), min_size=1,
+                                 max_size=3))
+    phrases += data.draw(st.sampled_from([[], [phrases[0]]]))  # sometimes a repeated constraint
+    phrases.append(data.draw(st.sampled_from(multi)))  # always one that cuts across pieces
+    beam = data.draw(st.sampled_from([1, 2, 4]))
+    outputs = translator.translate(SOURCES, beam=beam, constraints=[phrases] * len(SOURCES))
+    for output in outputs:
+        for phrase in set(phrases):
+            assert occurrences(output, phrase) >= phrases.count(phrase), (output, phrases)
+
+
+def test_avoided_phrases_never_appear_and_no_constraints_changes_nothing(translator):
+    plain = translator.translate(SOURCES)
+    assert translator.translate(SOURCES, constraints=[None] * len(SOURCES)) == plain
+    assert translator.translate(SOURCES, constraints=[Constraints()] * len(SOURCES)) == plain
+    for sentence, output in zip(SOURCES, plain):
+        avoided = [w for w in output.rstrip(".").split() if len(w) > 3][:2]
+        if not avoided:
+            continue
+        changed, = translator.translate([sentence], constraints=[{"avoid": avoided}])
+        assert not any(re.search(rf"(?<!\w){re.escape(w)}(?!\w)", changed) for w in avoided), (changed, avoided)
+
+
+def test_placed_spans_point_at_each_constraint(translator, target_words):
+    phrase = target_words[1][0]
+    translation = translator.translate_with_details(SOURCES[:1], constraints=[[phrase]])[0]
+    (start, end), = translation.placed
+    assert "".join(translation.trg_pieces[start:end]).replace("\u2581", " ").strip() == phrase
+
+
+def test_sampling_from_the_api_is_seeded_and_top_k_1_is_greedy(translator):
+    first = translator.translate_n_best(SOURCES, n_best=3, sampling=Sampling(seed=7), batch_size=2)
+    again = translator.translate_n_best(SOURCES, n_best=3, sampling=Sampling(seed=7), batch_size=6)
+    assert [[t.text for t in n] for n in first] == [[t.text for t in n] for n in again]
+    assert translator.translate(SOURCES, sampling=Sampling(top_k=1)) == translator.translate(SOURCES, beam=1)
+
+
+def test_translate_cli_reads_a_constraints_file_line_by_line(model_dir, tmp_path, capsys, target_words):
+    source = tmp_path / "in.en"
+    source.write_text("\n".join(SOURCES[:3]) + "\n", encoding="utf-8")
+    single, multi = target_words
+    constraints = tmp_path / "constraints.jsonl"
+    constraints.write_text(json.dumps({"include": [multi[0]], "avoid": [single[0]]}) + "\n\n"
+                           + f"{single[1]}\t{multi[1]}\n", encoding="utf-8")
+    assert main(["translate", str(model_dir), "-i", str(source), "--constraints", str(constraints)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert multi[0] in lines[0] and not re.search(rf"(?<!\w){single[0]}(?!\w)", lines[0])
+    assert single[1] in lines[2] and multi[1] in lines[2]
+    assert main(["translate", str(model_dir), "-i", str(source)]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == lines[1]  # its empty line constrains nothing
+    constraints.write_text("{}\n", encoding="utf-8")
+    assert main(["translate", str(model_dir), "-i", str(source), "--constraints", str(constraints)]) == 2
+    assert "ends before input line 2" in capsys.readouterr().err
+
+
+def test_translate_cli_samples_reproducibly(model_dir, capsys):
+    args = ["translate", str(model_dir), *SOURCES[:2], "--sample", "--n-best", "3", "--top-p", "0.9", "--seed", "4"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert main([*args, "--batch-size", "1"]) == 0
+    assert capsys.readouterr().out == first and len(first.splitlines()) == 6
+    assert main([*args, "--beam", "2"]) == 2
+    assert "--beam belongs to search" in capsys.readouterr().err
+
+
+def test_constraint_lines_parse_or_name_the_line():
+    lines = ['{"include": ["roter Ball"], "avoid": ["Katze"]}', "", "Hund\tKatze im Haus", '["Hund"]']
+    parsed = list(read_constraints(lines, "c.txt"))
+    assert parsed == [Constraints(("roter Ball",), ("Katze",)), Constraints(), Constraints(("Hund", "Katze im Haus")),
+                      Constraints(("Hund",))]
+    for bad, message in (('{"include": "Hund"}', "expected a list of phrases"), ('{"must": []}', "unknown key"),
+                         ('{"include": [""]}', "a phrase is empty"), ("{broken", "not valid JSON")):
+        with pytest.raises(UserError, match=f"c.txt, line 2.*{message}"):
+            list(read_constraints(["", bad], "c.txt"))
+
+
+def test_a_phrase_to_include_that_holds_an_avoided_one_is_refused(translator):
+    with pytest.raises(UserError, match="must appear but contains"):
+        translator.translate(SOURCES[:1], constraints=[{"include": ["der Hund"], "avoid": ["Hund"]}])
+
+
+def test_glossary_terms_become_constraints_as_whole_words(tmp_path):
+    path = tmp_path / "glossary.tsv"
+    path.write_text("# term\ttranslation\nold man\tGreis\nman\tMensch\nStraße\troad\n", encoding="utf-8")
+    glossary = Glossary.load(path)
+    assert glossary.constraints("The OLD MAN and the man, a manly man.") == Constraints(("Greis", "Mensch"))
+    assert glossary.constraints("Eine straße.") == Constraints(("road",))
+    assert glossary.constraints("mankind") == Constraints()
+    path.write_text("dog\tHund\ncat\n", encoding="utf-8")
+    with pytest.raises(UserError, match="glossary.tsv, line 2: expected 'source term<TAB>target term'"):
+        Glossary.load(path)
+
+
+def test_backtranslation_writes_a_tagged_corpus_that_trains_beside_the_real_one(model_dir, tmp_path, script):
+    monolingual = tmp_path / "mono.en"
+    lines = (TOY / "train.en").read_text(encoding="utf-8").splitlines()[1000:1040]
+    monolingual.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    backtranslate = script("backtranslate")
+    assert backtranslate.main([str(model_dir), "--input", str(monolingual), "--output", str(tmp_path / "bt" / "syn"),
+                               "--tag", "<BT>", "--seed", "3"]) == 0
+    synthetic = (tmp_path / "bt" / "syn.de").read_text(encoding="utf-8").splitlines()
+    assert (tmp_path / "bt" / "syn.en").read_text(encoding="utf-8").splitlines() == lines
+    assert len(synthetic) == len(lines) and all(s.startswith("<BT> ") for s in synthetic if s)  # '' stays untagged
+    assert not list((tmp_path / "bt").glob("*.partial"))
+    backtranslate.main([str(model_dir), "--input", str(monolingual), "--output", str(tmp_path / "again"),
+                        "--tag", "<BT>", "--seed", "3"])
+    assert (tmp_path / "again.de").read_text(encoding="utf-8").splitlines() == synthetic  # seeded
+    # de→en on the real pairs and the synthetic ones, the tag one piece
+    forward = train_tiny(tmp_path / "forward", [*TINY, "training.max_steps=2", "data.src_lang=de",
+                                                "data.trg_lang=en", f"data.extra_train=[{tmp_path / 'bt' / 'syn'}]",
+                                                "tokenizer.user_symbols=[<BT>]"], train_lines=200, valid_lines=10)
+    manifest = json.loads((forward / "data" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["counts"]["train"]["read"] == 200 + len(lines)
+    src_tok = Translator.from_dir(forward).src_tok
+    assert src_tok.id_to_piece(src_tok.encode([synthetic[0]])[0])[:1] == ["<BT>"] or \
+        src_tok.id_to_piece(src_tok.encode([synthetic[0]])[0])[:2] == ["\u2581", "<BT>"]
+
+
+def test_the_readme_names_every_control():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for flag in ("--constraints", "--avoid", "--sample", "--top-p", "--glossary", "backtranslate.py"):
+        assert flag in readme, flag
