@@ -42,13 +42,16 @@ from seq2seq.errors import UserError
 
 
 class Tagged(io.TextIOBase):
-    """Writes whole lines to ``out`` with ``tag`` and a space in front of each non-empty one."""
+    """Writes lines to ``out`` with ``tag`` and a space in front of each non-empty one (a line written in parts
+    is tagged once, when it ends)."""
 
     def __init__(self, out: TextIO, tag: str):
         self.out, self.tag = out, tag
+        self.pending = ""  # the start of a line not yet ended
 
     def write(self, text: str) -> int:
-        self.out.write("".join(f"{self.tag} {line}\n" if line else "\n" for line in text.split("\n")[:-1]))
+        *lines, self.pending = (self.pending + text).split("\n")
+        self.out.write("".join(f"{self.tag} {line}\n" if line else "\n" for line in lines))
         return len(text)
 
     def flush(self) -> None:

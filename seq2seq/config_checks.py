@@ -57,6 +57,13 @@ def check_values(config: Config, source: str) -> None:
         value = getattr(getattr(config, section), key)
         if not 0.0 < value <= 1.0:
             raise ConfigError(f"{source}: {section}.{key} = {value!r} must be in (0, 1].")
+    for symbol in config.tokenizer.user_symbols:
+        if not symbol.strip() or "," in symbol or any(c.isspace() for c in symbol):
+            raise ConfigError(f"{source}: tokenizer.user_symbols holds {symbol!r}; each symbol must be a non-empty "
+                              "string without spaces or commas (such as <BT>).")
+    if any(not prefix for prefix in config.data.extra_train):
+        raise ConfigError(f"{source}: data.extra_train holds an empty path; each entry is a path prefix like "
+                          "data.train's.")
     check_combinations(config, source)
 
 

@@ -3,21 +3,27 @@
 
 Legend: N sentences, K rows (beams) per sentence, V target pieces, P include phrases (the most of any sentence),
 L pieces of the longest, Q avoid phrases, W pieces of the longest avoid phrase less one, M = K + P candidates per
-row, C a sentence's include pieces, B = C + 1 banks.
+row, G a sentence's include pieces (its goal), B = G + 1 banks.
 
 Each row remembers which include phrases it has produced and how far it is into the one it is producing. Every step,
 each row proposes its K most probable next pieces (as in beam search) and the pieces that would advance its
 constraints (the next piece of the phrase in progress, or the first piece of each phrase not yet met). A candidate's
-bank is how many include pieces it has met (0..C). The K rows kept are taken stripe by stripe: the best candidate of
+bank is how many include pieces it has met (0..G). The K rows kept are taken stripe by stripe: the best candidate of
 every bank (highest bank first), then the second best of every bank, ... (Hu et al.'s "stripe" allocation), so each
 bank gets its share of the beam and the share of an empty bank goes to the others. The highest bank's best candidate
-always advances, so some row has met every constraint after C steps. A row may produce EOS only once it has met all
-of its constraints; sentences get C more steps to make room.
+always advances, so some row has met every constraint after G steps. A row may produce EOS only once it has met all
+of its constraints; sentences get G more steps to make room. Sentences without constraints take the inner search's
+own choice, so they decode exactly as without this policy, even beside constrained ones.
 
 Avoided phrases are banned where they would complete: a piece gets probability 0 in a row whose last pieces are the
 phrase without its last piece.
 
-Fallback: with fewer beams than banks (K < C + 1), the higher banks take the beam and the constraints are placed
+Phrase tracking is Post & Vilar's: a piece that breaks off the phrase in progress abandons it, and a phrase that
+overlaps itself (a a b in a a a b) is not recognised on the way and is produced again. A phrase is its pieces as
+the target model segments it on its own (a word start): "Ball" is met by "Ballon" (▁Ball on), and an avoided
+word spelled with other pieces escapes the ban.
+
+Fallback: with fewer beams than banks (K < G + 1), the higher banks take the beam and the constraints are placed
 early. A row that reaches the length limit finishes with what it has; a sentence returns its rows that met every
 constraint first (best first), then the others, so a translation misses a constraint only when the limit cut every
 row short or an avoided phrase made a constraint impossible.
@@ -42,7 +48,7 @@ class ConstraintRows:
     """Each sentence's phrases and each row's progress through them (the engine moves them with the slots)."""
 
     def __init__(self, include: Tensor, include_lengths: Tensor, avoid_prefix: Tensor, avoid_last: Tensor,
-                 met: Tensor, current: Tensor, progress: Tensor, recent: Tensor):
+                 met: Tensor, current: Tensor, progress: Tensor, recent: Tensor, *, active: bool | None = None):
         self.include = include  # [N, P, L] each phrase's pieces, NOTHING after its end and for missing phrases
         self.include_lengths = include_lengths  # [N, P] (0 for a missing phrase)
         self.avoid_prefix = avoid_prefix  # [N, Q, W] each avoided phrase less its last piece, right-aligned
@@ -52,7 +58,11 @@ class ConstraintRows:
         self.progress = progress  # [N, K] how many of its pieces the row has produced
         self.recent = recent  # [N, K, W] the row's last W pieces, right-aligned, BEFORE_START before its first
         # on the host, once per change of sentences: whether any sentence is constrained
-        self.active = bool((include_lengths > 0).any() or (avoid_last != NOTHING).any())
+        self.active = bool((include_lengths > 0).any() or (avoid_last != NOTHING).any()) if active is None else active
+
+    def free(self) -> Tensor:
+        """[N] bool: the sentence has no constraints."""
+        return (self.include_lengths == 0).all(-1) & (self.avoid_last == NOTHING).all(-1)
 
     def fields(self) -> tuple[Tensor, ...]:
         return (self.include, self.include_lengths, self.avoid_prefix, self.avoid_last, self.met, self.current,
@@ -113,7 +123,7 @@ def _pad(tensor: Tensor, shape: list[int], value: int | bool, right: tuple[int, 
 
 class Constrained:
     """Greedy or beam search that honours each sentence's constraints (see the module docstring). Sentences without
-    constraints decode exactly as ``inner`` decodes them alone: a step with none in the batch is ``inner``'s."""
+    constraints decode exactly as ``inner`` decodes them: they take its choice, step by step."""
 
     def __init__(self, inner: Greedy | Beam):
         self.inner = inner
@@ -125,18 +135,33 @@ class Constrained:
         return self.inner.start(sentences, device)._replace(rows=rows)
 
     def full_vocabulary(self, state: BeamState) -> bool:
-        """Constraints name target pieces, which a shortlist's union may lack: constrained steps score them all."""
+        """Constraints name target pieces, which a shortlist's union may lack: a step that decodes a constrained
+        sentence scores every piece, for all its sentences."""
+        assert isinstance(state.rows, ConstraintRows)
         return state.rows.active
 
     def choose(self, log_probs: Tensor, state: BeamState, at_limit: Tensor) -> Choice:
-        rows: ConstraintRows = state.rows
+        """The inner search's choice for unconstrained sentences, Dynamic Beam Allocation's for the others."""
+        rows = state.rows
+        assert isinstance(rows, ConstraintRows)
+        plain = self.inner.choose(log_probs, state._replace(rows=None), at_limit)
         if not rows.active:
-            choice = self.inner.choose(log_probs, state._replace(rows=None), at_limit)
-            return choice._replace(state=choice.state._replace(rows=rows))
+            return plain._replace(state=plain.state._replace(rows=rows))
+        constrained = self._allocate(log_probs, state, rows, at_limit)
+        free = rows.free().unsqueeze(1)  # [N, 1]
+        ours, theirs = plain.state, constrained.state
+        standing = BeamState(torch.where(free, ours.scores, theirs.scores),
+                             torch.where(free, ours.lengths, theirs.lengths),
+                             torch.where(free, ours.finished, theirs.finished), theirs.rows)
+        return Choice(torch.where(free, plain.tokens, constrained.tokens),
+                      torch.where(free, plain.parents, constrained.parents), standing)
+
+    def _allocate(self, log_probs: Tensor, state: BeamState, rows: ConstraintRows, at_limit: Tensor) -> Choice:
+        """Dynamic Beam Allocation over every sentence of the batch (log_probs [N, K, V])."""
         count, beams, _ = log_probs.shape
         done = state.finished  # [N, K]
         met_pieces = (rows.met * rows.include_lengths.unsqueeze(1)).sum(-1)  # [N, K] pieces of the phrases met
-        total = rows.include_lengths.sum(-1, keepdim=True)  # [N, 1] C
+        total = rows.include_lengths.sum(-1, keepdim=True)  # [N, 1] G
         log_probs = _ban(log_probs.clone(), rows)
         log_probs[..., EOS_ID].masked_fill_(met_pieces < total, float("-inf"))  # no end before every constraint
         tokens, token_log_probs = _candidates(log_probs, rows, done)  # [N, K, M] each
@@ -252,7 +277,7 @@ def _stripes(ranking: Tensor, banks: Tensor, total: Tensor, beams: int) -> Tenso
     picked = order.gather(1, key.topk(beams, dim=-1, largest=False).indices)  # [N, K]
     by_rank = ranking.gather(1, picked).argsort(dim=-1, descending=True, stable=True)
     picked = picked.gather(1, by_rank)
-    complete = banks.gather(1, picked) == total
+    complete = (banks.gather(1, picked) == total) & (ranking.gather(1, picked) > float("-inf"))
     return picked.gather(1, complete.long().argsort(dim=-1, descending=True, stable=True))
 
 
@@ -267,4 +292,4 @@ def _next_rows(rows: ConstraintRows, parents: Tensor, tokens: Tensor, current: T
     if recent.size(-1) > 0:
         recent = torch.cat([recent[..., 1:], tokens.unsqueeze(-1)], dim=-1)
     return ConstraintRows(rows.include, rows.include_lengths, rows.avoid_prefix, rows.avoid_last, met, current,
-                          progress, recent)
+                          progress, recent, active=rows.active)

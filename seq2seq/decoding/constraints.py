@@ -94,6 +94,10 @@ def encode_constraints(constraints: Constraints, trg_tok: Tokenizer, *, where: s
     """The pieces of each phrase; a UserError when an avoided phrase lies inside a phrase that must be included."""
     include = trg_tok.encode(list(constraints.include)) if constraints.include else []
     avoid = trg_tok.encode(list(constraints.avoid)) if constraints.avoid else []
+    for phrase, ids in zip(constraints.include + constraints.avoid, include + avoid):
+        if not ids:
+            raise UserError(f"{where}: the phrase {phrase!r} has no pieces in the target vocabulary (only characters "
+                            "the model drops); give a phrase with text.")
     for phrase, ids in zip(constraints.include, include):
         for avoided, banned in zip(constraints.avoid, avoid):
             if _contains(ids, banned):

@@ -65,7 +65,7 @@ class BeamState(NamedTuple):
     scores: Tensor  # sum of the log-probabilities of the row's tokens
     lengths: Tensor  # tokens scored so far (EOS included)
     finished: Tensor  # bool: the row has produced EOS or reached the sentence's limit
-    rows: Any = None  # the policy's PolicyRows, or None for a policy that keeps nothing else
+    rows: PolicyRows | None = None  # what else the policy keeps of each sentence
 
     def take(self, order: Tensor) -> BeamState:
         """The standing of the sentences at ``order`` [N'], in that order."""
@@ -73,9 +73,10 @@ class BeamState(NamedTuple):
                          None if self.rows is None else self.rows.take(order))
 
     def cat(self, other: BeamState) -> BeamState:
+        """These sentences, then ``other``'s (of the same policy)."""
+        rows = None if self.rows is None or other.rows is None else self.rows.cat(other.rows)
         return BeamState(torch.cat([self.scores, other.scores]), torch.cat([self.lengths, other.lengths]),
-                         torch.cat([self.finished, other.finished]),
-                         None if self.rows is None else self.rows.cat(other.rows))
+                         torch.cat([self.finished, other.finished]), rows)
 
 
 class Choice(NamedTuple):

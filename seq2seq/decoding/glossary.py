@@ -19,9 +19,10 @@ class Glossary:
 
     def __init__(self, entries: dict[str, str]):
         self.entries = {source.lower(): target for source, target in entries.items()}
-        terms = sorted(self.entries, key=len, reverse=True)  # the longest first: it wins an overlap
-        self._pattern = re.compile("|".join(rf"(?<!\w){re.escape(term)}(?!\w)" for term in terms),
-                                   re.IGNORECASE) if terms else None
+        self._terms = sorted(self.entries, key=len, reverse=True)  # the longest first: it wins an overlap
+        # one group per term: a match names its term even where case folding changes the text (İ, ſ)
+        self._pattern = re.compile("|".join(rf"(?<!\w)({re.escape(term)})(?!\w)" for term in self._terms),
+                                   re.IGNORECASE) if self._terms else None
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -51,5 +52,6 @@ class Glossary:
         """The target term of each glossary term that occurs in ``text`` (once per term), to include."""
         if self._pattern is None:
             return Constraints()
-        found = dict.fromkeys(self.entries[match.group(0).lower()] for match in self._pattern.finditer(text))
+        found = dict.fromkeys(self.entries[self._terms[match.lastindex - 1]] for match in self._pattern.finditer(text)
+                              if match.lastindex is not None)
         return Constraints(include=tuple(found))

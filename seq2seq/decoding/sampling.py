@@ -41,7 +41,7 @@ class Sampling:
     seed: int = 1
 
     def check(self) -> None:
-        if self.temperature < 0 or self.top_k < 0 or not 0 < self.top_p <= 1:
+        if not 0 <= self.temperature < float("inf") or self.top_k < 0 or not 0 < self.top_p <= 1:
             raise UserError(f"sampling needs a temperature ≥ 0, top-k ≥ 0 and 0 < top-p ≤ 1; got temperature "
                             f"{self.temperature}, top-k {self.top_k}, top-p {self.top_p}.")
 
@@ -81,21 +81,26 @@ class Sample:
         return True
 
     def choose(self, log_probs: Tensor, state: BeamState, at_limit: Tensor) -> Choice:
+        """Each unfinished row's next piece, drawn from its own sentence's stream."""
+        rows = state.rows
+        assert isinstance(rows, SampleRows)
         count, samples, vocab = log_probs.shape
         done = state.finished  # [N, K]
         if self.temperature == 0:
             tokens = log_probs.argmax(dim=-1)
         else:
             noise = torch.stack([torch.rand(samples, vocab, generator=generator, device=log_probs.device)
-                                 for generator in state.rows.generators]) if count else log_probs.new_empty(0)
+                                 for generator in rows.generators]) if count else log_probs.new_empty(0)
             gumbel = -torch.log(-torch.log(noise.clamp(min=torch.finfo(noise.dtype).tiny)))  # [N, K, V]
-            tokens = (self.truncate(log_probs.float() / self.temperature) + gumbel).argmax(dim=-1)  # [N, K]
+            best = log_probs.float().amax(dim=-1, keepdim=True)
+            shifted = log_probs.float() - best  # 0 at the best piece, which a tiny temperature then keeps finite
+            tokens = (self.truncate(shifted / self.temperature) + gumbel).argmax(dim=-1)  # [N, K]
         tokens = tokens.masked_fill(done, PAD_ID)
         gained = log_probs.gather(2, tokens.unsqueeze(-1)).squeeze(-1).float().masked_fill(done, 0.0)
         finished = done | (tokens == EOS_ID) | at_limit.unsqueeze(1)
         parents = torch.arange(samples, device=log_probs.device).expand(count, samples)
         return Choice(tokens, parents, BeamState(state.scores + gained, state.lengths + (~done).long(), finished,
-                                                 state.rows))
+                                                 rows))
 
     def truncate(self, logits: Tensor) -> Tensor:
         """logits [N, K, V] with -inf outside the top k and outside the top-p nucleus."""

@@ -98,7 +98,7 @@ def _line_constraints(constraints: Iterator[Constraints] | None, avoid: Constrai
             raise UserError(f"the constraints file ends before input line {line}; it needs one line per input line "
                             "(an empty line constrains nothing).")
         each.append(own + avoid)
-    if not chunk and constraints is not None and next(constraints, None) is not None:
+    if not chunk and constraints is not None and any(constraints):  # empty lines at its end are allowed
         raise UserError("the constraints file has more lines than the input; it needs one line per input line.")
     return each
 

@@ -126,15 +126,16 @@ class TranslationStream:
 
     def add(self, items: Sequence[tuple[Any, str]], *, n_best: int | None = None, first_line: int | None = None,
             constraints: Sequence[Constraints | None] | None = None,
-            seed: int | None = None) -> list[tuple[Any, list[Translation]]]:
+            seeds: Sequence[int] | None = None) -> list[tuple[Any, list[Translation]]]:
         """Queue (tag, text) pairs for their ``n_best`` (default ``options.n_best``) best translations.
 
         The texts of one call decode longest first, which keeps the batch's padding low. Empty (or blank) texts
         give one empty translation at once, returned here. Sources longer than ``max_source_pieces`` are
         truncated with a warning that names the line, when ``first_line`` numbers the first text. ``constraints``
-        (one per text, None for none) are phrases each translation must include or avoid. Sampling seeds each
-        text from ``seed`` and its place in this call; without ``seed``, from ``options.seed`` and its place
-        among all the texts this stream has taken (so a file samples the same whatever the batch size).
+        (one per text, None for none) are phrases each translation must include or avoid. Sampling draws each text
+        from the random stream ``seeds`` gives it (see :func:`~seq2seq.decoding.sampling.sentence_seed`); without
+        ``seeds``, from the stream of ``options``' seed and the text's place among all the texts this stream has
+        taken (so a file samples the same whatever the batch size).
         """
         n_best = self.options.n_best if n_best is None else n_best
         dataclasses.replace(self.options, n_best=n_best).check(self.trg_tok.vocab_size)
@@ -143,7 +144,7 @@ class TranslationStream:
         if constraints is not None and self.options.sampling is not None and any(constraints):
             raise UserError("constraints need beam or greedy search; sampling does not honour them.")
         src_ids = self.src_tok.encode([text for _, text in items])
-        first_number = 0 if seed is not None else self.numbered
+        first_number = self.numbered
         self.numbered += len(items)
         done, sentences = [], []
         for i, ((tag, text), ids) in enumerate(zip(items, src_ids)):
@@ -159,8 +160,8 @@ class TranslationStream:
                 ids = ids[:self.max_source_pieces]
             limit = int(max_output_lengths(torch.tensor([len(ids) + 1]), ratio=self.options.max_length_ratio,
                                            extra=self.options.max_length_extra)) + (pieces.tokens if pieces else 0)
-            number = sentence_seed(seed if seed is not None else self.options.seed(), first_number + i)
-            sentences.append(Sentence(ids, limit, n_best, (tag, ids, pieces), pieces, number))
+            stream = seeds[i] if seeds is not None else sentence_seed(self.options.seed(), first_number + i)
+            sentences.append(Sentence(ids, limit, n_best, (tag, ids, pieces), pieces, stream))
         self.engine.add(sorted(sentences, key=lambda sentence: -len(sentence.src)))
         return done
 

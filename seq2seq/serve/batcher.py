@@ -49,7 +49,7 @@ class Stream(Protocol):
 
     def add(self, items: list[tuple[Any, str]], *, n_best: int | None = None,
             constraints: list[Constraints | None] | None = None,
-            seed: int | None = None) -> list[tuple[Any, list[Translation]]]:
+            seeds: list[int] | None = None) -> list[tuple[Any, list[Translation]]]:
         ...
 
     def step(self) -> list[tuple[Any, list[Translation]]]: ...
@@ -75,7 +75,8 @@ class _Job:
     seed: int | None = None  # the sentence's random stream, when sampling
 
     def add_to(self, stream: Stream) -> list[tuple[Any, list[Translation]]]:
-        return stream.add([(self, self.text)], n_best=self.n_best, constraints=[self.constraints], seed=self.seed)
+        seeds = [self.seed] if self.seed is not None else None
+        return stream.add([(self, self.text)], n_best=self.n_best, constraints=[self.constraints], seeds=seeds)
 
 
 @dataclass
@@ -136,7 +137,7 @@ class Batcher:
         constraints = constraints if constraints is not None else [None] * len(texts)
         jobs = [_Job(key, text, n_best, loop.create_future(), wanted,
                      sentence_seed(seed, number) if seed is not None else None)
-                for number, (text, wanted) in enumerate(zip(texts, constraints, strict=True))]
+                for number, (text, wanted) in enumerate(zip(texts, constraints, strict=True))]  # seeds as the CLI's
         self._incoming += jobs
         self._unfinished += len(jobs)
         self._wake.set()
@@ -168,6 +169,8 @@ class Batcher:
             for key, open_ in list(self._streams.items()):
                 if not open_.stream.idle:
                     self._step(key, open_)
+                elif key.sampling is not None:  # sampling settings vary freely: keep no idle stream of them
+                    del self._streams[key]
             for _ in range(LOOP_TURNS_PER_STEP):  # let the event loop read and answer requests between steps
                 await asyncio.sleep(0)
 

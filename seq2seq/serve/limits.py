@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from seq2seq.decoding.constraints import Constraints
+from seq2seq.decoding.constraints import Constraints, TokenConstraints
 from seq2seq.serve.settings import ServeSettings
 
 
@@ -37,6 +37,7 @@ class Limits:
     max_queued: int = 4096  # sentences waiting to be decoded (503 above: the server is overloaded)
     max_phrases: int = 16  # constraint phrases per text, include and avoid together (400 above)
     max_phrase_chars: int = 200  # characters per constraint phrase (400 above)
+    max_constraint_pieces: int = 64  # target pieces of a text's constraints, include and avoid together (400 above)
 
     @property
     def max_body_bytes(self) -> int:
@@ -65,6 +66,14 @@ class Limits:
             if len(phrase) > self.max_phrase_chars:
                 raise ApiError(400, f"Invalid request: a constraint of text {index} has {len(phrase)} characters; "
                                     f"this server accepts at most {self.max_phrase_chars}.")
+
+    def check_constraint_pieces(self, constraints: TokenConstraints, index: int) -> None:
+        """400 for constraints of more target pieces than a search should carry (each piece to include is one
+        more step, and widens the search's banks)."""
+        pieces = constraints.tokens + sum(len(phrase) for phrase in constraints.avoid)
+        if pieces > self.max_constraint_pieces:
+            raise ApiError(400, f"Invalid request: the constraints of text {index} are {pieces} subword pieces "
+                                f"long; this server accepts at most {self.max_constraint_pieces}.")
 
     def check_search(self, beam: int, n_best: int, trg_vocab_size: int) -> None:
         """400 for a beam or n-best the server will not run."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -25,7 +26,6 @@ from seq2seq.serve.state import State, client_address
 
 router = APIRouter(prefix="/v1", tags=["native"])
 
-WORD_START = "\u2581"  # sentencepiece's mark of a piece that begins a word
 EOS_LABEL = "</s>"  # the label of the end-of-sentence row and column of an attention matrix
 WEIGHT_DECIMALS = 4  # attention weights are rounded to this many decimals in responses
 
@@ -51,7 +51,8 @@ class TranslateRequest(BaseModel):
         None, description="One per text (null for none): phrases its translations must include and must avoid")
     sample: bool = Field(False, description="Draw n_best translations from the model instead of searching (beam "
                                             "is not used)")
-    temperature: float = Field(1.0, ge=0, description="Sampling: divide the log-probabilities by this (0: greedy)")
+    temperature: float = Field(1.0, ge=0, allow_inf_nan=False,
+                               description="Sampling: divide the log-probabilities by this (0: greedy)")
     top_k: int = Field(0, ge=0, description="Sampling: only from the k most probable pieces (0: all)")
     top_p: float = Field(1.0, gt=0, le=1, description="Sampling: only from the nucleus of probability p (1: all)")
     seed: int | None = Field(None, ge=0, description="Sampling: the same seed draws the same translations "
@@ -111,7 +112,8 @@ async def translate(request: TranslateRequest, state: State, http: Request) -> T
                                                    for n_best in results])
     return TranslateResponse(model=model.name, beam=beam, results=[
         TextResult(source=text, src_pieces=n_best[0].src_pieces,
-                   translations=[translation_result(t, attention=request.attention, align=request.align)
+                   translations=[translation_result(t, attention=request.attention, align=request.align,
+                                                    decode=model.translator.trg_tok.processor.decode_pieces)
                                  for t in n_best])
         for text, n_best in zip(request.texts, results)])
 
@@ -133,35 +135,31 @@ def text_constraints(request: TranslateRequest) -> list[Constraints | None] | No
         raise ApiError(400, f"Invalid request: {error}") from None
 
 
-def character_spans(translation: Translation) -> list[list[int] | None] | None:
-    """Each placed constraint's pieces as [start, end) characters of the translation's text."""
+def character_spans(translation: Translation, decode: Callable[[list[str]], str]) -> list[list[int] | None] | None:
+    """Each placed constraint's pieces as [start, end) characters (code points) of the translation's text, found by
+    detokenizing the pieces before and up to it (``decode``: sentencepiece's, which also renders <unk>)."""
     if translation.placed is None:
         return None
-    text = "".join(translation.trg_pieces).replace(WORD_START, " ")
-    lead = len(text) - len(text.lstrip(" "))  # the text does not begin with the first piece's space
-
-    def offset(pieces: int) -> int:
-        return max(len("".join(translation.trg_pieces[:pieces]).replace(WORD_START, " ")) - lead, 0)
-
     spans: list[list[int] | None] = []
     for span in translation.placed:
         if span is None:
             spans.append(None)
             continue
-        start, end = offset(span[0]), offset(span[1])
+        start, end = (len(decode(translation.trg_pieces[:at])) for at in span)
         start += len(translation.text[start:end]) - len(translation.text[start:end].lstrip(" "))
         spans.append([start, end])
     return spans
 
 
-def translation_result(translation: Translation, *, attention: bool, align: bool) -> TranslationResult:
+def translation_result(translation: Translation, *, attention: bool, align: bool,
+                       decode: Callable[[list[str]], str]) -> TranslationResult:
     weights, window = translation.attention, translation.window
     return TranslationResult(
         text=translation.text, score=round(translation.score, 6), trg_pieces=translation.trg_pieces,
         attention=weights.double().round(decimals=WEIGHT_DECIMALS).tolist() if attention else None,
         alignment=pharaoh(align_words(weights, translation.src_pieces, translation.trg_pieces)) if align else None,
         window=Window(centres=window.centres, radius=window.radius) if attention and window else None,
-        placed=character_spans(translation))
+        placed=character_spans(translation, decode))
 
 
 @router.get("/models", summary="Served models")

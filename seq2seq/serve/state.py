@@ -57,13 +57,16 @@ class ServeState:
         """Check the search settings, then decode the texts together with other requests'.
 
         Each text honours its ``constraints`` and the glossary's. With ``sampling``, ``n_best`` samples are drawn
-        per text instead (``beam`` is not used), from streams seeded with ``seed``. The caller has checked the
-        request's texts against ``limits.check_texts``.
+        per text instead (``beam`` is not used; sampling honours no constraints, the glossary's neither), text i
+        from the stream of ``seed`` and i as ``translate --sample --seed`` draws line i + 1. The caller has checked
+        the request's texts against ``limits.check_texts``.
         """
         self.limits.check_search(n_best if sampling is not None else beam, n_best, model.translator.trg_tok.vocab_size)
-        constraints = self.text_constraints(model, texts, constraints)
-        key = DecodeKey(model.name, n_best, dataclasses.replace(sampling, seed=0)) if sampling is not None \
-            else DecodeKey(model.name, beam)
+        if sampling is not None:
+            key = DecodeKey(model.name, n_best, dataclasses.replace(sampling, seed=0))
+        else:
+            key = DecodeKey(model.name, beam)
+            constraints = self.text_constraints(model, texts, constraints)
         if self.batcher is None or not self.batcher.alive:
             raise ApiError(503, "the server is not decoding (it is starting, stopping, or its batcher failed; "
                                 "see its log)")
@@ -77,22 +80,25 @@ class ServeState:
             raise ApiError(503, f"the server could not translate the request within {self.timeout_s:g} seconds "
                                 "(timeout_s) and dropped it; retry later, or send fewer texts") from None
 
-
     def text_constraints(self, model: ServedModel, texts: list[str],
                          given: list[Constraints | None] | None) -> list[Constraints | None] | None:
-        """Each text's constraints with the glossary's terms found in it; 400 for a set the model cannot honour."""
+        """Each text's constraints with the glossary's terms found in it (those the text does not ask for already,
+        as many as the limit leaves room for); 400 for a set the server or the model cannot honour."""
         if given is None and self.glossary is None:
             return None
         each: list[Constraints | None] = []
         for i, text in enumerate(texts):
             wanted = (given[i] if given is not None else None) or Constraints()
-            if self.glossary is not None:
-                wanted = wanted + self.glossary.constraints(text)
             self.limits.check_constraints(wanted, i)
+            if self.glossary is not None:
+                room = self.limits.max_phrases - len(wanted.include) - len(wanted.avoid)
+                terms = [t for t in self.glossary.constraints(text).include if t not in wanted.include][:room]
+                wanted = wanted + Constraints(include=tuple(terms))
             try:
-                encode_constraints(wanted, model.translator.trg_tok, where=f"text {i}")
+                pieces = encode_constraints(wanted, model.translator.trg_tok, where=f"text {i}")
             except UserError as error:
                 raise ApiError(400, f"Invalid request: {error}") from None
+            self.limits.check_constraint_pieces(pieces, i)
             each.append(wanted or None)
         return each
 

@@ -91,17 +91,19 @@ function terms(id) {
 }
 
 function markPlaced(text, placed) {
-  // the translation, with each constraint's phrase where it landed highlighted
+  // the translation, with each constraint's phrase where it landed highlighted; the spans count code points
+  const chars = Array.from(text);
+  const slice = (start, end) => chars.slice(start, end).join("");
   const spans = (placed || []).filter((span) => span).sort((a, b) => a[0] - b[0]);
   const parts = [];
   let at = 0;
   for (const [start, end] of spans) {
     if (start < at) continue;
-    parts.push(document.createTextNode(text.slice(at, start)), el("mark", { title: "a term you asked for" },
-                                                                   text.slice(start, end)));
+    parts.push(document.createTextNode(slice(at, start)), el("mark", { title: "a term you asked for" },
+                                                             slice(start, end)));
     at = end;
   }
-  parts.push(document.createTextNode(text.slice(at)));
+  parts.push(document.createTextNode(slice(at)));
   return parts;
 }
 
