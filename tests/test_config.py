@@ -290,6 +290,16 @@ def test_override_of_unknown_key_suggests_close_match(tmp_path):
     assert_mentions(error_of(path, ["model.atention=general"]), "model.atention", "Did you mean 'attention'?")
 
 
+@pytest.mark.parametrize(("override", "message"), [
+    ("tokenizer.user_symbols=[<BT>, 'a,b']", "tokenizer.user_symbols holds 'a,b'"),
+    ("tokenizer.user_symbols=['']", "tokenizer.user_symbols holds ''"),
+    ("data.extra_train=['']", "data.extra_train holds an empty path"),
+])
+def test_user_symbols_and_extra_corpora_are_checked(tmp_path, override, message):
+    path = write_config(tmp_path, config_dict())
+    assert_mentions(error_of(path, [override]), message)
+
+
 def test_override_with_wrong_type_is_rejected(tmp_path):
     path = write_config(tmp_path, config_dict())
     assert_mentions(error_of(path, ["training.batch_tokens=lots"]), "training.batch_tokens = 'lots'", "expected int")

@@ -1,6 +1,7 @@
 """Constraints, glossaries and sampling on a trained toy model, from the Python API, the command line and the
 back-translation script: what a user asks for is what the output holds."""
 
+import io
 import json
 import re
 
@@ -103,6 +104,11 @@ def test_translate_cli_reads_a_constraints_file_line_by_line(model_dir, tmp_path
     constraints.write_text("{}\n", encoding="utf-8")
     assert main(["translate", str(model_dir), "-i", str(source), "--constraints", str(constraints)]) == 2
     assert "ends before input line 2" in capsys.readouterr().err
+    constraints.write_text("\n\n\n\n\n", encoding="utf-8")  # empty lines after the last input line are fine
+    assert main(["translate", str(model_dir), "-i", str(source), "--constraints", str(constraints)]) == 0
+    constraints.write_text("\n\n\n\nHund\n", encoding="utf-8")
+    assert main(["translate", str(model_dir), "-i", str(source), "--constraints", str(constraints)]) == 2
+    assert "more lines than the input" in capsys.readouterr().err
 
 
 def test_translate_cli_samples_reproducibly(model_dir, capsys):
@@ -126,9 +132,12 @@ def test_constraint_lines_parse_or_name_the_line():
             list(read_constraints(["", bad], "c.txt"))
 
 
-def test_a_phrase_to_include_that_holds_an_avoided_one_is_refused(translator):
+def test_a_phrase_to_include_that_holds_an_avoided_one_or_has_no_pieces_is_refused(translator):
     with pytest.raises(UserError, match="must appear but contains"):
         translator.translate(SOURCES[:1], constraints=[{"include": ["der Hund"], "avoid": ["Hund"]}])
+    for invisible in ({"avoid": ["\u200b"]}, {"include": ["\ufeff"]}):
+        with pytest.raises(UserError, match="has no pieces"):
+            translator.translate(SOURCES[:1], constraints=[invisible])
 
 
 def test_glossary_terms_become_constraints_as_whole_words(tmp_path):
@@ -141,6 +150,14 @@ def test_glossary_terms_become_constraints_as_whole_words(tmp_path):
     path.write_text("dog\tHund\ncat\n", encoding="utf-8")
     with pytest.raises(UserError, match="glossary.tsv, line 2: expected 'source term<TAB>target term'"):
         Glossary.load(path)
+
+
+def test_the_tag_writer_tags_each_line_once_however_it_is_written(script):
+    out = io.StringIO()
+    tagged = script("backtranslate").Tagged(out, "<BT>")
+    for part in ("Ein Hund\n\nZwei", " Katzen\nDrei\n"):
+        tagged.write(part)
+    assert out.getvalue() == "<BT> Ein Hund\n\n<BT> Zwei Katzen\n<BT> Drei\n"
 
 
 def test_backtranslation_writes_a_tagged_corpus_that_trains_beside_the_real_one(model_dir, tmp_path, script):

@@ -51,7 +51,8 @@ def test_top_k_and_top_p_keep_the_pieces_a_hand_computation_says():
     assert abs(counts[1] / 40_000 - 0.5 / 0.8) < 0.01
 
 
-@pytest.mark.parametrize("sampling", [Sampling(top_k=1), Sampling(temperature=0.0), Sampling(temperature=1e-4)])
+@pytest.mark.parametrize("sampling", [Sampling(top_k=1), Sampling(temperature=0.0), Sampling(temperature=1e-4),
+                                      Sampling(temperature=1e-40)])
 def test_top_k_1_and_temperature_to_0_are_greedy(sampling):
     model = random_model(vocab=24, seed=3)
     greedy = run(model, Greedy(), capacity=4)
@@ -79,6 +80,7 @@ def test_sample_scores_are_the_model_log_probabilities_of_the_draw():
 
 
 def test_impossible_settings_are_refused():
-    for bad in (Sampling(temperature=-1), Sampling(top_k=-2), Sampling(top_p=0.0), Sampling(top_p=1.5)):
+    for bad in (Sampling(temperature=-1), Sampling(temperature=float("inf")), Sampling(top_k=-2), Sampling(top_p=0.0),
+                Sampling(top_p=1.5)):
         with pytest.raises(UserError, match="sampling needs"):
             bad.check()

@@ -248,6 +248,8 @@ def test_native_sampling_is_seeded_and_top_k_1_is_greedy(client, translator):
     ({"texts": ["x"], "constraints": [{"include": [""]}]}, "a phrase is empty"),
     ({"texts": ["x"], "constraints": [{"must": ["a"]}]}, "Extra inputs are not permitted"),
     ({"texts": ["x"], "sample": True, "top_p": 0}, "top_p: Input should be greater than 0"),
+    ({"texts": ["x"], "constraints": [{"include": ["Donaudampfschifffahrtsgesellschaftskapitän"] * 9}]},
+     "this server accepts at most 64"),
 ])
 def test_native_constraint_and_sampling_errors_are_400(client, body, message):
     response = client.post("/v1/translate", json=body)
@@ -265,6 +267,13 @@ def test_a_glossary_constrains_both_apis(models, tmp_path, translator):
     assert term in libre[0].split() or term in libre[0]
     assert libre[1] == translator.translate(["A man reads."])[0]  # no term: unchanged
     assert term in native["results"][0]["translations"][0]["text"]
+    with make_client([models["en_de"]], glossary=Glossary.load(tmp_path / "glossary.tsv")) as glossary_client:
+        asked = glossary_client.post("/v1/translate", json={"texts": ["The cat reads."],
+                                                            "constraints": [{"include": [term]}]}).json()
+        sampled = glossary_client.post("/v1/translate", json={"texts": ["The cat reads."], "sample": True,
+                                                              "seed": 1})
+    assert len(asked["results"][0]["translations"][0]["placed"]) == 1  # the glossary adds no second copy
+    assert sampled.status_code == 200  # sampling takes no constraints, the glossary's neither
 
 
 def test_models_describe_languages_sizes_and_training_bleu(client, models):
