@@ -20,8 +20,9 @@ phrase without its last piece.
 
 Phrase tracking is Post & Vilar's: a piece that breaks off the phrase in progress abandons it, and a phrase that
 overlaps itself (a a b in a a a b) is not recognised on the way and is produced again. A phrase is its pieces as
-the target model segments it on its own (a word start): "Ball" is met by "Ballon" (▁Ball on), and an avoided
-word spelled with other pieces escapes the ban.
+the target model segments it on its own (a word start); given the vocabulary's word-continuing pieces, the piece
+after a phrase must not go on with its last word, so "Ball" is not met by "Ballon" (▁Ball on). An avoided word
+spelled with other pieces escapes the ban, and one that starts a longer word bans that word too.
 
 Fallback: with fewer beams than banks (K < G + 1), the higher banks take the beam and the constraints are placed
 early. A row that reaches the length limit finishes with what it has; a sentence returns its rows that met every
@@ -48,7 +49,8 @@ class ConstraintRows:
     """Each sentence's phrases and each row's progress through them (the engine moves them with the slots)."""
 
     def __init__(self, include: Tensor, include_lengths: Tensor, avoid_prefix: Tensor, avoid_last: Tensor,
-                 met: Tensor, current: Tensor, progress: Tensor, recent: Tensor, *, active: bool | None = None):
+                 met: Tensor, current: Tensor, progress: Tensor, recent: Tensor, ended: Tensor, *,
+                 active: bool | None = None):
         self.include = include  # [N, P, L] each phrase's pieces, NOTHING after its end and for missing phrases
         self.include_lengths = include_lengths  # [N, P] (0 for a missing phrase)
         self.avoid_prefix = avoid_prefix  # [N, Q, W] each avoided phrase less its last piece, right-aligned
@@ -57,6 +59,7 @@ class ConstraintRows:
         self.current = current  # [N, K] the phrase the row is in the middle of, NOTHING for none
         self.progress = progress  # [N, K] how many of its pieces the row has produced
         self.recent = recent  # [N, K, W] the row's last W pieces, right-aligned, BEFORE_START before its first
+        self.ended = ended  # [N, K] bool: the row's last piece completed a phrase (the next must not go on its word)
         # on the host, once per change of sentences: whether any sentence is constrained
         self.active = bool((include_lengths > 0).any() or (avoid_last != NOTHING).any()) if active is None else active
 
@@ -66,7 +69,7 @@ class ConstraintRows:
 
     def fields(self) -> tuple[Tensor, ...]:
         return (self.include, self.include_lengths, self.avoid_prefix, self.avoid_last, self.met, self.current,
-                self.progress, self.recent)
+                self.progress, self.recent, self.ended)
 
     def take(self, order: Tensor) -> ConstraintRows:
         return ConstraintRows(*(field[order] for field in self.fields()))
@@ -75,7 +78,7 @@ class ConstraintRows:
         """Both sets of sentences, padded to the larger P, L, Q and W."""
         # (pad value, dims padded on the right, dims padded on the left) of each field
         layout = [(NOTHING, (1, 2), ()), (0, (1,), ()), (NOTHING, (1,), (2,)), (NOTHING, (1,), ()),
-                  (False, (2,), ()), (NOTHING, (), ()), (0, (), ()), (BEFORE_START, (), (2,))]
+                  (False, (2,), ()), (NOTHING, (), ()), (0, (), ()), (BEFORE_START, (), (2,)), (False, (), ())]
         joined = []
         for (value, right, left), mine, theirs in zip(layout, self.fields(), other.fields(), strict=True):
             shape = [max(a, b) for a, b in zip(mine.shape[1:], theirs.shape[1:])]
@@ -106,7 +109,8 @@ class ConstraintRows:
                    torch.zeros(count, beams, phrases, dtype=torch.bool, device=device),
                    torch.full((count, beams), NOTHING, dtype=torch.long, device=device),
                    torch.zeros(count, beams, dtype=torch.long, device=device),
-                   torch.full((count, beams, width), BEFORE_START, dtype=torch.long, device=device))
+                   torch.full((count, beams, width), BEFORE_START, dtype=torch.long, device=device),
+                   torch.zeros(count, beams, dtype=torch.bool, device=device))
 
 
 def _pad(tensor: Tensor, shape: list[int], value: int | bool, right: tuple[int, ...], left: tuple[int, ...]) -> Tensor:
@@ -125,10 +129,13 @@ class Constrained:
     """Greedy or beam search that honours each sentence's constraints (see the module docstring). Sentences without
     constraints decode exactly as ``inner`` decodes them: they take its choice, step by step."""
 
-    def __init__(self, inner: Greedy | Beam):
+    def __init__(self, inner: Greedy | Beam, word_continuations: Tensor | None = None):
+        """``word_continuations`` [V] bool marks the target pieces that go on with the word before them (not a word
+        start, not punctuation): a phrase must not be followed by one, so that it is met as whole words."""
         self.inner = inner
         self.beams = inner.beams
         self.alpha = inner.alpha if isinstance(inner, Beam) else 0.0
+        self.word_continuations = word_continuations
 
     def start(self, sentences: list[Sentence], device: torch.device) -> BeamState:
         rows = ConstraintRows.of([s.constraints for s in sentences], self.beams, device)
@@ -163,6 +170,9 @@ class Constrained:
         met_pieces = (rows.met * rows.include_lengths.unsqueeze(1)).sum(-1)  # [N, K] pieces of the phrases met
         total = rows.include_lengths.sum(-1, keepdim=True)  # [N, 1] G
         log_probs = _ban(log_probs.clone(), rows)
+        if self.word_continuations is not None:  # a phrase just completed ends its word
+            continuations = self.word_continuations.to(log_probs.device)
+            log_probs.masked_fill_(rows.ended.unsqueeze(-1) & continuations, float("-inf"))
         log_probs[..., EOS_ID].masked_fill_(met_pieces < total, float("-inf"))  # no end before every constraint
         tokens, token_log_probs = _candidates(log_probs, rows, done)  # [N, K, M] each
         scores = state.scores.unsqueeze(-1) + token_log_probs  # [N, K, M]
@@ -292,4 +302,4 @@ def _next_rows(rows: ConstraintRows, parents: Tensor, tokens: Tensor, current: T
     if recent.size(-1) > 0:
         recent = torch.cat([recent[..., 1:], tokens.unsqueeze(-1)], dim=-1)
     return ConstraintRows(rows.include, rows.include_lengths, rows.avoid_prefix, rows.avoid_last, met, current,
-                          progress, recent, active=rows.active)
+                          progress, recent, completed != NOTHING, active=rows.active)

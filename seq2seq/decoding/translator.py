@@ -86,12 +86,22 @@ class SearchOptions(DecodingConfig):
             raise UserError(f"beam size {self.beam_size} exceeds the target vocabulary ({vocab_size} pieces).")
 
 
-def search_policy(options: SearchOptions) -> Constrained | Sample:
+def search_policy(options: SearchOptions, trg_tok: Tokenizer | None = None) -> Constrained | Sample:
     """Sampling when asked for; else greedy search for beam size 1, beam search with the options' length penalty
-    otherwise, each honouring the constraints a sentence comes with (and exactly itself for one without)."""
+    otherwise, each honouring the constraints a sentence comes with (and exactly itself for one without; with
+    ``trg_tok``, constraints are met as whole words)."""
     if options.sampling is not None:
         return Sample(options.n_best, options.sampling)
-    return Constrained(Greedy() if options.beam_size == 1 else Beam(options.beam_size, alpha=options.length_penalty))
+    inner = Greedy() if options.beam_size == 1 else Beam(options.beam_size, alpha=options.length_penalty)
+    return Constrained(inner, word_continuations(trg_tok) if trg_tok is not None else None)
+
+
+def word_continuations(trg_tok: Tokenizer) -> torch.Tensor:
+    """[V] bool: the target pieces that go on with the word before them (no word start, a letter or digit first)."""
+    pieces = trg_tok.id_to_piece(range(trg_tok.vocab_size))
+    special = {trg_tok.processor.piece_to_id(p) for p in ("<unk>", "<s>", "</s>", "<pad>")}
+    return torch.tensor([i not in special and not p.startswith("\u2581") and p[:1].isalnum()
+                         for i, p in enumerate(pieces)])
 
 
 class TranslationStream:
@@ -113,7 +123,8 @@ class TranslationStream:
         self.max_source_pieces = max_source_pieces
         self.numbered = 0  # texts taken so far, which number each text's random stream
         self.engine: DecodingEngine[Any, Any] = DecodingEngine(
-            model, search_policy(options), device=device, max_sentences=options.batch_size, shortlist=shortlist)
+            model, search_policy(options, trg_tok), device=device, max_sentences=options.batch_size,
+            shortlist=shortlist)
 
     @property
     def idle(self) -> bool:
