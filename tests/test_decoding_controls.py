@@ -175,6 +175,7 @@ def test_backtranslation_writes_a_tagged_corpus_that_trains_beside_the_real_one(
                         "--tag", "<BT>", "--seed", "3"])
     assert (tmp_path / "again.de").read_text(encoding="utf-8").splitlines() == synthetic  # seeded
     # de→en on the real pairs and the synthetic ones, the tag one piece
+    (tmp_path / "forward").mkdir()
     forward = train_tiny(tmp_path / "forward", [*TINY, "training.max_steps=2", "data.src_lang=de",
                                                 "data.trg_lang=en", f"data.extra_train=[{tmp_path / 'bt' / 'syn'}]",
                                                 "tokenizer.user_symbols=[<BT>]"], train_lines=200, valid_lines=10)

@@ -348,7 +348,7 @@ class FakeStream:
     def decoding(self):
         return len(self.running)
 
-    def add(self, items, *, n_best=None, constraints=None, seed=None):
+    def add(self, items, *, n_best=None, constraints=None, seeds=None):
         self.waiting += items
         return []
 
