@@ -62,6 +62,16 @@ def test_every_constraint_appears_in_every_output(translator, target_words, data
             assert occurrences(output, phrase) >= phrases.count(phrase), (output, phrases)
 
 
+@pytest.mark.parametrize("precision", ["int8", "bf16"])
+def test_constraints_hold_in_every_number_format(model_dir, target_words, precision):
+    single, multi = target_words
+    wanted = {"include": [multi[2], f"{single[3]} {single[4]}"], "avoid": [single[5]]}
+    translator = Translator.from_dir(model_dir, precision=precision)  # bf16 falls back to fp32 without support
+    for output in translator.translate(SOURCES, constraints=[wanted] * len(SOURCES)):
+        assert multi[2] in output and f"{single[3]} {single[4]}" in output, output
+        assert not re.search(rf"(?<!\w){single[5]}(?!\w)", output), output
+
+
 def test_avoided_phrases_never_appear_and_no_constraints_changes_nothing(translator):
     plain = translator.translate(SOURCES)
     assert translator.translate(SOURCES, constraints=[None] * len(SOURCES)) == plain
