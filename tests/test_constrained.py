@@ -103,5 +103,7 @@ def test_rows_of_sentences_with_different_phrase_shapes_join_and_move():
     assert joined.avoid_prefix[1, 0].tolist() == [11, 12] and joined.avoid_last[1].tolist() == [13]
     assert joined.avoid_last[0].tolist() == [-1] and joined.include_lengths[2].tolist() == [0, 0]
     moved = joined.take(torch.tensor([2, 0]))
-    assert moved.include_lengths.tolist() == [[0, 0], [1, 0]] and moved.include[1, 0].tolist() == [5, -1, -1]
+    assert moved.include_lengths.tolist() == [[0], [1]] and moved.include[1, 0].tolist() == [5]  # trimmed
     assert not ConstraintRows.of([None, None], 3, device).active and joined.active
+    alone = joined.take(torch.tensor([0]))  # the larger sentences left: their padding goes with them
+    assert alone.include.shape == (1, 1, 1) and alone.avoid_prefix.shape == (1, 0, 0) and alone.met.shape == (1, 2, 1)

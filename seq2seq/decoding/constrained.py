@@ -72,7 +72,23 @@ class ConstraintRows:
                 self.progress, self.recent, self.ended)
 
     def take(self, order: Tensor) -> ConstraintRows:
-        return ConstraintRows(*(field[order] for field in self.fields()))
+        """The sentences at ``order`` [N'], without the padding only sentences that left needed."""
+        return ConstraintRows(*(field[order] for field in self.fields())).trimmed()
+
+    def trimmed(self) -> ConstraintRows:
+        """These rows with P, L, Q and W cut to what their sentences need (phrases are packed from the first)."""
+        if self.include.size(0) == 0:
+            phrases = longest = avoids = width = 0
+        else:
+            phrases = int((self.include_lengths > 0).sum(1).max())
+            longest = int(self.include_lengths.max()) if phrases else 0
+            avoids = int((self.avoid_last != NOTHING).sum(1).max())
+            width = int((self.avoid_prefix != NOTHING).sum(-1).max()) if avoids else 0
+        longest, cut = max(longest, 1), self.recent.size(-1) - width  # L ≥ 1: the first pieces are read
+        return ConstraintRows(self.include[:, :phrases, :longest], self.include_lengths[:, :phrases],
+                              self.avoid_prefix[:, :avoids, cut:], self.avoid_last[:, :avoids],
+                              self.met[:, :, :phrases], self.current, self.progress, self.recent[:, :, cut:],
+                              self.ended)
 
     def cat(self, other: ConstraintRows) -> ConstraintRows:
         """Both sets of sentences, padded to the larger P, L, Q and W."""
