@@ -35,6 +35,7 @@ from typing import TextIO
 from seq2seq.common.arguments import non_negative_float, non_negative_int, positive_int, probability
 from seq2seq.common.log_setup import setup_logging
 from seq2seq.common.textio import count_lines, read_input
+from seq2seq.decoding.precision import PRECISIONS
 from seq2seq.decoding.sampling import Sampling
 from seq2seq.decoding.translation_output import stream_translations
 from seq2seq.decoding.translator import Translator
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top-p", type=probability, default=1.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--batch-size", type=positive_int, default=100)
-    parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     args = parser.parse_args(argv)
     setup_logging()
     try:

@@ -7,6 +7,7 @@ CLI; :func:`translate_texts` is the shared path that training also uses for vali
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -96,6 +97,7 @@ def search_policy(options: SearchOptions, trg_tok: Tokenizer | None = None) -> C
     return Constrained(inner, word_continuations(trg_tok) if trg_tok is not None else None)
 
 
+@functools.lru_cache(maxsize=8)  # once per tokenizer, not at every stream (validation opens one each time)
 def word_continuations(trg_tok: Tokenizer) -> torch.Tensor:
     """[V] bool: the target pieces that go on with the word before them (no word start, a letter or digit first)."""
     pieces = trg_tok.id_to_piece(range(trg_tok.vocab_size))
