@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--n-best", type=positive_int, default=1,
                            help="print the N best translations per line as 'INDEX ||| text ||| score'")
     translate.add_argument("--attention-dir", type=Path, help="write one attention heatmap PNG per sentence here")
+    translate.add_argument("--split-sentences", action="store_true",
+                           help="cut each line into sentences and translate each as its own; the output keeps one "
+                                "line per input line, with the line's spacing")
     translate.add_argument("--align", action="store_true",
                            help="append ' ||| ' and word alignments from the attention (Pharaoh format)")
     add_control_arguments(translate)
@@ -258,7 +261,8 @@ def run_translate(args: argparse.Namespace) -> None:
                             chunk_lines=1 if source.interactive else batch_size * 4, align=args.align,
                             attention_dir=args.attention_dir, total=source.total,
                             progress=(source.total or 0) >= PROGRESS_MIN_LINES, constraints=constraints,
-                            avoid=Constraints.of({"avoid": args.avoid}, where="--avoid"), sampling=sampling)
+                            avoid=Constraints.of({"avoid": args.avoid}, where="--avoid"), sampling=sampling,
+                            split_sentences=args.split_sentences)
 
 
 def open_output(path: str) -> io.TextIOWrapper:

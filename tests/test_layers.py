@@ -12,6 +12,7 @@ LAYERS = [
     ("common", {"common"}),
     ("config", {"config", "config_checks"}),
     ("data", {"data"}),
+    ("documents", {"documents"}),
     ("model", {"model"}),
     ("decoding", {"decoding"}),
     ("training", {"training"}),

@@ -18,10 +18,12 @@ from typing import TextIO
 from tqdm import tqdm
 
 from seq2seq.common.plotting import plot_attention
-from seq2seq.decoding.alignment import align_words, pharaoh
+from seq2seq.decoding.alignment import pharaoh
 from seq2seq.decoding.constraints import Constraints
+from seq2seq.decoding.paragraphs import text_alignment
 from seq2seq.decoding.sampling import Sampling
-from seq2seq.decoding.translator import Translation, Translator
+from seq2seq.decoding.translation import Translation
+from seq2seq.decoding.translator import Translator
 from seq2seq.errors import UserError
 
 
@@ -33,10 +35,20 @@ def format_lines(index: int, n_best: list[Translation], *, n_best_wanted: int, a
         if n_best_wanted > 1:
             fields = [str(index), translation.text, f"{translation.score:.4f}"]
         if align:
-            fields.append(pharaoh(align_words(translation.attention, translation.src_pieces,
-                                              translation.trg_pieces)))
+            fields.append(pharaoh(text_alignment(translation)))
         lines.append(" ||| ".join(fields))
     return lines
+
+
+def write_heatmaps(translation: Translation, directory: Path, line: int) -> None:
+    """The heatmap of a line's translation, ``line-000001.png``; one per sentence of a line translated sentence by
+    sentence, ``line-000001-s1.png`` and so on, where it has several."""
+    parts = translation.sentences
+    if len(parts) == 1:
+        write_heatmap(parts[0].translation, directory / f"line-{line:06d}.png")
+        return
+    for k, part in enumerate(parts, start=1):
+        write_heatmap(part.translation, directory / f"line-{line:06d}-s{k}.png")
 
 
 def write_heatmap(translation: Translation, path: Path) -> None:
@@ -52,7 +64,7 @@ def stream_translations(translator: Translator, numbered_lines: Iterable[tuple[i
                         beam: int | None, n_best: int, batch_size: int, chunk_lines: int, align: bool,
                         attention_dir: Path | None, total: int | None = None, progress: bool = False,
                         constraints: Iterator[Constraints] | None = None, avoid: Constraints = Constraints(),
-                        sampling: Sampling | None = None) -> int:
+                        sampling: Sampling | None = None, split_sentences: bool = False) -> int:
     """Translate ``(line number, text)`` pairs through one :class:`TranslationStream`, writing each output line,
     in input order, as soon as it and the lines before it are done.
 
@@ -60,11 +72,13 @@ def stream_translations(translator: Translator, numbered_lines: Iterable[tuple[i
     batch stays full from the first line to the last. A chunk of one line (typed at a terminal) is answered
     before the next line is read. ``constraints`` gives each line's constraints (a constraints file, line-aligned
     with the input), ``avoid`` phrases no line may contain; ``sampling`` draws translations instead of searching.
+    ``split_sentences`` translates each sentence of a line as its own (one output line per input line still).
     Returns the number of input lines translated.
     """
     if attention_dir is not None:
         attention_dir.mkdir(parents=True, exist_ok=True)
-    stream = translator.stream(beam=beam, n_best=n_best, batch_size=batch_size, sampling=sampling)
+    stream = translator.document_stream(beam=beam, n_best=n_best, batch_size=batch_size, sampling=sampling,
+                                        split_sentences=split_sentences)
     wanted = constraints is not None or bool(avoid)
     lines = iter(numbered_lines)
     order: deque[tuple[int, str]] = deque()  # the lines read and not yet written, in input order
@@ -113,7 +127,7 @@ def _write_ready(order: deque[tuple[int, str]], done: dict[int, list[Translation
         best = done.pop(line)
         out.write("".join(s + "\n" for s in format_lines(line - 1, best, n_best_wanted=n_best, align=align)))
         if attention_dir is not None and text.strip():
-            write_heatmap(translator.with_window(best[0]), attention_dir / f"line-{line:06d}.png")
+            write_heatmaps(translator.with_window(best[0]), attention_dir, line)
         written += 1
     if written:
         out.flush()

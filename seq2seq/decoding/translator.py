@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 
@@ -25,30 +25,18 @@ from seq2seq.decoding.constrained import Constrained
 from seq2seq.decoding.constraints import Constraints, TokenConstraints, constraint_spans, encode_constraints
 from seq2seq.decoding.engine import DecodingEngine, Hypothesis, Sentence
 from seq2seq.decoding.ensemble import Ensemble
+from seq2seq.decoding.paragraphs import DocumentStream, Segmenter
 from seq2seq.decoding.precision import with_precision
 from seq2seq.decoding.sampling import Sample, Sampling, sentence_seed
 from seq2seq.decoding.search import Beam, Greedy, max_output_lengths
 from seq2seq.decoding.shortlist import Shortlist, load_shortlist
-from seq2seq.decoding.window import Window, attention_window
+from seq2seq.decoding.translation import Translation
+from seq2seq.decoding.window import attention_window
 from seq2seq.errors import UserError
 from seq2seq.model.checkpoint import load_checkpoint, model_weights
 from seq2seq.model.network import Seq2Seq, build_model, count_parameters
 
 log = logging.getLogger(__name__)
-
-
-class Translation(NamedTuple):
-    text: str  # detokenized output
-    src_pieces: list[str]  # source subword pieces as translated (after truncation), EOS excluded
-    trg_pieces: list[str]  # output subword pieces, EOS excluded
-    score: float  # sum of the token log-probabilities (EOS included when produced)
-    attention: torch.Tensor  # [T, S]: rows are output pieces (+ EOS), columns source pieces + EOS
-    window: Window | None = None  # local attention's window of each row, where a picture asked for it
-    placed: list[tuple[int, int] | None] | None = None  # each include constraint's pieces [start, end) in trg_pieces
-
-    def attention_labels(self) -> tuple[list[str], list[str]]:
-        """Names of the attention's columns (source pieces + EOS) and rows (output pieces, + EOS if produced)."""
-        return self.src_pieces + ["</s>"], (self.trg_pieces + ["</s>"])[:self.attention.size(0)]
 
 
 @dataclass
@@ -314,36 +302,53 @@ class Translator:
                    shortlist=chosen, parameters=parameters)
 
     def translate(self, texts: list[str], *, beam: int | None = None, constraints: ConstraintsArg = None,
-                  sampling: Sampling | None = None) -> list[str]:
+                  sampling: Sampling | None = None, split_sentences: bool = False) -> list[str]:
         """Detokenized translations, one per input, in order (``beam`` defaults to decoding.beam_size).
 
         ``constraints``: one per text (None for none), each a :class:`~seq2seq.decoding.constraints.Constraints`,
         a dict ``{"include": [...], "avoid": [...]}`` or a list of phrases to include. ``sampling``: draw a
         translation (:class:`~seq2seq.decoding.sampling.Sampling`) instead of searching for the best.
+        ``split_sentences``: cut each text into sentences, translate each as its own and put the translations back
+        between the text's whitespace and line breaks (see :mod:`seq2seq.decoding.paragraphs`); else each text is
+        one segment, as ``translate`` takes one line.
         """
         return [t.text for t in self.translate_with_details(texts, beam=beam, constraints=constraints,
-                                                            sampling=sampling)]
+                                                            sampling=sampling, split_sentences=split_sentences)]
 
     def translate_with_details(self, texts: list[str], *, beam: int | None = None, constraints: ConstraintsArg = None,
-                               sampling: Sampling | None = None) -> list[Translation]:
+                               sampling: Sampling | None = None, split_sentences: bool = False) -> list[Translation]:
         """The best translation of each text, with pieces, score and attention matrix (arguments as
-        :meth:`translate`)."""
+        :meth:`translate`; a text of several sentences has them in ``parts``)."""
         return [n_best[0] for n_best in self.translate_n_best(texts, beam=beam, n_best=1, constraints=constraints,
-                                                              sampling=sampling)]
+                                                              sampling=sampling, split_sentences=split_sentences)]
 
     def translate_n_best(self, texts: list[str], *, beam: int | None = None, n_best: int = 1,
                          batch_size: int | None = None, first_line: int = 1, constraints: ConstraintsArg = None,
-                         sampling: Sampling | None = None) -> list[list[Translation]]:
+                         sampling: Sampling | None = None, split_sentences: bool = False) -> list[list[Translation]]:
         """The ``n_best`` best translations of each text (``n_best`` ≤ beam), best first; with ``sampling``,
         ``n_best`` samples in the order drawn (arguments as :meth:`translate`)."""
-        options = SearchOptions.from_config(self.config, beam_size=beam, n_best=n_best, batch_size=batch_size,
-                                            sampling=sampling)
-        return translate_texts(self.model, self.src_tok, self.trg_tok, texts, options=options, device=self.device,
-                               max_source_pieces=self.config.data.max_length, first_line=first_line,
-                               shortlist=self.shortlist, constraints=as_constraints(constraints, len(texts)))
+        stream = self.document_stream(beam=beam, n_best=n_best, batch_size=batch_size, sampling=sampling,
+                                      split_sentences=split_sentences)
+        results: list[list[Translation]] = [[] for _ in texts]
+        finished = stream.add(list(enumerate(texts)), first_line=first_line,
+                              constraints=as_constraints(constraints, len(texts)))
+        while not stream.idle:
+            finished += stream.step()
+        for index, translations in finished:
+            results[index] = translations
+        return results
+
+    def segmenter(self, *, split_sentences: bool, warn: bool = True) -> Segmenter:
+        """How this model's texts are cut: into sentences, or whole; parts too long for the model at safe places."""
+        return Segmenter(self.src_tok, self.config.data.src_lang, self.config.data.max_length,
+                         split_sentences=split_sentences, warn=warn)
 
     def with_window(self, translation: Translation) -> Translation:
-        """The translation with local attention's window of each row (unchanged for global attention)."""
+        """The translation with local attention's window of each row (unchanged for global attention); for a text
+        of several sentences, each sentence's."""
+        if translation.parts:
+            parts = tuple(part._replace(translation=self.with_window(part.translation)) for part in translation.parts)
+            return translation._replace(parts=parts, window=parts[0].translation.window if len(parts) == 1 else None)
         window = attention_window(self.model, self.src_tok, self.trg_tok, translation.src_pieces,
                                   translation.trg_pieces, translation.attention.size(0))
         return translation._replace(window=window)
@@ -355,3 +360,9 @@ class Translator:
                                             sampling=sampling)
         return TranslationStream(self.model, self.src_tok, self.trg_tok, options=options, device=self.device,
                                  max_source_pieces=self.config.data.max_length, shortlist=self.shortlist)
+
+    def document_stream(self, *, beam: int | None = None, n_best: int = 1, batch_size: int | None = None,
+                        sampling: Sampling | None = None, split_sentences: bool = False) -> DocumentStream:
+        """A stream of texts of any number of sentences (see :mod:`seq2seq.decoding.paragraphs`)."""
+        return DocumentStream(self.stream(beam=beam, n_best=n_best, batch_size=batch_size, sampling=sampling),
+                              self.segmenter(split_sentences=split_sentences))

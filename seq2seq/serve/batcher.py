@@ -23,7 +23,7 @@ from typing import Any, NamedTuple, Protocol
 
 from seq2seq.decoding.constraints import Constraints
 from seq2seq.decoding.sampling import Sampling, sentence_seed
-from seq2seq.decoding.translator import Translation
+from seq2seq.decoding.translation import Translation
 
 log = logging.getLogger(__name__)
 

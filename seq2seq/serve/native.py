@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from seq2seq.decoding.alignment import align_words, pharaoh
 from seq2seq.decoding.constraints import Constraints
 from seq2seq.decoding.sampling import Sampling
-from seq2seq.decoding.translator import Translation
+from seq2seq.decoding.translation import Translation
 from seq2seq.errors import UserError
 from seq2seq.serve.limits import ApiError
 from seq2seq.serve.state import State, client_address

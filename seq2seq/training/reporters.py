@@ -14,7 +14,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from seq2seq.decoding.translator import Translation
+from seq2seq.decoding.translation import Translation
 
 
 class Reporter:
