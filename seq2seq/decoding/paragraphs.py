@@ -55,7 +55,7 @@ class Segmenter:
     longer than ``max_pieces`` source pieces is cut at safe boundaries, never truncated.
 
     Without ``split_sentences``, the first text in which the splitter finds several sentences gets a warning that
-    names the switch (``warn``), once.
+    names the switch, once; and a text cut for its length gets a warning naming it (``warn``: both).
     """
 
     def __init__(self, src_tok: Tokenizer, language: str, max_pieces: int, *, split_sentences: bool,
@@ -64,6 +64,7 @@ class Segmenter:
         self.splitter = SentenceSplitter(language)
         self.split_sentences = split_sentences
         self.warn = warn and not split_sentences
+        self.warn_long = warn
 
     def __call__(self, text: str, where: str = "a text") -> Segmented:
         segmented = self.splitter(text) if self.split_sentences else whole(text)
@@ -72,7 +73,7 @@ class Segmenter:
                         "--split-sentences (Python: split_sentences=True) to translate them one by one", where)
             self.warn = False
         cut = split_long(segmented, self.too_long)
-        if len(cut.spans) > len(segmented.spans):
+        if self.warn_long and len(cut.spans) > len(segmented.spans):
             log.warning("%s is longer than the model's data.max_length (%d pieces): translated in %d parts cut at "
                         "clause or word boundaries", where, self.max_pieces, len(cut.spans))
         return cut

@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 import seq2seq
-from seq2seq.serve import libre, native
+from seq2seq.serve import detect, libre, native
 from seq2seq.serve.batcher import Batcher
 from seq2seq.serve.limits import ApiError
 from seq2seq.serve.state import ServeState
@@ -42,6 +42,7 @@ def create_app(state: ServeState) -> FastAPI:
                               "a LibreTranslate-compatible API and a native API with attention and alignments.")
     app.state.serve = state
     app.include_router(libre.router)
+    app.include_router(detect.router)
     app.include_router(native.router)
     add_error_handlers(app)
     add_body_limit(app, state.limits.max_body_bytes)

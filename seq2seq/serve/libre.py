@@ -6,20 +6,25 @@
 LibreTranslate's status codes and messages (400 for a bad request or an unsupported language), except that
 a request over this server's size limits gets 413.
 
-Where we differ, on purpose: an empty ``q`` translates to an empty string; ``source: "auto"`` resolves only
-when a single source language is served into the target (there is no language identifier), and reports it
-as ``detectedLanguage``; ``format: "html"`` is refused. The model translates one sentence per line, so a text
-with line breaks is translated line by line and joined again (each line counts against ``max_texts``).
+Each text is cut into sentences, as LibreTranslate does, and every sentence decodes as its own; the
+translations come back between the text's whitespace, line and paragraph breaks. ``max_texts`` counts texts,
+``max_chars`` characters per text and ``char_limit`` (API keys) characters per request, as LibreTranslate's
+limits do; the decoding queue counts sentences.
+
+``source: "auto"`` detects each text's language among the source languages served into the target
+(:mod:`seq2seq.serve.detect`) and reports it as ``detectedLanguage``.
+
+Where we differ, on purpose: an empty ``q`` translates to an empty string; ``format: "html"`` is refused.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.datastructures import UploadFile
 
+from seq2seq.serve.detect import detect_source, request_params
 from seq2seq.serve.limits import ApiError, check_text
 from seq2seq.serve.models import LANGUAGE_NAMES, ServedModel, languages, model_for_pair
 from seq2seq.serve.state import ServeState, State, client_address
@@ -62,18 +67,32 @@ async def translate(request: Request, state: State) -> dict[str, Any]:
     if text_format != "text":
         raise ApiError(400, f"{text_format} format is not supported")
     alternatives = parse_alternatives(params.get("alternatives", 0), state.limits.max_alternatives)
-    detected = source == "auto"
-    model = pick_model(state, source, target)
+    check_pair(state, source, target)
     state.limits.check_texts(texts)
     state.access.limit(key, client_address(request), sum(len(text) for text in texts))
-    translations, others = await translate_lines(state, model, texts, alternatives)
+    detected = [detect_source(state, text, target) for text in texts] if source == "auto" else None
+    sources = [found["language"] for found in detected] if detected is not None else [source] * len(texts)
+    translations, others = await translate_by_source(state, texts, sources, target, alternatives)
     result: dict[str, Any] = {"translatedText": translations if is_list else translations[0]}
-    if detected:
-        found = {"confidence": 100.0, "language": model.source}
-        result["detectedLanguage"] = [found] * len(texts) if is_list else found
+    if detected is not None:
+        result["detectedLanguage"] = detected if is_list else detected[0]
     if alternatives:
         result["alternatives"] = others if is_list else others[0]
     return result
+
+
+async def translate_by_source(state: ServeState, texts: list[str], sources: list[str], target: str,
+                              alternatives: int) -> tuple[list[str], list[list[str]]]:
+    """Each text translated from its source language (texts of one language decode in one call, all at once)."""
+    best: list[str] = [""] * len(texts)
+    others: list[list[str]] = [[] for _ in texts]
+    groups = {source: [i for i, s in enumerate(sources) if s == source] for source in dict.fromkeys(sources)}
+    calls = [translate_texts(state, pick_model(state, source, target), [texts[i] for i in indices], alternatives)
+             for source, indices in groups.items()]
+    for indices, (group_best, group_others) in zip(groups.values(), await asyncio.gather(*calls)):
+        for i, text, alternative in zip(indices, group_best, group_others):
+            best[i], others[i] = text, alternative
+    return best, others
 
 
 @router.get("/frontend/settings", summary="What a front end needs to know (LibreTranslate)")
@@ -83,30 +102,6 @@ async def frontend_settings(state: State) -> dict[str, Any]:
     return {"apiKeys": state.access.key_required, "keyRequired": state.access.key_required,
             "charLimit": char_limit if char_limit is not None else -1, "suggestions": False,
             "filesTranslation": False, "supportedFilesFormat": []}
-
-
-async def request_params(request: Request) -> dict[str, Any]:
-    """The request's parameters: its JSON object, or its form fields and query string (as LibreTranslate)."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type == "application/json" or media_type.endswith("+json"):
-        try:
-            body = json.loads(await request.body())
-        except (ValueError, RecursionError):  # not JSON, not UTF-8, too deeply nested, an integer too long
-            body = None
-        if not isinstance(body, dict):
-            raise ApiError(400, "Invalid JSON format")
-        return body
-    params: dict[str, Any] = dict(request.query_params)
-    try:
-        form = await request.form()
-    except Exception as error:  # noqa: BLE001 - multipart's parser raises several kinds
-        raise ApiError(400, f"Invalid request: the body is neither JSON nor a form ({error})") from None
-    for key in form:
-        values = form.getlist(key)
-        if any(isinstance(value, UploadFile) for value in values):
-            raise ApiError(400, f"Invalid request: {key} must be text, not a file")
-        params[key] = values[0] if len(values) == 1 else list(values)
-    return params
 
 
 def parse_q(q: Any) -> tuple[list[str], bool]:
@@ -143,15 +138,17 @@ def parse_alternatives(value: Any, limit: int) -> int:
     return count
 
 
+def check_pair(state: ServeState, source: str, target: str) -> None:
+    """400 for a language, or a pair, that is not served (``source`` may be auto)."""
+    if source == "auto":
+        if not any(m.target == target for m in state.models.values()):
+            raise ApiError(400, f"{target} is not supported")
+        return
+    pick_model(state, source, target)
+
+
 def pick_model(state: ServeState, source: str, target: str) -> ServedModel:
     """The model for a language pair, with LibreTranslate's messages for what is not served."""
-    if source == "auto":
-        sources = sorted({m.source for m in state.models.values() if m.target == target})
-        if len(sources) != 1:
-            choices = f"one of {', '.join(sources)}" if sources else "a served source language"
-            raise ApiError(400, f"Invalid request: source 'auto' needs a language identifier, which this server "
-                                f"does not have; pass {choices}")
-        source = sources[0]
     served = {m.source for m in state.models.values()} | {m.target for m in state.models.values()}
     for code in (source, target):
         if code not in served:
@@ -167,22 +164,14 @@ def name(code: str) -> str:
     return LANGUAGE_NAMES.get(code, code)
 
 
-async def translate_lines(state: ServeState, model: ServedModel, texts: list[str],
+async def translate_texts(state: ServeState, model: ServedModel, texts: list[str],
                           alternatives: int) -> tuple[list[str], list[list[str]]]:
-    """Each text translated line by line: the best translation and up to ``alternatives`` others."""
-    lines = [text.splitlines() or [""] for text in texts]
-    flat = [line for text_lines in lines for line in text_lines]
-    state.limits.check_texts(flat, unit="lines")  # each line is a sentence to decode
+    """Each text translated sentence by sentence: the best translation and up to ``alternatives`` others (the next
+    best combinations of its sentences' hypotheses, without repeats)."""
     n_best = alternatives + 1
     beam = max(state.default_beam(model), n_best)
-    results = await state.translate(model, flat, beam=beam, n_best=n_best)
-    best, others, start = [], [], 0
-    for text_lines in lines:
-        chunk = results[start:start + len(text_lines)]
-        start += len(text_lines)
-        best.append("\n".join(n_best_list[0].text for n_best_list in chunk))
-        if len(chunk) == 1:  # alternatives of a one-line text: the other hypotheses, without repeats
-            others.append(list(dict.fromkeys(t.text for t in chunk[0][1:] if t.text != best[-1])))
-        else:
-            others.append([])
+    results = await state.translate(model, texts, beam=beam, n_best=n_best)
+    best = [n_best_list[0].text for n_best_list in results]
+    others = [list(dict.fromkeys(t.text for t in n_best_list[1:] if t.text != first))
+              for first, n_best_list in zip(best, results)]
     return best, others

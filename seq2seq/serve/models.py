@@ -6,11 +6,12 @@ import json
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from seq2seq.common.model_dir import BEST, ModelDir
+from seq2seq.decoding.paragraphs import Segmenter
 from seq2seq.decoding.translator import Translator
 from seq2seq.errors import UserError
 
@@ -36,6 +37,13 @@ class ServedModel:
     checkpoint: str
     precision: str  # fp32, bf16 or int8 (seq2seq/decoding/precision.py)
     bleu: dict[str, float] | None  # the BLEU training measured at its end, from metrics.jsonl
+    segmenters: dict[bool, Segmenter] = field(default_factory=dict, repr=False)  # by split_sentences
+
+    def segmenter(self, split_sentences: bool) -> Segmenter:
+        """How this model's texts are cut: into sentences, or whole (a server logs no warning for either)."""
+        if split_sentences not in self.segmenters:
+            self.segmenters[split_sentences] = self.translator.segmenter(split_sentences=split_sentences, warn=False)
+        return self.segmenters[split_sentences]
 
     @property
     def source(self) -> str:

@@ -1,9 +1,11 @@
 """The native API: everything the model knows about a translation (n-best, scores, pieces, attention, alignment).
 
 ``POST /v1/translate`` ``{"texts": [...], "beam": 5, "n_best": 1, "attention": true, "align": true}`` answers
-one result per text; ``GET /v1/models`` describes the served models. The web page uses both. A request may
-constrain each text (``"constraints": [{"include": [...], "avoid": [...]}, ...]``, one per text) or sample
-instead of searching (``"sample": true`` with ``temperature``, ``top_k``, ``top_p``, ``seed``).
+one result per text, each text cut into sentences (``"split_sentences": false`` takes it whole) whose
+translations, pieces, attention and alignment each result lists in ``sentences``; ``GET /v1/models``
+describes the served models. The web page uses both. A request may constrain each text
+(``"constraints": [{"include": [...], "avoid": [...]}, ...]``, one per text) or sample instead of searching
+(``"sample": true`` with ``temperature``, ``top_k``, ``top_p``, ``seed``).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from seq2seq.decoding.alignment import align_words, pharaoh
 from seq2seq.decoding.constraints import Constraints
+from seq2seq.decoding.paragraphs import text_alignment
 from seq2seq.decoding.sampling import Sampling
-from seq2seq.decoding.translation import Translation
+from seq2seq.decoding.translation import SentencePart, Translation
 from seq2seq.errors import UserError
 from seq2seq.serve.limits import ApiError
 from seq2seq.serve.state import State, client_address
@@ -57,6 +60,8 @@ class TranslateRequest(BaseModel):
     top_p: float = Field(1.0, gt=0, le=1, description="Sampling: only from the nucleus of probability p (1: all)")
     seed: int | None = Field(None, ge=0, description="Sampling: the same seed draws the same translations "
                                                      "(default: a new draw each request)")
+    split_sentences: bool = Field(True, description="Cut each text into sentences and translate each as its own "
+                                                    "(false: each text is one sentence)")
     api_key: str | None = Field(None, description="The API key, where the server requires one (else ignored)")
 
 
@@ -67,22 +72,42 @@ class Window(BaseModel):
     radius: int = Field(description="D, the window's half-width")
 
 
-class TranslationResult(BaseModel):
-    text: str
-    score: float = Field(description="Sum of the token log-probabilities")
+class SentenceResult(BaseModel):
+    """One sentence of a text and its translation."""
+
+    source: list[int] = Field(description="[start, end) characters of the sentence in the source text")
+    target: list[int] = Field(description="[start, end) characters of its translation in the translated text")
+    src_pieces: list[str] = Field(description="Source subword pieces; the attention columns, then </s>")
     trg_pieces: list[str] = Field(description="Output subword pieces; the attention rows, then </s> if produced")
+    score: float = Field(description="Sum of the token log-probabilities")
     attention: list[list[float]] | None = Field(
         None, description="[target pieces (+ </s>), source pieces + </s>]: each row sums to 1")
-    alignment: str | None = Field(None, description="source-target word index pairs, e.g. '0-0 1-2'")
+    alignment: str | None = Field(None, description="source-target word index pairs within the sentence")
     window: Window | None = Field(None, description="local attention only: each attention row's centre p_t (in "
                                                     "source positions) and the window's half-width D")
+
+
+class TranslationResult(BaseModel):
+    text: str
+    score: float = Field(description="Sum of the token log-probabilities (of every sentence)")
+    trg_pieces: list[str] = Field(description="Output subword pieces (of every sentence, in order)")
+    attention: list[list[float]] | None = Field(
+        None, description="A text of one sentence: [target pieces (+ </s>), source pieces + </s>], each row summing "
+                          "to 1 (several sentences: see sentences)")
+    alignment: str | None = Field(None, description="source-target word index pairs, e.g. '0-0 1-2', words counted "
+                                                    "from the text's first")
+    window: Window | None = Field(None, description="local attention, a text of one sentence: each attention row's "
+                                                    "centre p_t (in source positions) and the window's half-width D")
     placed: list[list[int] | None] | None = Field(
         None, description="Where each phrase to include landed: [start, end) characters of text, null if missing")
+    sentences: list[SentenceResult] | None = Field(
+        None, description="Each sentence with its translation, where the text was cut into sentences")
 
 
 class TextResult(BaseModel):
     source: str
-    src_pieces: list[str] = Field(description="Source subword pieces; the attention columns, then </s>")
+    src_pieces: list[str] = Field(description="Source subword pieces (of every sentence, in order); a text of one "
+                                              "sentence: the attention columns, then </s>")
     translations: list[TranslationResult]
 
 
@@ -106,7 +131,7 @@ async def translate(request: TranslateRequest, state: State, http: Request) -> T
     sampling = Sampling(request.temperature, request.top_k, request.top_p) if request.sample else None
     seed = (request.seed if request.seed is not None else random.randrange(2**62)) if sampling else None
     results = await state.translate(model, request.texts, beam=beam, n_best=request.n_best, constraints=constraints,
-                                    sampling=sampling, seed=seed)
+                                    sampling=sampling, seed=seed, split_sentences=request.split_sentences)
     if request.attention:  # local attention's windows, replayed off the event loop
         results = await asyncio.to_thread(lambda: [[model.translator.with_window(t) for t in n_best]
                                                    for n_best in results])
@@ -136,30 +161,51 @@ def text_constraints(request: TranslateRequest) -> list[Constraints | None] | No
 
 
 def character_spans(translation: Translation, decode: Callable[[list[str]], str]) -> list[list[int] | None] | None:
-    """Each placed constraint's pieces as [start, end) characters (code points) of the translation's text, found by
-    detokenizing the pieces before and up to it (``decode``: sentencepiece's, which also renders <unk>)."""
-    if translation.placed is None:
-        return None
+    """Each placed constraint's pieces as [start, end) characters (code points) of the text, sentence by sentence:
+    found by detokenizing the sentence's pieces before and up to it (``decode``: sentencepiece's, which also renders
+    <unk>), then moved to where the sentence's translation lies in the text."""
     spans: list[list[int] | None] = []
-    for span in translation.placed:
-        if span is None:
-            spans.append(None)
+    found = False
+    for part in translation.sentences:
+        sentence, offset = part.translation, part.target[0]
+        if sentence.placed is None:
             continue
-        start, end = (len(decode(translation.trg_pieces[:at])) for at in span)
-        start += len(translation.text[start:end]) - len(translation.text[start:end].lstrip(" "))
-        spans.append([start, end])
-    return spans
+        found = True
+        for span in sentence.placed:
+            if span is None:
+                spans.append(None)
+                continue
+            start, end = (len(decode(sentence.trg_pieces[:at])) for at in span)
+            start += len(sentence.text[start:end]) - len(sentence.text[start:end].lstrip(" "))
+            spans.append([start + offset, end + offset])
+    return spans if found else None
+
+
+def sentence_result(part: SentencePart, *, attention: bool, align: bool) -> SentenceResult:
+    t = part.translation
+    return SentenceResult(
+        source=list(part.source or (0, 0)), target=list(part.target), src_pieces=t.src_pieces,
+        trg_pieces=t.trg_pieces, score=round(t.score, 6), attention=weights(t) if attention else None,
+        alignment=pharaoh(align_words(t.attention, t.src_pieces, t.trg_pieces)) if align else None,
+        window=Window(centres=t.window.centres, radius=t.window.radius) if attention and t.window else None)
+
+
+def weights(translation: Translation) -> list[list[float]]:
+    return translation.attention.double().round(decimals=WEIGHT_DECIMALS).tolist()
 
 
 def translation_result(translation: Translation, *, attention: bool, align: bool,
                        decode: Callable[[list[str]], str]) -> TranslationResult:
-    weights, window = translation.attention, translation.window
+    parts = translation.parts
+    one = len(translation.sentences) == 1
+    window = translation.window
     return TranslationResult(
         text=translation.text, score=round(translation.score, 6), trg_pieces=translation.trg_pieces,
-        attention=weights.double().round(decimals=WEIGHT_DECIMALS).tolist() if attention else None,
-        alignment=pharaoh(align_words(weights, translation.src_pieces, translation.trg_pieces)) if align else None,
-        window=Window(centres=window.centres, radius=window.radius) if attention and window else None,
-        placed=character_spans(translation, decode))
+        attention=weights(translation.sentences[0].translation) if attention and one else None,
+        alignment=pharaoh(text_alignment(translation)) if align else None,
+        window=Window(centres=window.centres, radius=window.radius) if attention and one and window else None,
+        placed=character_spans(translation, decode),
+        sentences=[sentence_result(part, attention=attention, align=align) for part in parts] if parts else None)
 
 
 @router.get("/models", summary="Served models")

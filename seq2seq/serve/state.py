@@ -12,8 +12,12 @@ from fastapi import Depends, Request
 
 from seq2seq.decoding.constraints import Constraints, encode_constraints
 from seq2seq.decoding.glossary import Glossary
+from seq2seq.decoding.paragraphs import assemble, sentence_constraints
 from seq2seq.decoding.sampling import Sampling
-from seq2seq.decoding.translator import Translation, TranslationStream
+from seq2seq.decoding.translation import Translation
+from seq2seq.decoding.translator import TranslationStream
+from seq2seq.documents.language import LanguageIdentifier
+from seq2seq.documents.segmentation import Segmented
 from seq2seq.errors import UserError
 from seq2seq.serve.access import Access
 from seq2seq.serve.batcher import Batcher, DecodeKey
@@ -32,6 +36,15 @@ class ServeState:
     access: Access = field(default_factory=Access)  # API keys and per-client limits
     timeout_s: float | None = ServeSettings.timeout_s  # how long a request may wait for its translations
     glossary: Glossary | None = None  # terms every translation must honour (``--glossary``)
+    _identifier: LanguageIdentifier | None = None
+
+    @property
+    def identifier(self) -> LanguageIdentifier:
+        """Language identification among every language served (made on first use: it loads Lingua's models)."""
+        if self._identifier is None:
+            self._identifier = LanguageIdentifier({code for model in self.models.values()
+                                                   for code in (model.source, model.target)})
+        return self._identifier
 
     def model(self, name: str | None) -> ServedModel:
         """The named model (the first served one for None); 404 naming the served models otherwise."""
@@ -53,36 +66,67 @@ class ServeState:
 
     async def translate(self, model: ServedModel, texts: list[str], *, beam: int, n_best: int = 1,
                         constraints: list[Constraints | None] | None = None, sampling: Sampling | None = None,
-                        seed: int | None = None) -> list[list[Translation]]:
-        """Check the search settings, then decode the texts together with other requests'.
+                        seed: int | None = None, split_sentences: bool = True) -> list[list[Translation]]:
+        """Check the search settings, cut each text into sentences (``split_sentences``; else each text is one
+        segment), then decode every sentence together with other requests' and put each text back together
+        (:mod:`seq2seq.decoding.paragraphs` says what n-best, scores and constraints mean for several sentences).
 
-        Each text honours its ``constraints`` and the glossary's. With ``sampling``, ``n_best`` samples are drawn
-        per text instead (``beam`` is not used; sampling honours no constraints, the glossary's neither), text i
-        from the stream of ``seed`` and i as ``translate --sample --seed`` draws line i + 1. The caller has checked
-        the request's texts against ``limits.check_texts``.
+        Each sentence honours its text's ``constraints`` and the glossary's terms found in it. With ``sampling``,
+        ``n_best`` samples are drawn per sentence instead (``beam`` is not used; sampling honours no constraints,
+        the glossary's neither), sentence i of the request from the stream of ``seed`` and i, as ``translate
+        --sample --seed`` draws line i + 1. The caller has checked the request's texts against
+        ``limits.check_texts``.
         """
         self.limits.check_search(n_best if sampling is not None else beam, n_best, model.translator.trg_tok.vocab_size)
+        segmenter = model.segmenter(split_sentences)
+        documents = [segmenter(text, f"text {i}") for i, text in enumerate(texts)]
+        sentences = [sentence for document in documents for sentence in document.sentences]
         if sampling is not None:
             key = DecodeKey(model.name, n_best, dataclasses.replace(sampling, seed=0))
+            each = None
         else:
             key = DecodeKey(model.name, beam)
-            constraints = self.text_constraints(model, texts, constraints)
+            each = self.text_constraints(model, sentences, self.split_constraints(documents, constraints))
+        results = await self._decode(key, sentences, n_best, each, seed)
+        translated, start = [], 0
+        for document in documents:
+            end = start + len(document.spans)
+            translated.append(assemble(document, results[start:end], n_best, sampled=sampling is not None,
+                                       parts=split_sentences))
+            start = end
+        return translated
+
+    @staticmethod
+    def split_constraints(documents: list[Segmented],
+                          given: list[Constraints | None] | None) -> list[Constraints | None] | None:
+        """Each text's constraints as its sentences' (400 for phrases to include in a text of several)."""
+        if given is None:
+            return None
+        try:
+            return [c for i, (document, wanted) in enumerate(zip(documents, given, strict=True))
+                    for c in sentence_constraints(wanted, document, f"text {i}")]
+        except UserError as error:
+            raise ApiError(400, f"Invalid request: {error}") from None
+
+    async def _decode(self, key: DecodeKey, sentences: list[str], n_best: int,
+                      constraints: list[Constraints | None] | None, seed: int | None) -> list[list[Translation]]:
+        """The sentences decoded by the batcher, within the server's queue limit and timeout."""
         if self.batcher is None or not self.batcher.alive:
             raise ApiError(503, "the server is not decoding (it is starting, stopping, or its batcher failed; "
                                 "see its log)")
-        if self.batcher.queued + len(texts) > self.limits.max_queued:
+        if self.batcher.queued + len(sentences) > self.limits.max_queued:
             raise ApiError(503, f"the server is overloaded: {self.batcher.queued} sentences are waiting to be "
                                 "decoded; retry later")
         try:
             async with asyncio.timeout(self.timeout_s):  # cancelling drops the request's waiting sentences
-                return await self.batcher.translate(key, texts, n_best, constraints, seed)
+                return await self.batcher.translate(key, sentences, n_best, constraints, seed)
         except TimeoutError:
             raise ApiError(503, f"the server could not translate the request within {self.timeout_s:g} seconds "
                                 "(timeout_s) and dropped it; retry later, or send fewer texts") from None
 
     def text_constraints(self, model: ServedModel, texts: list[str],
                          given: list[Constraints | None] | None) -> list[Constraints | None] | None:
-        """Each text's constraints with the glossary's terms found in it (those the text does not ask for already,
+        """Each sentence's constraints with the glossary's terms found in it (those it does not ask for already,
         as many as the limit leaves room for); 400 for a set the server or the model cannot honour."""
         if given is None and self.glossary is None:
             return None
