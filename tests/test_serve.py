@@ -21,10 +21,11 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seq2seq.decoding.alignment import align_words, pharaoh
+from seq2seq.decoding.alignment import align_words, pharaoh, word_ids
 from seq2seq.decoding.glossary import Glossary
 from seq2seq.decoding.sampling import Sampling
-from seq2seq.decoding.translator import Translation, Translator
+from seq2seq.decoding.translation import Translation
+from seq2seq.decoding.translator import Translator
 from seq2seq.serve.app import create_app
 from seq2seq.serve.batcher import Batcher, DecodeKey
 from seq2seq.serve.limits import Limits
@@ -100,6 +101,23 @@ def test_libretranslate_other_pair_empty_and_multiline_text(client, models):
     assert response.json() == {"translatedText": ["\n".join(lines), ""]}
 
 
+PARAGRAPH = " The dog sleeps.  A cat reads the book.\n\nBecause the man reads, the woman sleeps. "
+
+
+def test_libretranslate_translates_a_paragraph_sentence_by_sentence_keeping_its_spacing(client, translator):
+    one_by_one = translator.translate(SENTENCES, beam=3)
+    body = client.post("/translate", json={"q": PARAGRAPH, "source": "en", "target": "de"}).json()
+    assert body == {"translatedText": f" {one_by_one[0]}  {one_by_one[1]}\n\n{one_by_one[2]} "}
+
+
+def test_libretranslate_alternatives_of_a_paragraph_combine_its_sentences(client, translator):
+    text = " ".join(SENTENCES[:2])
+    combined = translator.translate_n_best([text], beam=3, n_best=3, split_sentences=True)[0]
+    body = client.post("/translate", json={"q": text, "source": "en", "target": "de", "alternatives": 2}).json()
+    assert body["translatedText"] == combined[0].text
+    assert body["alternatives"] == list(dict.fromkeys(t.text for t in combined[1:] if t.text != combined[0].text))
+
+
 def test_libretranslate_alternatives_are_other_beam_hypotheses(client, translator):
     n_best = translator.translate_n_best([SENTENCES[1]], beam=3, n_best=3)[0]
     body = client.post("/translate", json={"q": SENTENCES[1], "source": "en", "target": "de",
@@ -108,10 +126,32 @@ def test_libretranslate_alternatives_are_other_beam_hypotheses(client, translato
     assert body["alternatives"] == list(dict.fromkeys(t.text for t in n_best[1:] if t.text != n_best[0].text))
 
 
-def test_libretranslate_auto_source_resolves_the_only_served_source(client, translator):
+def test_libretranslate_auto_source_detects_each_text_s_language(client, translator, models):
+    de_en = Translator.from_dir(models["de_en"])
+    identifier = client.app.state.serve.identifier
     body = client.post("/translate", json={"q": SENTENCES[0], "source": "auto", "target": "de"}).json()
+    confidence = round(100 * identifier.confidences(SENTENCES[0])["en"], 1)
     assert body == {"translatedText": translator.translate(SENTENCES[:1], beam=3)[0],
-                    "detectedLanguage": {"confidence": 100.0, "language": "en"}}
+                    "detectedLanguage": {"confidence": confidence, "language": "en"}}
+    assert confidence > 90
+    german = "Der alte Mann liest das Buch, weil die Frau schläft."
+    body = client.post("/translate", json={"q": [german, ""], "source": "auto", "target": "en"}).json()
+    assert body["translatedText"] == de_en.translate([german, ""], beam=3)
+    assert body["detectedLanguage"][0]["language"] == "de"
+
+
+def test_detect_ranks_the_served_source_languages(client):
+    german = client.post("/detect", json={"q": "Der alte Mann liest das Buch."}).json()
+    assert [found["language"] for found in german] == ["de", "en"] and german[0]["confidence"] > 90
+    assert sum(found["confidence"] for found in german) == pytest.approx(100, abs=0.2)
+    english = client.post("/detect", data={"q": "dog"}).json()  # one word, as a browser extension sends, as a form
+    assert english[0]["language"] == "en"
+    assert client.post("/detect", json={"q": "1234 ..."}).json() == [{"confidence": 0.0, "language": "de"},
+                                                                    {"confidence": 0.0, "language": "en"}]
+    for body, message in (({}, "missing q parameter"), ({"q": ["a"]}, "q must be a string")):
+        response = client.post("/detect", json=body)
+        assert response.status_code == 400 and message in response.json()["error"]
+    assert client.post("/detect", json={"q": "x" * 301}).status_code == 413
 
 
 def test_languages_lists_each_language_with_its_targets(client):
@@ -158,9 +198,10 @@ def test_a_lone_surrogate_is_400_and_does_not_fail_other_requests(client):
     assert response.status_code == 400 and "text 1" in response.json()["error"]
 
 
-def test_lines_count_against_the_text_limit_and_oversized_bodies_are_refused_unread(client):
-    response = client.post("/translate", json={"q": "a\n" * 9, "source": "en", "target": "de"})
-    assert response.status_code == 413 and "9 lines" in response.json()["error"]
+def test_texts_count_against_the_text_limit_and_oversized_bodies_are_refused_unread(client):
+    assert client.post("/translate", json={"q": "a.\n" * 9, "source": "en", "target": "de"}).status_code == 200
+    response = client.post("/translate", json={"q": ["a"] * 9, "source": "en", "target": "de"})
+    assert response.status_code == 413 and "9 texts" in response.json()["error"]
     limit = Limits(max_texts=8, max_chars=300).max_body_bytes
     response = client.post("/translate", content=b"x" * (limit + 1), headers={"Content-Type": "application/json"})
     assert response.status_code == 413 and f"at most {limit}" in response.json()["error"]
@@ -197,8 +238,49 @@ def test_native_beam_1_equals_greedy_and_details_are_optional(client, translator
 
 def test_native_empty_text_gives_an_empty_translation(client):
     result = client.post("/v1/translate", json={"texts": ["", "  "], "attention": True}).json()["results"]
-    assert [r["translations"][0]["text"] for r in result] == ["", ""]
+    assert [r["translations"][0]["text"] for r in result] == ["", "  "]  # whitespace comes back as it was
     assert result[0]["translations"][0]["attention"] == []
+
+
+def test_native_paragraph_has_each_sentence_with_its_spans_attention_and_alignment(client, translator):
+    expected = translator.translate_n_best(SENTENCES, beam=3, n_best=1)
+    body = client.post("/v1/translate", json={"texts": [PARAGRAPH], "beam": 3, "attention": True,
+                                              "align": True}).json()
+    result = body["results"][0]
+    best = result["translations"][0]
+    assert "attention" not in best and len(best["sentences"]) == 3
+    assert result["src_pieces"] == [p for n_best in expected for p in n_best[0].src_pieces]
+    words = [0, 0]
+    pairs = []
+    for sentence, source, (want,) in zip(best["sentences"], SENTENCES, expected):
+        assert PARAGRAPH[slice(*sentence["source"])] == source
+        assert best["text"][slice(*sentence["target"])] == want.text
+        assert sentence["trg_pieces"] == want.trg_pieces and sentence["score"] == pytest.approx(want.score, abs=1e-5)
+        assert torch.allclose(torch.tensor(sentence["attention"]), want.attention.double(), atol=1e-4)
+        assert sentence["alignment"] == pharaoh(align_words(want.attention, want.src_pieces, want.trg_pieces))
+        pairs += [(s + words[0], t + words[1]) for s, t in align_words(want.attention, want.src_pieces,
+                                                                        want.trg_pieces)]
+        words = [words[0] + word_ids(want.src_pieces)[-1] + 1, words[1] + word_ids(want.trg_pieces)[-1] + 1]
+    assert best["alignment"] == pharaoh(pairs)
+    assert best["score"] == pytest.approx(sum(n_best[0].score for n_best in expected), abs=1e-4)
+    whole = client.post("/v1/translate", json={"texts": [PARAGRAPH], "beam": 3, "split_sentences": False}).json()
+    assert "sentences" not in whole["results"][0]["translations"][0]
+
+
+def test_native_include_needs_one_sentence_and_the_glossary_goes_by_sentence(client, models, tmp_path):
+    response = client.post("/v1/translate", json={"texts": ["The dog sleeps. The cat reads."],
+                                                  "constraints": [{"include": ["Hund"]}]})
+    assert response.status_code == 400 and "text 0 has 2 sentences" in response.json()["error"]
+    avoided = client.post("/v1/translate", json={"texts": ["The dog sleeps. The cat reads."],
+                                                 "constraints": [{"avoid": ["Hund"]}]})
+    assert avoided.status_code == 200
+    (tmp_path / "glossary.tsv").write_text("the cat\tKatze\n", encoding="utf-8")
+    with make_client([models["en_de"]], glossary=Glossary.load(tmp_path / "glossary.tsv")) as glossary_client:
+        best = glossary_client.post("/v1/translate", json={"texts": ["The dog sleeps. The cat reads."]}).json()[
+            "results"][0]["translations"][0]
+    first, second = best["sentences"]
+    (start, end), = best["placed"]  # the term, placed in the sentence that holds "the cat"
+    assert best["text"][start:end] == "Katze" and second["target"][0] <= start < end <= second["target"][1]
 
 
 @pytest.mark.parametrize("body, status, message", [
@@ -436,6 +518,34 @@ def test_a_cancelled_request_is_dropped_from_the_queue():
     assert not any("never decoded" in texts for _, texts in steps)
 
 
+HOSTILE = [
+    "!!! ??? ... ;;; ---",
+    "Der Hund שלום 漢字 dog. Привет мир!",
+    "\u200f\u05e9\u05dc\u05d5\u05dd. \u05de\u05d4?",
+    "\U0001f600\U0001f600. \U0001f468\u200d\U0001f469\u200d\U0001f467 ok. \U0001f1e9\U0001f1ea",
+    "a\u200db\u200cc\u0301\ufe0f. \u2028next\u2029 line",
+    "\t\n \r\n",
+]
+
+
+def test_hostile_paragraphs_are_answered_without_5xx_and_keep_their_spacing(models):
+    with make_client([models["en_de"]], limits=Limits(max_texts=8, max_chars=100_000)) as big:
+        body = big.post("/v1/translate", json={"texts": HOSTILE, "beam": 1}).json()
+        for text, result in zip(HOSTILE, body["results"]):
+            translated = result["translations"][0]
+            spans = [sentence["source"] for sentence in translated.get("sentences", [])]
+            gaps = [text[end:start] for (_, end), (start, _) in zip([(0, 0)] + spans, spans + [(len(text), 0)])]
+            assert "".join(gaps).strip() == ""  # every character that is not whitespace is in a sentence
+            out = translated["text"]
+            for (_, end), (start, _), gap in zip([(0, 0)] + [s["target"] for s in translated.get("sentences", [])],
+                                                 [s["target"] for s in translated.get("sentences", [])] +
+                                                 [(len(out), 0)], gaps):
+                assert out[end:start] == gap  # and the whitespace between them comes back as it was
+        line = "wort " * 20_000  # 100,000 characters, no punctuation: cut between words, nothing dropped
+        response = big.post("/translate", json={"q": line, "source": "en", "target": "de"})
+        assert response.status_code == 200 and response.json()["translatedText"].endswith(" ")
+
+
 # --- the real server ---------------------------------------------------------------------------------------------
 
 def test_the_official_libretranslate_client_works_and_sigterm_finishes_in_flight_requests(models, translator):
@@ -447,6 +557,10 @@ def test_the_official_libretranslate_client_works_and_sigterm_finishes_in_flight
         assert client.languages() == [{"code": "de", "name": "German", "targets": []},
                                       {"code": "en", "name": "English", "targets": ["de"]}]
         assert client.translate(SENTENCES[0], "en", "de") == translator.translate(SENTENCES[:1], beam=3)[0]
+        assert client.translate(PARAGRAPH, "en", "de") == translator.translate([PARAGRAPH], beam=3,
+                                                                              split_sentences=True)[0]
+        detected = client.detect("The old man reads the book.")
+        assert [found["language"] for found in detected] == ["en"] and detected[0]["confidence"] > 90
         texts = SENTENCES * 100
         body = json.dumps({"q": texts, "source": "en", "target": "de"}).encode()
         post = urllib.request.Request(base + "/translate", data=body, headers={"Content-Type": "application/json"})

@@ -96,16 +96,17 @@ def test_page_translates_and_draws_one_heatmap_row_per_target_piece(model_dir, b
         best = expected["translations"][0]
         assert best["trg_pieces"], "the model translated the example into nothing"
         assert browser.find_element(By.ID, "output").text == best["text"].strip()
-        heatmap_rows = browser.find_elements(By.CSS_SELECTOR, "#heatmap tr.trg-row:not(.eos)")
-        columns = browser.find_elements(By.CSS_SELECTOR, "#heatmap th.src:not(.eos)")
+        assert len(browser.find_elements(By.CSS_SELECTOR, "table.heatmap")) == 1  # one sentence, one heatmap
+        heatmap_rows = browser.find_elements(By.CSS_SELECTOR, "table.heatmap tr.trg-row:not(.eos)")
+        columns = browser.find_elements(By.CSS_SELECTOR, "table.heatmap th.src:not(.eos)")
         assert len(heatmap_rows) == len(best["trg_pieces"]) and len(columns) == len(expected["src_pieces"])
         cells = heatmap_rows[0].find_elements(By.CSS_SELECTOR, "td.cell")
         assert len(cells) == len(expected["src_pieces"]) + 1  # and the end-of-sentence column
 
         ActionChains(browser).move_to_element(heatmap_rows[0].find_element(By.CSS_SELECTOR, "th.trg")).perform()
-        assert "attends to" in browser.find_element(By.ID, "focus").text
+        assert "attends to" in browser.find_element(By.CSS_SELECTOR, ".focus").text
         ActionChains(browser).move_to_element(columns[0]).perform()
-        assert "is attended by" in browser.find_element(By.ID, "focus").text
+        assert "is attended by" in browser.find_element(By.CSS_SELECTOR, ".focus").text
         links = browser.find_elements(By.CSS_SELECTOR, "#alignment line.link")
         assert len(links) == len(best["alignment"].split())
 
@@ -113,6 +114,34 @@ def test_page_translates_and_draws_one_heatmap_row_per_target_piece(model_dir, b
         screenshot = Path(os.environ.get("SEQ2SEQ_PAGE_SCREENSHOT") or tmp_path / "page.png")
         browser.find_element(By.TAG_NAME, "body").screenshot(str(screenshot))
         assert screenshot.stat().st_size > 10_000
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+PARAGRAPHS = {"en": "The old man reads the book. The woman calls her dog.\n\nToday she sleeps.",
+              "de": "Ein Mann fährt Fahrrad. Zwei Hunde spielen im Schnee.\n\nEine Frau liest."}
+
+
+def test_page_translates_a_pasted_paragraph_with_one_heatmap_per_sentence(model_dir, browser):
+    process, base = start_server(str(model_dir))
+    try:
+        text = PARAGRAPHS[load_config(model_dir / "config.yaml").data.src_lang]
+        browser.get(base + "/")
+        WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#model option"))
+        translate_on_page(browser, text, beam=1, n_best=1)
+        best = api_translation(base, text, beam=1, n_best=1)["translations"][0]
+        assert len(best["sentences"]) == 3
+        assert browser.find_element(By.ID, "output").text.split() == best["text"].split()
+        blocks = browser.find_elements(By.CSS_SELECTOR, ".sentence-attention")
+        assert len(blocks) == 3
+        for block, sentence in zip(blocks, best["sentences"]):
+            assert block.find_element(By.CSS_SELECTOR, ".sentence-source").text.endswith(
+                text[sentence["source"][0]:sentence["source"][1]])
+            rows = block.find_elements(By.CSS_SELECTOR, "tr.trg-row")
+            assert len(rows) == len(sentence["attention"])
+        ActionChains(browser).move_to_element(blocks[2].find_element(By.CSS_SELECTOR, "th.trg")).perform()
+        assert "attends to" in blocks[2].find_element(By.CSS_SELECTOR, ".focus").text
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -76,11 +76,75 @@ def test_attention_dir_gets_one_valid_png_per_sentence(model_dir, tmp_path, caps
         assert image.format == "PNG" and image.size[0] > 200 and image.size[1] > 100
 
 
-def test_overlong_line_is_truncated_with_a_warning_not_dropped(model_dir, capsys):
-    long_line = " ".join(["the big dog"] * 30)
-    code, out, err = run(capsys, "translate", model_dir, SENTENCES[0], long_line)
+def test_overlong_line_is_cut_at_word_boundaries_with_a_warning_not_truncated(model_dir, capsys):
+    translator = Translator.from_dir(model_dir)
+    long_line = ", ".join(["the big dog"] * 30)
+    code, out, err = run(capsys, "translate", model_dir, SENTENCES[0], long_line, "--beam", 1)
     assert code == 0 and len(out.splitlines()) == 2
-    assert "line 2" in err and "translating only the first 20" in err
+    assert "line 2 is longer than the model's data.max_length (20 pieces): translated in" in err
+    parts = translator.segmenter(split_sentences=False)(long_line)
+    assert len(parts.spans) > 1 and all(sentence.endswith("dog,") or sentence.endswith("dog")
+                                        for sentence in parts.sentences)  # cut after the commas
+    assert out.splitlines()[1] == " ".join(translator.translate(parts.sentences, beam=1))
+
+
+PARAGRAPH = "The dog sleeps.  A cat reads the book.\tBecause the man reads, the woman sleeps."
+
+
+def test_split_sentences_translates_each_sentence_as_its_own_and_keeps_the_spacing(model_dir, capsys):
+    translator = Translator.from_dir(model_dir)
+    one_by_one = translator.translate(SENTENCES, beam=2)
+    code, out, err = run(capsys, "translate", model_dir, PARAGRAPH, "", SENTENCES[0], "--beam", 2,
+                         "--split-sentences")
+    assert code == 0 and "--split-sentences" not in err
+    assert out.split("\n") == [f"{one_by_one[0]}  {one_by_one[1]}\t{one_by_one[2]}", "", one_by_one[0], ""]
+    assert translator.translate([PARAGRAPH, " Two. \n\n"], beam=2, split_sentences=True)[0] == out.split("\n")[0]
+
+
+def test_without_split_sentences_a_line_of_several_gets_one_warning_naming_the_flag(model_dir, capsys):
+    code, out, err = run(capsys, "translate", model_dir, PARAGRAPH, PARAGRAPH, SENTENCES[0], "--beam", 1)
+    assert code == 0 and len(out.splitlines()) == 3
+    assert err.count("--split-sentences") == 1 and "line 1 holds several sentences" in err
+
+
+def test_a_paragraph_s_n_best_are_the_best_combinations_of_its_sentences(model_dir):
+    translator = Translator.from_dir(model_dir)
+    texts = SENTENCES[:2]
+    each = translator.translate_n_best(texts, beam=3, n_best=3)
+    combined = translator.translate_n_best([" ".join(texts)], beam=3, n_best=3, split_sentences=True)[0]
+    assert combined[0].text == f"{each[0][0].text} {each[1][0].text}"
+    assert combined[0].score == pytest.approx(each[0][0].score + each[1][0].score)
+    scores = sorted((a.score + b.score for a in each[0] for b in each[1]), reverse=True)
+    if all(n[i].score >= n[i + 1].score for n in each for i in range(2)):  # when the length penalty kept the order
+        assert [t.score for t in combined] == pytest.approx(scores[:3])
+    for translation in combined:
+        assert [part.translation.text for part in translation.parts] in (
+            [a.text, b.text] for a in each[0] for b in each[1])
+        assert [translation.text[slice(*part.target)] for part in translation.parts] == \
+            [part.translation.text for part in translation.parts]
+
+
+def test_include_constraints_need_a_sentence_to_belong_to(model_dir):
+    translator = Translator.from_dir(model_dir)
+    with pytest.raises(UserError, match="text 1 has 2 sentences"):
+        translator.translate([" ".join(SENTENCES[:2])], constraints=[["Hund"]], split_sentences=True)
+    avoided = translator.translate([" ".join(SENTENCES[:2])], constraints=[{"avoid": ["der"]}], split_sentences=True)
+    assert " der " not in f" {avoided[0]} "
+
+
+def test_align_and_heatmaps_of_a_paragraph_are_per_sentence(model_dir, tmp_path, capsys):
+    translator = Translator.from_dir(model_dir)
+    code, out, _ = run(capsys, "translate", model_dir, " ".join(SENTENCES[:2]), "--split-sentences", "--align",
+                       "--attention-dir", tmp_path)
+    assert code == 0
+    text, alignment = out.rstrip("\n").split(" ||| ")
+    pairs = [tuple(map(int, p.split("-"))) for p in alignment.split()]
+    first = translator.translate_with_details(SENTENCES[:1])[0]
+    first_words = (len(first.text.split()), len(SENTENCES[0].split()))
+    second = [(s, t) for s, t in pairs if t >= first_words[0]]
+    assert second and all(s >= first_words[1] for s, _ in second)  # the second sentence aligns inside itself
+    assert [t for _, t in pairs] == list(range(len(text.split())))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["line-000001-s1.png", "line-000001-s2.png"]
 
 
 def test_invalid_utf8_and_nul_in_input_are_replaced_with_a_warning(model_dir, tmp_path, capsys):

@@ -196,14 +196,14 @@ def weights(translation: Translation) -> list[list[float]]:
 
 def translation_result(translation: Translation, *, attention: bool, align: bool,
                        decode: Callable[[list[str]], str]) -> TranslationResult:
-    parts = translation.parts
-    one = len(translation.sentences) == 1
-    window = translation.window
+    parts, sentences = translation.parts, translation.sentences
+    single = translation if not sentences else sentences[0].translation if len(sentences) == 1 else None
+    window = single.window if single is not None else None
     return TranslationResult(
         text=translation.text, score=round(translation.score, 6), trg_pieces=translation.trg_pieces,
-        attention=weights(translation.sentences[0].translation) if attention and one else None,
+        attention=weights(single) if attention and single is not None else None,
         alignment=pharaoh(text_alignment(translation)) if align else None,
-        window=Window(centres=window.centres, radius=window.radius) if attention and one and window else None,
+        window=Window(centres=window.centres, radius=window.radius) if attention and window else None,
         placed=character_spans(translation, decode),
         sentences=[sentence_result(part, attention=attention, align=align) for part in parts] if parts else None)
 

@@ -118,7 +118,25 @@ function show(result, model) {
   });
   $("nbest-list").tBodies[0].replaceChildren(...rows);
   $("nbest-list").hidden = result.translations.length < 2;
-  drawHeatmap(result.src_pieces, best.trg_pieces, best.attention, best.window);
+  // one heatmap per sentence (a text of one sentence, or an older server, has its attention at the top level)
+  const sentences = best.sentences || [{ src_pieces: result.src_pieces, trg_pieces: best.trg_pieces,
+                                         attention: best.attention, window: best.window }];
+  const source = Array.from(result.source);
+  $("heatmaps").replaceChildren(...sentences.map((sentence, k) => {
+    const block = el("div", { class: "sentence-attention", "data-sentence": k });
+    if (sentences.length > 1) {
+      block.append(el("p", { class: "sentence-source" },
+                      `Sentence ${k + 1}: ${source.slice(sentence.source[0], sentence.source[1]).join("")}`));
+    }
+    const focus = el("p", { class: "focus" });
+    const table = el("table", { class: "heatmap" });
+    const scroll = el("div", { class: "heatmap-scroll" });
+    scroll.append(table);
+    block.append(focus, scroll);
+    drawHeatmap(table, focus, sentence.src_pieces, sentence.trg_pieces, sentence.attention, sentence.window);
+    return block;
+  }));
+  $("window-legend").hidden = !sentences.some((sentence) => sentence.window);
   drawAlignment(result.src_pieces, best.trg_pieces, best.alignment);
   for (const id of ["result", "attention-panel", "alignment-panel"]) $(id).hidden = false;
 }
@@ -132,9 +150,8 @@ function windowClass(span, row, column) {
 
 // Rows: output pieces (then </s> when produced); columns: source pieces, then </s>.
 // With local attention, `span` gives each row's centre p_t and the half-width D: its cells are marked.
-function drawHeatmap(srcPieces, trgPieces, weights, span) {
+function drawHeatmap(table, focus, srcPieces, trgPieces, weights, span) {
   const columns = [...srcPieces, EOS];
-  const table = $("heatmap");
   const head = el("tr");
   head.append(el("th", { class: "corner" }));
   columns.forEach((piece, j) => {
@@ -154,18 +171,18 @@ function drawHeatmap(srcPieces, trgPieces, weights, span) {
     });
     return tr;
   });
-  $("window-legend").hidden = !span;
   table.replaceChildren(el("thead"), el("tbody"));
   table.tHead.append(head);
   table.tBodies[0].append(...body);
-  table.onmouseover = (event) => focusOn(event.target.closest("[data-row], [data-col]"), columns, trgPieces, weights);
-  table.onmouseleave = () => clearFocus();
+  table.onmouseover = (event) => focusOn(table, focus, event.target.closest("[data-row], [data-col]"), columns,
+                                        trgPieces, weights);
+  table.onmouseleave = () => clearFocus(table, focus);
+  clearFocus(table, focus);
 }
 
-function focusOn(target, columns, trgPieces, weights) {
-  clearFocus();
+function focusOn(table, focus, target, columns, trgPieces, weights) {
+  clearFocus(table, focus);
   if (!target) return;
-  const table = $("heatmap");
   const label = (i) => (i < trgPieces.length ? showPiece(trgPieces[i]) : EOS);
   if (target.dataset.row !== undefined) {  // an output piece: the source pieces it attends to
     const i = Number(target.dataset.row);
@@ -175,7 +192,7 @@ function focusOn(target, columns, trgPieces, weights) {
       table.querySelector(`th[data-col="${j}"]`).style.setProperty("--w", w.toFixed(4));
       table.querySelector(`th[data-col="${j}"]`).classList.add("weighted");
     }
-    $("focus").replaceChildren(el("b", {}, label(i)), document.createTextNode(" attends to "),
+    focus.replaceChildren(el("b", {}, label(i)), document.createTextNode(" attends to "),
       ...ranked.flatMap(([w, j], k) => [el("span", { class: "chip" }, `${showPiece(columns[j])} ${w.toFixed(2)}`),
         document.createTextNode(k < ranked.length - 1 ? " " : "")]));
   } else {  // a source piece: the output pieces that attend to it
@@ -187,19 +204,18 @@ function focusOn(target, columns, trgPieces, weights) {
       header.style.setProperty("--w", row[j].toFixed(4));
       header.classList.add("weighted");
     });
-    $("focus").replaceChildren(el("b", {}, showPiece(columns[j])), document.createTextNode(" is attended by "),
+    focus.replaceChildren(el("b", {}, showPiece(columns[j])), document.createTextNode(" is attended by "),
       ...ranked.flatMap(([w, i], k) => [el("span", { class: "chip" }, `${label(i)} ${w.toFixed(2)}`),
         document.createTextNode(k < ranked.length - 1 ? " " : "")]));
   }
 }
 
-function clearFocus() {
-  const table = $("heatmap");
+function clearFocus(table, focus) {
   table.querySelectorAll(".focus-row, .focus-col, .weighted").forEach((node) => {
     node.classList.remove("focus-row", "focus-col", "weighted");
     if (node.tagName === "TH") node.style.removeProperty("--w");
   });
-  $("focus").textContent = "Hover the heatmap to see where each output piece looks.";
+  focus.textContent = "Hover the heatmap to see where each output piece looks.";
 }
 
 // Words from pieces: a new word starts at every piece with ▁ (as seq2seq/alignment.py counts them).
