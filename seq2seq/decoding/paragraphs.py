@@ -51,27 +51,29 @@ def whole(text: str) -> Segmented:
 
 
 class Segmenter:
-    """How a translator cuts its texts: into sentences (``split_sentences``), or each text whole; either way, a part
-    longer than ``max_pieces`` source pieces is cut at safe boundaries, never truncated.
+    """How a translator cuts its texts: into sentences of ``language`` (``split_sentences``), or each text whole;
+    either way, a part longer than ``max_pieces`` source pieces is cut at safe boundaries, never truncated.
 
-    Without ``split_sentences``, the first text in which the splitter finds several sentences gets a warning that
-    names the switch, once; and a text cut for its length gets a warning naming it (``warn``: both).
+    ``warn_several``: the first text taken whole in which the splitter finds several sentences gets a warning that
+    names the switch, once. ``warn_long``: a text cut for its length gets a warning naming it.
     """
 
-    def __init__(self, src_tok: Tokenizer, language: str, max_pieces: int, *, split_sentences: bool,
-                 warn: bool = True):
+    def __init__(self, src_tok: Tokenizer, max_pieces: int, *, language: str | None = None,
+                 split_sentences: bool = False, warn_several: bool = False, warn_long: bool = True):
+        if (split_sentences or warn_several) and language is None:
+            raise ValueError("cutting texts into sentences needs their language")
         self.src_tok, self.max_pieces = src_tok, max_pieces
-        self.splitter = SentenceSplitter(language)
+        self.splitter = SentenceSplitter(language) if language is not None else None
         self.split_sentences = split_sentences
-        self.warn = warn and not split_sentences
-        self.warn_long = warn
+        self.warn_several = warn_several and not split_sentences
+        self.warn_long = warn_long
 
     def __call__(self, text: str, where: str = "a text") -> Segmented:
-        segmented = self.splitter(text) if self.split_sentences else whole(text)
-        if self.warn and len(self.splitter(text).spans) > 1:
+        segmented = self.splitter(text) if self.split_sentences and self.splitter else whole(text)
+        if self.warn_several and self.splitter and len(self.splitter(text).spans) > 1:
             log.warning("%s holds several sentences; the model translates one sentence at a time, so pass "
                         "--split-sentences (Python: split_sentences=True) to translate them one by one", where)
-            self.warn = False
+            self.warn_several = False
         cut = split_long(segmented, self.too_long)
         if self.warn_long and len(cut.spans) > len(segmented.spans):
             log.warning("%s is longer than the model's data.max_length (%d pieces): translated in %d parts cut at "
@@ -198,6 +200,7 @@ class DocumentStream:
         with no sentence)."""
         n_best = self.stream.options.n_best if n_best is None else n_best
         sentences: list[tuple[Any, str]] = []
+        labels: list[str] = []
         each: list[Constraints | None] = []
         done = []
         for i, (tag, text) in enumerate(items):
@@ -207,9 +210,12 @@ class DocumentStream:
             each += sentence_constraints(wanted, segmented, where)
             self._open[tag] = _OpenText(segmented, n_best, [None] * len(segmented.spans))
             sentences += [((tag, k), sentence) for k, sentence in enumerate(segmented.sentences)]
+            labels += [where if len(segmented.spans) == 1 else f"{where}, sentence {k + 1}"
+                       for k in range(len(segmented.spans))]
             if not segmented.spans:
                 done.append((tag, self._finish(tag)))
-        finished = self.stream.add(sentences, n_best=n_best, constraints=each if constraints is not None else None)
+        finished = self.stream.add(sentences, n_best=n_best, constraints=each if constraints is not None else None,
+                                   labels=labels)
         return done + self._collect(finished)
 
     def step(self) -> list[tuple[Any, list[Translation]]]:

@@ -126,8 +126,8 @@ class TranslationStream:
         return self.engine.decoding
 
     def add(self, items: Sequence[tuple[Any, str]], *, n_best: int | None = None, first_line: int | None = None,
-            constraints: Sequence[Constraints | None] | None = None,
-            seeds: Sequence[int] | None = None) -> list[tuple[Any, list[Translation]]]:
+            constraints: Sequence[Constraints | None] | None = None, seeds: Sequence[int] | None = None,
+            labels: Sequence[str] | None = None) -> list[tuple[Any, list[Translation]]]:
         """Queue (tag, text) pairs for their ``n_best`` (default ``options.n_best``) best translations.
 
         The texts of one call decode longest first, which keeps the batch's padding low. Empty (or blank) texts
@@ -136,7 +136,8 @@ class TranslationStream:
         (one per text, None for none) are phrases each translation must include or avoid. Sampling draws each text
         from the random stream ``seeds`` gives it (see :func:`~seq2seq.decoding.sampling.sentence_seed`); without
         ``seeds``, from the stream of ``options``' seed and the text's place among all the texts this stream has
-        taken (so a file samples the same whatever the batch size).
+        taken (so a file samples the same whatever the batch size). ``labels`` name the texts in messages instead
+        (a sentence of a paragraph: "line 3, sentence 2").
         """
         n_best = self.options.n_best if n_best is None else n_best
         dataclasses.replace(self.options, n_best=n_best).check(self.trg_tok.vocab_size)
@@ -152,7 +153,8 @@ class TranslationStream:
             if not text.strip():
                 done.append((tag, [Translation("", [], [], 0.0, torch.zeros(0, 0))]))
                 continue
-            where = f"line {first_line + i}" if first_line is not None else f"text {i + 1}"
+            where = labels[i] if labels is not None else f"line {first_line + i}" if first_line is not None \
+                else f"text {i + 1}"
             wanted = constraints[i] if constraints is not None else None
             pieces = encode_constraints(wanted, self.trg_tok, where=f"constraints of {where}") if wanted else None
             if len(ids) > self.max_source_pieces:
@@ -187,10 +189,16 @@ class TranslationStream:
 def translate_texts(model: Seq2Seq | Ensemble, src_tok: Tokenizer, trg_tok: Tokenizer, texts: list[str], *,
                     options: SearchOptions, device: torch.device, max_source_pieces: int,
                     first_line: int = 1, shortlist: Shortlist | None = None,
-                    constraints: Sequence[Constraints | None] | None = None) -> list[list[Translation]]:
-    """The ``options.n_best`` best translations of each text, in input order (see :class:`TranslationStream`)."""
-    stream = TranslationStream(model, src_tok, trg_tok, options=options, device=device,
-                               max_source_pieces=max_source_pieces, shortlist=shortlist)
+                    constraints: Sequence[Constraints | None] | None = None,
+                    segmenter: Segmenter | None = None) -> list[list[Translation]]:
+    """The ``options.n_best`` best translations of each text, in input order (see :class:`TranslationStream`).
+
+    ``segmenter`` says how texts are cut (:mod:`seq2seq.decoding.paragraphs`); by default each is one segment, with
+    a part too long for the model cut at safe places, as validation and ``evaluate`` translate lines.
+    """
+    stream = DocumentStream(TranslationStream(model, src_tok, trg_tok, options=options, device=device,
+                                              max_source_pieces=max_source_pieces, shortlist=shortlist),
+                            segmenter or Segmenter(src_tok, max_source_pieces))
     results: list[list[Translation]] = [[] for _ in texts]
     finished = stream.add(list(enumerate(texts)), first_line=first_line, constraints=constraints)
     while not stream.idle:
@@ -327,21 +335,17 @@ class Translator:
                          sampling: Sampling | None = None, split_sentences: bool = False) -> list[list[Translation]]:
         """The ``n_best`` best translations of each text (``n_best`` ≤ beam), best first; with ``sampling``,
         ``n_best`` samples in the order drawn (arguments as :meth:`translate`)."""
-        stream = self.document_stream(beam=beam, n_best=n_best, batch_size=batch_size, sampling=sampling,
-                                      split_sentences=split_sentences)
-        results: list[list[Translation]] = [[] for _ in texts]
-        finished = stream.add(list(enumerate(texts)), first_line=first_line,
-                              constraints=as_constraints(constraints, len(texts)))
-        while not stream.idle:
-            finished += stream.step()
-        for index, translations in finished:
-            results[index] = translations
-        return results
+        options = SearchOptions.from_config(self.config, beam_size=beam, n_best=n_best, batch_size=batch_size,
+                                            sampling=sampling)
+        return translate_texts(self.model, self.src_tok, self.trg_tok, texts, options=options, device=self.device,
+                               max_source_pieces=self.config.data.max_length, first_line=first_line,
+                               shortlist=self.shortlist, constraints=as_constraints(constraints, len(texts)),
+                               segmenter=self.segmenter(split_sentences=split_sentences))
 
     def segmenter(self, *, split_sentences: bool, warn: bool = True) -> Segmenter:
         """How this model's texts are cut: into sentences, or whole; parts too long for the model at safe places."""
-        return Segmenter(self.src_tok, self.config.data.src_lang, self.config.data.max_length,
-                         split_sentences=split_sentences, warn=warn)
+        return Segmenter(self.src_tok, self.config.data.max_length, language=self.config.data.src_lang,
+                         split_sentences=split_sentences, warn_several=warn, warn_long=warn)
 
     def with_window(self, translation: Translation) -> Translation:
         """The translation with local attention's window of each row (unchanged for global attention); for a text

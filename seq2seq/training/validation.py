@@ -60,10 +60,12 @@ def validate(model: Seq2Seq, run: RunContext, batches: Iterable[Batch]) -> dict[
 
 def attention_sample(model: Seq2Seq, run: RunContext) -> Translation:
     """The greedy translation of the valid split's first sentence, with its attention: the same sentence at every
-    validation, so that a reporter can show how the attention sharpens as training goes on."""
+    validation, so that a reporter can show how the attention sharpens as training goes on (its first part, where
+    it is too long for the model and was cut)."""
     greedy = SearchOptions.from_config(run.config, beam_size=1)
-    sample = translate_texts(model, run.src_tok, run.trg_tok, run.splits["valid"].text()[0][:1], options=greedy,
-                             device=run.device, max_source_pieces=run.config.data.max_length)[0][0]
+    translated = translate_texts(model, run.src_tok, run.trg_tok, run.splits["valid"].text()[0][:1], options=greedy,
+                                 device=run.device, max_source_pieces=run.config.data.max_length)[0][0]
+    sample = translated.sentences[0].translation if translated.sentences else translated
     window = attention_window(model, run.src_tok, run.trg_tok, sample.src_pieces, sample.trg_pieces,
                               sample.attention.size(0))
     return sample._replace(window=window)
