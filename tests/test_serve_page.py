@@ -95,7 +95,7 @@ def test_page_translates_and_draws_one_heatmap_row_per_target_piece(model_dir, b
         expected = api_translation(base, text, beam=beam, n_best=1)
         best = expected["translations"][0]
         assert best["trg_pieces"], "the model translated the example into nothing"
-        assert browser.find_element(By.ID, "output").text == best["text"].strip()
+        assert browser.find_element(By.ID, "output").text.strip() == best["text"].strip()
         assert len(browser.find_elements(By.CSS_SELECTOR, "table.heatmap")) == 1  # one sentence, one heatmap
         heatmap_rows = browser.find_elements(By.CSS_SELECTOR, "table.heatmap tr.trg-row:not(.eos)")
         columns = browser.find_elements(By.CSS_SELECTOR, "table.heatmap th.src:not(.eos)")
@@ -133,6 +133,7 @@ def test_page_translates_a_pasted_paragraph_with_one_heatmap_per_sentence(model_
         best = api_translation(base, text, beam=1, n_best=1)["translations"][0]
         assert len(best["sentences"]) == 3
         assert browser.find_element(By.ID, "output").text.split() == best["text"].split()
+        assert "\n\n" in browser.find_element(By.ID, "output").text  # the paragraph break shows where it was
         blocks = browser.find_elements(By.CSS_SELECTOR, ".sentence-attention")
         assert len(blocks) == 3
         for block, sentence in zip(blocks, best["sentences"]):
