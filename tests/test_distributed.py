@@ -44,7 +44,10 @@ def test_two_processes_agree_with_each_other_and_with_one_process(corpus, tmp_pa
     rank0 = torch.load(tmp_path / "dump" / "rank0.pt", weights_only=True)
     rank1 = torch.load(tmp_path / "dump" / "rank1.pt", weights_only=True)
     assert all(torch.equal(rank0[name], rank1[name]) for name in rank0)  # DDP keeps replicas bitwise equal
-    for threads in (tmp_path / "dump").glob("threads*.txt"):  # Linux: the group and its threads are gone
+    dumps = sorted((tmp_path / "dump").glob("threads*.txt"))
+    if Path("/proc/self/task").is_dir():  # Linux: each rank lists its threads, and the group's are gone
+        assert [path.name for path in dumps] == ["threads0.txt", "threads1.txt"]
+    for threads in dumps:
         assert "gloo" not in threads.read_text(), threads.read_text()
 
     single = ["train", CONFIG]
@@ -54,7 +57,8 @@ def test_two_processes_agree_with_each_other_and_with_one_process(corpus, tmp_pa
     reference = load_checkpoint(tmp_path / "single" / "checkpoints" / "last.pt")["model"]
     # Same global batches and the same gradient, summed in another order: equal up to float rounding.
     worst = max((rank0[name] - reference[name]).abs().max().item() for name in rank0)
-    assert worst < 1e-4
+    print(f"largest difference from one process: {worst:.3g}")
+    assert worst < 1e-5  # the README's claim
 
     written = sorted(path.name for path in tmp_path.iterdir())
     assert written == ["ddp", "dump", "single"]  # one model directory from the two processes
