@@ -5,6 +5,7 @@ Fixtures live in conftest.py; these are plain functions and constants (``from te
 """
 
 import os
+import queue
 import re
 import subprocess
 import sys
@@ -57,25 +58,50 @@ def train_tiny(root: Path, overrides: list[str], *, train_lines: int, valid_line
     return root / "model"
 
 
-def start_server(*args: str) -> tuple[subprocess.Popen, str]:
-    """``seq2seq serve ... --port 0``; the process and its base URL, read from the log line."""
+def start_server(*args: str, timeout: float = 60) -> tuple[subprocess.Popen, str]:
+    """``seq2seq serve ... --port 0``; the process and its base URL, read from the log line.
+
+    Bounded: a server that says nothing, exits, or does not answer within ``timeout`` seconds fails the test and is
+    killed (its log's last lines in the message), never left running.
+    """
     process = subprocess.Popen([sys.executable, "-m", "seq2seq", "serve", *args, "--port", "0"],
                                stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    deadline = time.monotonic() + 60
-    for line in process.stderr:
+    lines: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=_read_lines, args=(process.stderr, lines), daemon=True).start()  # keeps the pipe drained
+    deadline = time.monotonic() + timeout
+    seen: list[str] = []
+    try:
+        base = _announced_url(lines, seen, deadline)
+        while True:  # the log line comes just before uvicorn accepts connections
+            try:
+                urllib.request.urlopen(base + "/health", timeout=5)
+                return process, base
+            except urllib.error.URLError:
+                if time.monotonic() > deadline:
+                    raise AssertionError("the server does not answer") from None
+                time.sleep(0.1)
+    except BaseException as error:
+        process.kill()
+        process.wait(timeout=30)
+        raise AssertionError(f"the server did not start ({error}); its log ends:\n{''.join(seen[-10:])}") from None
+
+
+def _read_lines(stream, lines: queue.Queue) -> None:
+    for line in stream:
+        lines.put(line)
+    lines.put(None)  # the process closed its stderr: it has exited
+
+
+def _announced_url(lines: queue.Queue, seen: list[str], deadline: float) -> str:
+    """The URL of the server's "on http://..." log line, waiting at most until ``deadline``."""
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError("the server said nothing within its time") from None
+        if line is None:
+            raise AssertionError("the server exited")
+        seen.append(line)
         found = re.search(r"on (http://127\.0\.0\.1:\d+)", line)
         if found:
-            base = found.group(1)
-            break
-        assert time.monotonic() < deadline, "the server did not start"
-    else:
-        raise AssertionError(f"the server exited with {process.wait()}")
-    while True:  # the log line comes just before uvicorn accepts connections
-        try:
-            urllib.request.urlopen(base + "/health", timeout=5)
-            break
-        except urllib.error.URLError:
-            assert time.monotonic() < deadline, "the server does not answer"
-            time.sleep(0.1)
-    threading.Thread(target=process.stderr.read, daemon=True).start()  # keep the pipe drained
-    return process, base
+            return found.group(1)

@@ -53,7 +53,7 @@ def fake_multi30k(directory: Path, short: str = "") -> None:
 def test_get_multi30k_copies_and_checks_line_counts(tmp_path):
     fake_multi30k(tmp_path / "src")
     done = subprocess.run(["bash", ROOT / "scripts" / "get_multi30k.sh", "--from", tmp_path / "src", tmp_path / "out"],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
         f"{split}.{lang}" for split in COUNTS for lang in ("de", "en"))
@@ -62,7 +62,7 @@ def test_get_multi30k_copies_and_checks_line_counts(tmp_path):
 def test_get_multi30k_refuses_wrong_line_counts(tmp_path):
     fake_multi30k(tmp_path / "src", short="val.en")
     done = subprocess.run(["bash", ROOT / "scripts" / "get_multi30k.sh", "--from", tmp_path / "src", tmp_path / "out"],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "val.en has 1013 lines, expected 1014" in done.stderr
 
 

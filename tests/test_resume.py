@@ -177,7 +177,7 @@ def test_resume_refuses_a_changed_model_and_names_the_key(short_run, corpus, cap
 
 def test_resume_accepts_harmless_changes_and_logs_them(short_run, corpus, tmp_path, capsys):
     copy = tmp_path / "model"
-    subprocess.run(["cp", "-r", str(short_run), str(copy)], check=True)
+    subprocess.run(["cp", "-r", str(short_run), str(copy)], check=True, timeout=120)
     assert main(train_args(copy, corpus, "training.max_steps=16", "training.validate_every=8") + ["--resume"]) == 0
     err = capsys.readouterr().err
     assert "training.validate_every changed from 4 to 8" in err
@@ -191,7 +191,7 @@ def test_resume_without_a_checkpoint_explains(corpus, tmp_path, capsys):
 
 def test_a_corrupt_last_checkpoint_names_the_newest_good_one(short_run, corpus, tmp_path, capsys):
     copy = tmp_path / "model"
-    subprocess.run(["cp", "-r", str(short_run), str(copy)], check=True)
+    subprocess.run(["cp", "-r", str(short_run), str(copy)], check=True, timeout=120)
     last = copy / "checkpoints" / "last.pt"
     last.write_bytes(last.read_bytes()[:1000])  # truncated, as by a full disk outside our atomic writes
     assert main(train_args(copy, corpus, "training.max_steps=12") + ["--resume"]) == 2

@@ -586,15 +586,32 @@ def test_the_official_libretranslate_client_works_and_sigterm_finishes_in_flight
         process.kill()
 
 
+def test_the_server_helper_gives_up_in_time_and_leaves_no_process(tmp_path, monkeypatch):
+    import queue
+
+    from tests import helpers
+
+    start = time.monotonic()
+    with pytest.raises(AssertionError, match="said nothing"):  # no line ever arrives
+        helpers._announced_url(queue.Queue(), [], time.monotonic() + 0.3)
+    assert time.monotonic() - start < 5
+    started = []
+    real_popen = subprocess.Popen
+    monkeypatch.setattr(helpers.subprocess, "Popen", lambda *a, **k: started.append(real_popen(*a, **k)) or started[-1])
+    with pytest.raises(AssertionError, match="exited"):  # a server that fails to start
+        helpers.start_server(str(tmp_path / "nothing"))
+    assert started[0].poll() == 2
+
+
 def test_loading_errors_and_a_busy_port_exit_2(models, tmp_path):
     missing = subprocess.run([sys.executable, "-m", "seq2seq", "serve", str(tmp_path / "nothing")],
-                             check=False, capture_output=True, text=True)
+                             check=False, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "is not a model directory" in missing.stderr
     broken = tmp_path / "broken"
     shutil.copytree(models["en_de"], broken)
     (broken / "spm" / "src.model").write_bytes(b"not a sentencepiece model")
     corrupt = subprocess.run([sys.executable, "-m", "seq2seq", "serve", str(broken)], check=False,
-                             capture_output=True, text=True)
+                             capture_output=True, text=True, timeout=120)
     assert corrupt.returncode == 2 and "no readable sentencepiece models" in corrupt.stderr
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

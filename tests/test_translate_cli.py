@@ -228,7 +228,7 @@ def test_readme_python_example_runs(model_dir, monkeypatch, capsys):
 
 def test_importing_the_package_is_cheap():
     code = "import sys, seq2seq; print('torch' in sys.modules, seq2seq.__version__)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120).stdout
     assert out.split()[0] == "False"
 
 
