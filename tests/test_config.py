@@ -344,9 +344,11 @@ def test_non_finite_numbers_are_rejected(tmp_path, key, value):
 
 
 def test_duplicate_key_is_rejected_with_its_line(tmp_path):
-    path = write_text(tmp_path, yaml.safe_dump(MINIMAL) + "data:\n  train: other\n")
+    first = yaml.safe_dump(MINIMAL)
+    path = write_text(tmp_path, first + "data:\n  train: other\n")
     message = error_of(path)
-    assert_mentions(message, str(path), "duplicate key 'data'", "line")
+    duplicate_line = len(first.splitlines()) + 1  # the second "data:"
+    assert_mentions(message, str(path), "duplicate key 'data'", f"line {duplicate_line}, column 1")
 
 
 def test_yaml_boolean_for_a_string_suggests_quoting(tmp_path):

@@ -169,10 +169,13 @@ def test_a_non_empty_model_dir_needs_resume_or_overwrite(short_run, corpus, caps
     assert str(short_run) in error and "--resume" in error and "--overwrite" in error
 
 
-def test_resume_refuses_a_changed_model_and_names_the_key(short_run, corpus, capsys):
-    assert main(train_args(short_run, corpus, "training.max_steps=12", "model.decoder_hidden=64") + ["--resume"]) == 2
+def test_resume_refuses_a_changed_model_and_names_every_changed_key_in_one_message(short_run, corpus, capsys):
+    changed = ["model.encoder_hidden=24", "model.decoder_hidden=48"]  # a valid config (dot: 48 = 24 x 2)
+    assert main(train_args(short_run, corpus, "training.max_steps=12", *changed) + ["--resume"]) == 2
     error = capsys.readouterr().err
-    assert "model.decoder_hidden" in error and "32" in error and "64" in error
+    assert "cannot resume" in error
+    assert "model.encoder_hidden: 16 in the checkpoint, 24 now" in error
+    assert "model.decoder_hidden: 32 in the checkpoint, 48 now" in error
 
 
 def test_resume_accepts_harmless_changes_and_logs_them(short_run, corpus, tmp_path, capsys):

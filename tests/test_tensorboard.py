@@ -1,6 +1,8 @@
 """training.tensorboard: the events a run writes, read back with TensorBoard's own reader, and a resume that
 repeats updates without duplicating their events."""
 
+import json
+
 import pytest
 
 pytest.importorskip("tensorboard", reason="the TensorBoard reporter needs the tensorboard extra: "
@@ -55,8 +57,13 @@ def test_a_run_writes_losses_rates_speed_validation_and_attention(tmp_path, corp
     images = events.Images("valid/attention")
     assert [image.step for image in images] == [10, 20]
     assert images[0].encoded_image_string.startswith(b"\x89PNG")  # a rendered heatmap
-    losses = [event.value for event in events.Scalars("valid/loss")]
-    assert losses[1] < losses[0]  # the same numbers metrics.jsonl holds: training lowers the loss
+    records = [json.loads(line) for line in (tmp_path / "model" / "metrics.jsonl").read_text().splitlines()]
+    for event, tag, key in (("train", "train/loss", "loss"), ("train", "train/lr", "lr"),
+                            ("valid", "valid/loss", "loss"), ("valid", "valid/bleu", "bleu")):
+        logged = [(r["step"], r[key]) for r in records if r["event"] == event]
+        shown = [(e.step, e.value) for e in events.Scalars(tag)]
+        assert [step for step, _ in shown] == [step for step, _ in logged], tag
+        assert [value for _, value in shown] == pytest.approx([value for _, value in logged], rel=1e-6), tag
 
 
 def test_resume_does_not_duplicate_the_events_of_repeated_updates(tmp_path, corpus):
