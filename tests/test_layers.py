@@ -2,6 +2,7 @@
 its own."""
 
 import ast
+import sys
 
 from tests.helpers import ROOT
 
@@ -23,13 +24,51 @@ LAYER_OF = {entry: depth for depth, (_, entries) in enumerate(LAYERS) for entry 
 
 def seq2seq_imports(path) -> set[str]:
     """The top-level seq2seq entries a file imports (``seq2seq.serve.app`` counts as ``serve``,
-    ``seq2seq.data.arrays`` as ``data``)."""
+    ``seq2seq.data.arrays`` as ``data``), in every form: ``from seq2seq.x import``, ``import seq2seq.x``, relative
+    imports, ``importlib.import_module("seq2seq.x")`` and ``__import__``, wherever they stand (in functions, under
+    ``TYPE_CHECKING``)."""
+    package = list(path.relative_to(ROOT).with_suffix("").parts[:-1])  # e.g. ["seq2seq", "serve"]
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "seq2seq":
-            parts = node.module.split(".")
-            found |= {parts[1]} if len(parts) > 1 else {alias.name for alias in node.names}
+        for module, names in _imported(node, package):
+            parts = module.split(".")
+            if parts[0] == "seq2seq":
+                found |= {parts[1]} if len(parts) > 1 else set(names)
     return found
+
+
+def _imported(node: ast.AST, package: list[str]) -> list[tuple[str, list[str]]]:
+    """(module, imported names) of an import statement or an import call; nothing for other nodes."""
+    if isinstance(node, ast.Import):
+        return [(alias.name, []) for alias in node.names]
+    if isinstance(node, ast.ImportFrom):
+        names = [alias.name for alias in node.names]
+        if node.level:  # relative: from the file's package, one level up per extra dot
+            base = package[:len(package) - node.level + 1]
+            return [(".".join(base + ([node.module] if node.module else [])), names)]
+        return [(node.module or "", names)]
+    if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
+            and isinstance(node.args[0].value, str):
+        function = node.func
+        name = function.attr if isinstance(function, ast.Attribute) else getattr(function, "id", "")
+        if name in ("import_module", "__import__"):
+            return [(node.args[0].value, [])]
+    return []
+
+
+def test_the_import_reader_sees_every_form(tmp_path, monkeypatch):
+    source = tmp_path / "seq2seq" / "serve" / "probe.py"
+    source.parent.mkdir(parents=True)
+    source.write_text("import seq2seq.training.fit\n"
+                      "from . import libre\n"
+                      "from ..documents import language\n"
+                      "from typing import TYPE_CHECKING\n"
+                      "if TYPE_CHECKING:\n    from seq2seq.model import network\n"
+                      "def late():\n    import importlib\n    importlib.import_module('seq2seq.data.arrays')\n"
+                      "    __import__('seq2seq.common.atomic')\n"
+                      "from seq2seq import errors\n", encoding="utf-8")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert seq2seq_imports(source) == {"training", "serve", "documents", "model", "data", "common", "errors"}
 
 
 def test_every_module_has_a_layer_and_imports_only_from_its_own_or_higher_ones():
