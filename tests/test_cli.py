@@ -1,12 +1,15 @@
 """End to end through the command line, on a slice of the shipped toy corpus."""
 
 import json
+import math
 
 import pytest
+import sacrebleu
 import yaml
 
 from seq2seq.cli import main
 from seq2seq.config import load_config
+from seq2seq.decoding.scoring import bleu
 from tests.helpers import TOY_CONFIG, write_slice
 
 TINY_MODEL = ["model.embedding_dim=16", "model.encoder_hidden=16", "model.decoder_hidden=32",
@@ -49,8 +52,22 @@ def test_metrics_log_records_training_validation_and_final_events(trained):
     assert [e["step"] for e in valid] == [15, 30]
     assert all({"loss", "ppl", "bleu", "lr"} <= e.keys() for e in valid)
     assert valid[1]["loss"] < valid[0]["loss"]  # it learns something in 30 steps
-    assert 0 <= events[-1]["test_bleu"] <= 100
-    assert len((model_dir / "test.hyp").read_text().splitlines()) == 30
+    hypotheses = (model_dir / "test.hyp").read_text(encoding="utf-8").splitlines()
+    assert len(hypotheses) == 30
+    references = (model_dir.parent / "test.de").read_text(encoding="utf-8").splitlines()
+    independent = sacrebleu.corpus_bleu(hypotheses, [references]).score  # sacrebleu itself, on the files
+    assert f"{events[-1]['test_bleu']:.2f}" == f"{independent:.2f}"
+
+
+@pytest.mark.parametrize(("hypothesis", "reference", "expected"), [
+    # n-gram precisions 4/5, 3/4, 2/3, 1/2 and equal lengths: (0.8 · 0.75 · 2/3 · 0.5) ** (1/4) = 0.2 ** 0.25
+    ("a b c d e", "a b c d f", 100 * 0.2 ** 0.25),
+    # every n-gram matches, but the output is 4 words for 6: brevity penalty exp(1 - 6/4)
+    ("a b c d", "a b c d e f", 100 * math.exp(1 - 6 / 4)),
+    ("the cat sat .", "the cat sat .", 100.0),
+])
+def test_bleu_against_a_hand_computation(hypothesis, reference, expected):
+    assert bleu([hypothesis], [reference]).score == pytest.approx(expected, abs=1e-6)
 
 
 def test_translate_from_arguments_file_and_stdin(trained, tmp_path, capsys, monkeypatch):
