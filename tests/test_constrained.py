@@ -23,6 +23,24 @@ def contains(ids: list[int], part: list[int]) -> bool:
     return any(ids[i:i + len(part)] == part for i in range(len(ids) - len(part) + 1))
 
 
+def placed_apart(ids: list[int], phrases: list[list[int]], used: frozenset[int] = frozenset(),
+                 continuations: frozenset[int] = frozenset()) -> bool:
+    """Whether every phrase has an occurrence of its own in ``ids``, no two sharing a piece and none followed by a
+    piece of ``continuations`` (which would go on with its last word): an independent check (a backtracking
+    search over the occurrences) of what the production code calls met."""
+    if not phrases:
+        return True
+    first, rest = phrases[0], phrases[1:]
+    for start in range(len(ids) - len(first) + 1):
+        end = start + len(first)
+        cover = frozenset(range(start, end))
+        whole_word = end == len(ids) or ids[end] not in continuations
+        if ids[start:end] == first and whole_word and not cover & used \
+                and placed_apart(ids, rest, used | cover, continuations):
+            return True
+    return False
+
+
 def decode(model, policy, constraints, *, capacity: int = 4, extra: int = 6) -> list[list[int]]:
     """The best output of each of SOURCES (with its constraints), decoded ``capacity`` at a time."""
     engine = DecodingEngine(model, policy, device=torch.device("cpu"), max_sentences=capacity)
@@ -56,8 +74,7 @@ def test_every_include_phrase_appears_no_avoided_one_does_and_the_unconstrained_
         if wanted is None:
             assert output == alone  # exactly the plain search, though constrained sentences share its steps
             continue
-        spans = constraint_spans(output, wanted.include)
-        assert all(span is not None for span in spans), (output, wanted)  # repeated phrases: distinct places
+        assert placed_apart(output, wanted.include), (output, wanted)  # repeated phrases: distinct places
         assert not any(contains(output, banned) for banned in wanted.avoid), (output, wanted)
 
 
@@ -66,7 +83,7 @@ def test_a_beam_smaller_than_the_constraint_pieces_still_meets_them_all():
     wanted = TokenConstraints([[5, 6, 7], [8, 9], [10], [5, 6, 7]], [])  # C = 9 pieces, 10 banks
     for inner in (Greedy(), Beam(2), Beam(3)):
         for output in decode(model, Constrained(inner), [wanted] * len(SOURCES), extra=1):
-            assert all(span is not None for span in constraint_spans(output, wanted.include)), output
+            assert placed_apart(output, wanted.include), output
 
 
 def test_no_constraints_anywhere_is_the_inner_search_step_for_step():
@@ -80,7 +97,7 @@ def test_an_ensemble_honours_constraints():
     ensemble = Ensemble([random_model(vocab=VOCAB, seed=4), random_model(vocab=VOCAB, seed=5)])
     wanted = TokenConstraints([[9, 10], [12]], [[13]])
     for output in decode(ensemble, Constrained(Beam(4)), [wanted] * len(SOURCES)):
-        assert all(constraint_spans(output, wanted.include)) and 13 not in output
+        assert placed_apart(output, wanted.include) and 13 not in output
 
 
 @pytest.mark.parametrize("attention,alignment", [("general", "local-p"), ("concat", "local-m"), ("location", "global")])
@@ -88,7 +105,7 @@ def test_every_attention_kind_honours_constraints(attention, alignment):
     model = random_model(vocab=VOCAB, seed=6, attention=attention, alignment=alignment)
     wanted = TokenConstraints([[4, 5], [20]], [[6]])
     for output in decode(model, Constrained(Beam(3)), [wanted] * len(SOURCES)):
-        assert all(constraint_spans(output, wanted.include)) and 6 not in output
+        assert placed_apart(output, wanted.include) and 6 not in output
 
 
 def test_rows_of_sentences_with_different_phrase_shapes_join_and_move():
@@ -107,3 +124,33 @@ def test_rows_of_sentences_with_different_phrase_shapes_join_and_move():
     assert not ConstraintRows.of([None, None], 3, device).active and joined.active
     alone = joined.take(torch.tensor([0]))  # the larger sentences left: their padding goes with them
     assert alone.include.shape == (1, 1, 1) and alone.avoid_prefix.shape == (1, 0, 0) and alone.met.shape == (1, 2, 1)
+
+
+def test_placed_apart_by_hand():
+    assert placed_apart([5, 6, 7], [[5, 6], [7]]) and not placed_apart([5, 6, 7], [[5, 6], [6, 7]])
+    assert placed_apart([5, 5, 5], [[5], [5], [5]]) and not placed_apart([5, 5], [[5], [5], [5]])
+    assert placed_apart([4, 5, 6, 5], [[5], [5, 6]])  # [5, 6] takes 1-2, so [5] must take the last 5
+
+
+def test_constraint_spans_give_each_phrase_its_own_pieces():
+    assert constraint_spans([5, 6, 7], [[5, 6], [7]]) == [(0, 2), (2, 3)]
+    assert constraint_spans([5, 6, 7], [[5, 6], [6, 7]]) == [(0, 2), None]  # overlapping: not both placed
+    assert constraint_spans([5, 5, 9, 5], [[5], [5], [5], [5]]) == [(0, 1), (1, 2), (3, 4), None]
+    assert constraint_spans([8, 9], [[9, 8]]) == [None]
+    assert constraint_spans([4, 5, 6, 5], [[5], [5, 6]]) == [(3, 4), (1, 3)]  # [5] leaves 1 to [5, 6]
+    assert constraint_spans([], [[5]]) == [None] and constraint_spans([5], []) == []
+
+
+@settings(max_examples=25, deadline=None)
+@given(constraints=st.lists(constraint_sets(phrase), min_size=len(SOURCES), max_size=len(SOURCES)),
+       beams=st.sampled_from([1, 3]), seed=st.integers(0, 3))
+def test_phrases_are_met_as_whole_words(constraints, beams, seed):
+    """With pieces 14-23 marked as going on with the word before them, no phrase counts as met where such a piece
+    follows it ("night" is not met by "nighttime")."""
+    continuations = torch.zeros(VOCAB, dtype=torch.bool)
+    continuations[14:] = True
+    inner = Greedy() if beams == 1 else Beam(beams, alpha=0.6)
+    outputs = decode(random_model(vocab=VOCAB, seed=seed), Constrained(inner, continuations), constraints)
+    for output, wanted in zip(outputs, constraints):
+        if wanted is not None:
+            assert placed_apart(output, wanted.include, continuations=frozenset(range(14, VOCAB))), (output, wanted)

@@ -110,18 +110,47 @@ def _contains(ids: list[int], part: list[int]) -> bool:
     return any(ids[i:i + len(part)] == part for i in range(len(ids) - len(part) + 1))
 
 
+SPAN_SEARCH_BUDGET = 10_000  # occurrences tried before settling for the greedy placement
+
+
 def constraint_spans(tokens: list[int], include: list[list[int]]) -> list[tuple[int, int] | None]:
-    """Where each include phrase landed in ``tokens`` (output pieces): (first piece, end piece) of its own
-    occurrence (a repeated phrase takes the next one), or None where it did not."""
-    taken: set[int] = set()
-    spans: list[tuple[int, int] | None] = []
-    for phrase in include:
-        found = next((i for i in range(len(tokens) - len(phrase) + 1)
-                      if i not in taken and tokens[i:i + len(phrase)] == phrase), None)
-        spans.append(None if found is None else (found, found + len(phrase)))
-        if found is not None:
-            taken.add(found)
-    return spans
+    """Where each include phrase landed in ``tokens`` (output pieces): (first piece, end piece) of an occurrence of
+    its own, no two phrases sharing a piece (a repeated phrase takes another occurrence), or None where it did not.
+
+    A depth-first search over the occurrences finds a placement of every phrase where one exists (a phrase taken
+    early never steals the only place of a later one); past a budget of tries, or where none exists, each phrase
+    takes its leftmost free occurrence in turn.
+    """
+    occurrences = [[i for i in range(len(tokens) - len(phrase) + 1) if tokens[i:i + len(phrase)] == phrase]
+                   for phrase in include]
+    budget = [SPAN_SEARCH_BUDGET]
+
+    def place(k: int, used: frozenset[int]) -> list[int] | None:
+        if k == len(include):
+            return []
+        for start in occurrences[k]:
+            budget[0] -= 1
+            cover = frozenset(range(start, start + len(include[k])))
+            if budget[0] < 0:
+                return None
+            if not cover & used and (rest := place(k + 1, used | cover)) is not None:
+                return [start, *rest]
+        return None
+
+    starts: list[int | None] = list(place(0, frozenset()) or _greedy_starts(occurrences, include))
+    return [None if start is None else (start, start + len(phrase)) for start, phrase in zip(starts, include)]
+
+
+def _greedy_starts(occurrences: list[list[int]], include: list[list[int]]) -> list[int | None]:
+    """Each phrase at its leftmost occurrence that shares no piece with the phrases placed before it."""
+    used: set[int] = set()
+    starts: list[int | None] = []
+    for places, phrase in zip(occurrences, include):
+        start = next((i for i in places if not used & set(range(i, i + len(phrase)))), None)
+        starts.append(start)
+        if start is not None:
+            used |= set(range(start, start + len(phrase)))
+    return starts
 
 
 def read_constraints(lines: Iterable[str], source: str) -> Iterator[Constraints]:
