@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from seq2seq.cli import main
 from seq2seq.decoding.constraints import Constraints, read_constraints
 from seq2seq.decoding.glossary import Glossary
+from seq2seq.decoding.precision import bf16_supported
 from seq2seq.decoding.sampling import Sampling
 from seq2seq.decoding.translator import Translator
 from seq2seq.errors import UserError
@@ -43,7 +44,8 @@ def target_words(translator):
 
 
 def occurrences(text: str, phrase: str) -> int:
-    return len(re.findall(rf"(?<!\w){re.escape(phrase)}", text))
+    """Where ``phrase`` stands as whole words (a constraint met inside a longer word does not count)."""
+    return len(re.findall(rf"(?<!\w){re.escape(phrase)}(?!\w)", text))
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -55,15 +57,21 @@ def test_every_constraint_appears_in_every_output(translator, target_words, data
                                  max_size=3))
     phrases += data.draw(st.sampled_from([[], [phrases[0]]]))  # sometimes a repeated constraint
     phrases.append(data.draw(st.sampled_from(multi)))  # always one that cuts across pieces
+    free = [w for w in single if not any(w.lower() in p.lower() for p in phrases)]  # no part of a phrase to include
+    avoid = data.draw(st.lists(st.sampled_from(free), max_size=2, unique=True))
     beam = data.draw(st.sampled_from([1, 2, 4]))
-    outputs = translator.translate(SOURCES, beam=beam, constraints=[phrases] * len(SOURCES))
+    outputs = translator.translate(SOURCES, beam=beam, constraints=[{"include": phrases, "avoid": avoid}] *
+                                   len(SOURCES))
     for output in outputs:
         for phrase in set(phrases):
             assert occurrences(output, phrase) >= phrases.count(phrase), (output, phrases)
+        assert not any(occurrences(output, word) for word in avoid), (output, avoid)
 
 
 @pytest.mark.parametrize("precision", ["int8", "bf16"])
 def test_constraints_hold_in_every_number_format(model_dir, target_words, precision):
+    if precision == "bf16" and not bf16_supported("cpu"):
+        pytest.skip("this CPU has no bfloat16 LSTM kernel: bf16 would decode in fp32")
     single, multi = target_words
     avoided = next(w for w in single[5:] if not multi[2].startswith(w))  # not a piece of a phrase to include
     wanted = {"include": [multi[2], f"{single[3]} {single[4]}"], "avoid": [avoided]}
@@ -130,6 +138,36 @@ def test_translate_cli_samples_reproducibly(model_dir, capsys):
     assert capsys.readouterr().out == first and len(first.splitlines()) == 6
     assert main([*args, "--beam", "2"]) == 2
     assert "--beam belongs to search" in capsys.readouterr().err
+
+
+def test_translate_cli_avoid_temperature_and_top_k_equal_the_python_api(model_dir, translator, capsys):
+    plain = translator.translate(SOURCES[:3])
+    avoided = sorted({w for line in plain for w in line.rstrip(".").split() if len(w) > 3})[:2]
+    args = ["translate", str(model_dir), *SOURCES[:3]]
+    assert main([*args, *(x for word in avoided for x in ("--avoid", word))]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == translator.translate(SOURCES[:3], constraints=[{"avoid": avoided}] * 3)
+    assert not any(occurrences(line, word) for line in lines for word in avoided) and lines != plain
+    assert main([*args, "--sample", "--temperature", "0.7", "--top-k", "5", "--seed", "11", "--n-best", "2"]) == 0
+    drawn = [line.split(" ||| ")[1] for line in capsys.readouterr().out.splitlines()]
+    expected = translator.translate_n_best(SOURCES[:3], n_best=2, sampling=Sampling(temperature=0.7, top_k=5,
+                                                                                    seed=11))
+    assert drawn == [t.text for n_best in expected for t in n_best]
+
+
+def test_the_server_draws_what_the_cli_draws_for_the_same_seed(model_dir, capsys):
+    from fastapi.testclient import TestClient
+
+    from seq2seq.serve.app import create_app
+    from seq2seq.serve.models import load_models
+    from seq2seq.serve.state import ServeState
+
+    assert main(["translate", str(model_dir), *SOURCES[:4], "--sample", "--top-p", "0.8", "--seed", "5"]) == 0
+    cli = capsys.readouterr().out.splitlines()
+    with TestClient(create_app(ServeState(load_models([model_dir])))) as client:
+        body = client.post("/v1/translate", json={"texts": SOURCES[:4], "sample": True, "top_p": 0.8, "seed": 5,
+                                                  "split_sentences": False}).json()
+    assert [result["translations"][0]["text"] for result in body["results"]] == cli
 
 
 def test_constraint_lines_parse_or_name_the_line():

@@ -603,6 +603,24 @@ def test_the_server_helper_gives_up_in_time_and_leaves_no_process(tmp_path, monk
     assert started[0].poll() == 2
 
 
+def test_serve_glossary_loads_the_file_and_refuses_a_bad_one(models, translator, tmp_path):
+    term = max(translator.translate(["The dog sleeps."])[0].rstrip(".").split(), key=len)
+    glossary = tmp_path / "glossary.tsv"
+    glossary.write_text(f"# terms\nthe cat\t{term}\n", encoding="utf-8")
+    process, base = start_server(str(models["en_de"]), "--glossary", str(glossary))
+    try:
+        body = json.dumps({"q": "The cat reads.", "source": "en", "target": "de"}).encode()
+        request = urllib.request.Request(base + "/translate", data=body, headers={"Content-Type": "application/json"})
+        assert term in json.loads(urllib.request.urlopen(request, timeout=60).read())["translatedText"]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    glossary.write_text("the cat without a tab\n", encoding="utf-8")
+    refused = subprocess.run([sys.executable, "-m", "seq2seq", "serve", str(models["en_de"]), "--glossary",
+                              str(glossary)], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and f"{glossary}, line 1" in refused.stderr
+
+
 def test_loading_errors_and_a_busy_port_exit_2(models, tmp_path):
     missing = subprocess.run([sys.executable, "-m", "seq2seq", "serve", str(tmp_path / "nothing")],
                              check=False, capture_output=True, text=True, timeout=120)
