@@ -31,12 +31,37 @@ def step_draws(sampling: Sampling, log_probs: torch.Tensor, draws: int) -> torch
     return torch.bincount(choice.tokens.view(-1), minlength=log_probs.numel()).float()
 
 
-def test_draws_follow_the_tempered_distribution():
-    log_probs = torch.tensor([1.0, 0.0, -1.0, 2.0, -0.5]).log_softmax(0)
-    for temperature in (1.0, 0.5, 2.0):
-        counts = step_draws(Sampling(temperature=temperature), log_probs, 40_000)
-        expected = (log_probs / temperature).softmax(0) * 40_000
-        assert torch.all((counts - expected).abs() < 4.5 * expected.sqrt() + 1), (temperature, counts, expected)
+# Upper 1e-4 quantiles of the chi-square distribution (tables; for 2 degrees of freedom it is -2 ln 1e-4): a draw
+# that follows the expected distribution exceeds them once in 10,000 seeds. The draws here are seeded, so each
+# check is deterministic; the quantile says how unlucky a seed would have to be to fail a correct sampler.
+CHI_SQUARE_1E4 = {2: 18.421, 5: 25.745}
+LOG_PROBS = torch.tensor([1.0, 0.0, -1.0, 2.0, -0.5, 0.3]).log_softmax(0)
+DRAWS = 100_000
+
+
+def chi_square(counts: torch.Tensor, probs: torch.Tensor) -> float:
+    """Pearson's statistic of ``counts`` against ``probs`` (pieces of probability 0 must never be drawn)."""
+    kept = probs > 0
+    assert counts[~kept].sum() == 0, counts
+    expected = probs[kept] * counts.sum()
+    return float(((counts[kept] - expected) ** 2 / expected).sum())
+
+
+@pytest.mark.parametrize("temperature", [0.7, 1.5])
+def test_draws_pass_a_chi_square_test_that_a_temperature_3_percent_off_fails(temperature):
+    counts = step_draws(Sampling(temperature=temperature), LOG_PROBS, DRAWS)
+    assert chi_square(counts, (LOG_PROBS / temperature).softmax(0)) < CHI_SQUARE_1E4[5]
+    # the test has the power to see a sampler whose temperature is 3% off (expected statistic 96 and 37)
+    assert chi_square(counts, (LOG_PROBS / (temperature * 1.03)).softmax(0)) > CHI_SQUARE_1E4[5]
+
+
+def test_top_k_with_top_p_draws_from_the_renormalized_nucleus():
+    """By hand: the top 4 of exp(2, 1, 0.3, 0) are pieces 3, 0, 5, 1 with 0.593, 0.218, 0.108, 0.080; the pieces
+    ranked above piece 1 already hold 0.920 ≥ 0.9, so the nucleus is {3, 0, 5}."""
+    counts = step_draws(Sampling(top_k=4, top_p=0.9), LOG_PROBS, DRAWS)
+    nucleus = torch.full_like(LOG_PROBS, float("-inf"))
+    nucleus[[3, 0, 5]] = LOG_PROBS[[3, 0, 5]]
+    assert chi_square(counts, nucleus.softmax(0)) < CHI_SQUARE_1E4[2]
 
 
 def test_top_k_and_top_p_keep_the_pieces_a_hand_computation_says():
