@@ -149,3 +149,16 @@ def test_run_table_summarises_a_run(trained, capsys, monkeypatch, script):
     valid = [json.loads(line) for line in (model_dir / "metrics.jsonl").read_text().splitlines()
              if json.loads(line)["event"] == "valid"]
     assert rows[2].startswith("| model | 30 | ") and f"| {valid[-1]['bleu']:.2f} |" in rows[2]
+
+
+@pytest.mark.parametrize("content", ["", "\n\n", "  \n\t\n"], ids=["empty", "empty-lines", "whitespace"])
+def test_a_training_file_with_nothing_to_train_on_is_exit_2(tmp_path, capsys, content):
+    for lang in ("en", "de"):
+        (tmp_path / f"train.{lang}").write_text(content, encoding="utf-8")
+    args = ["train", TOY_CONFIG]
+    for override in [f"data.train={tmp_path / 'train'}", f"data.valid={write_slice(tmp_path, 'valid', 10)}",
+                     "data.test=null", f"training.model_dir={tmp_path / 'model'}", *TINY_MODEL]:
+        args += ["--set", override]
+    assert main(args) == 2
+    error = capsys.readouterr().err
+    assert str(tmp_path / "train") in error and "nothing to train on" in error, error

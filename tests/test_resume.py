@@ -89,9 +89,15 @@ def wait_for_step(model_dir: Path, step: int, process: subprocess.Popen, timeout
 # ---------------------------------------------------------------------------------------------------------
 
 
-def test_sigkill_then_resume_is_bitwise_identical_to_an_uninterrupted_run(corpus, tmp_path):
+@pytest.mark.parametrize("variant", [
+    [],  # the toy config: dropout 0.1, the parallel decoder
+    # the recipes' setting with input feeding: the fused loop draws its own dropout masks; tied embeddings, with
+    # the projection from the decoder's 32 to the embedding's 16
+    ["model.input_feeding=true", "model.dropout=0.3", "model.tied_embeddings=decoder"],
+], ids=["toy", "input-feeding-dropout-tied"])
+def test_sigkill_then_resume_is_bitwise_identical_to_an_uninterrupted_run(corpus, tmp_path, variant):
     steps = ["training.max_steps=50", "training.validate_every=15", "training.save_every_steps=4",
-             "training.patience=0"]
+             "training.patience=0", *variant]
     straight = tmp_path / "straight"
     assert main(train_args(straight, corpus, *steps)) == 0
 
@@ -336,6 +342,48 @@ def test_training_stops_after_too_many_skips_in_a_row(corpus, tmp_path, monkeypa
     assert main(args) == 2
     error = capsys.readouterr().err
     assert "4 updates in a row" in error and "training.learning_rate" in error
+
+
+def test_the_limit_of_skipped_updates_defaults_to_10(corpus, tmp_path, monkeypatch, capsys):
+    inject_faults(monkeypatch, None, "loss")
+    assert main(train_args(tmp_path / "model", corpus, "training.max_steps=50")) == 2
+    assert "10 updates in a row" in capsys.readouterr().err
+
+
+def test_a_stale_temporary_file_is_removed_by_the_next_start(short_run, corpus, tmp_path, capsys):
+    copy = tmp_path / "model"
+    subprocess.run(["cp", "-r", str(short_run), str(copy)], check=True, timeout=120)
+    stale = copy / "checkpoints" / ".last.pt.x1y2.tmp"  # what a kill during a save leaves (see above)
+    stale.write_bytes(b"half a checkpoint")
+    assert main(train_args(copy, corpus, "training.max_steps=16", "training.validate_every=4") + ["--resume"]) == 0
+    assert not stale.exists() and not list(copy.rglob("*.tmp"))
+    assert str(stale.name) in capsys.readouterr().err  # and the log says what it removed
+
+
+def test_a_second_ctrl_c_stops_at_once_and_leaves_the_checkpoints_whole(corpus, tmp_path, monkeypatch, capsys):
+    """Ctrl-C twice during update 5 (after a save at update 3): the run stops inside that update, exit 130,
+    without the save a first Ctrl-C would make, and the checkpoints on disk still load."""
+    real = update.output_loss
+    calls = [0]
+
+    def interrupted_twice(features, output, targets, *, label_smoothing):
+        if torch.is_grad_enabled():
+            calls[0] += 1
+            if calls[0] == 5:
+                os.kill(os.getpid(), signal.SIGINT)  # the first asks to stop after this update
+                os.kill(os.getpid(), signal.SIGINT)  # the second stops at once
+        return real(features, output, targets, label_smoothing=label_smoothing)
+
+    monkeypatch.setattr(update, "output_loss", interrupted_twice)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a foreground shell
+    try:
+        model_dir = tmp_path / "model"
+        assert main(train_args(model_dir, corpus, "training.max_steps=50", "training.save_every_steps=3")) == 130
+        assert "interrupted" in capsys.readouterr().err
+        assert load_checkpoint(model_dir / "checkpoints" / "last.pt")["progress"]["step"] == 3
+        assert not list(model_dir.rglob("*.tmp"))
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_sigint_in_process_stops_like_sigterm(corpus, tmp_path, monkeypatch, capsys):

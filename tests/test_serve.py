@@ -603,6 +603,38 @@ def test_the_server_helper_gives_up_in_time_and_leaves_no_process(tmp_path, monk
     assert started[0].poll() == 2
 
 
+def test_a_second_ctrl_c_stops_the_server_at_once(models):
+    process, base = start_server(str(models["en_de"]), "--max-batch", "1", "--max-texts", "300")
+    try:
+        body = json.dumps({"q": SENTENCES * 100, "source": "en", "target": "de"}).encode()
+        post = urllib.request.Request(base + "/translate", data=body, headers={"Content-Type": "application/json"})
+        outcome = []
+
+        def send():
+            try:
+                outcome.append(urllib.request.urlopen(post, timeout=120).status)
+            except OSError as error:  # the server went away mid-request
+                outcome.append(error)
+
+        request = threading.Thread(target=send)
+        request.start()
+        deadline = time.monotonic() + 30
+        while json.loads(urllib.request.urlopen(base + "/health", timeout=5).read())["queued"] == 0:
+            assert time.monotonic() < deadline, "the request never reached the decoder"
+            time.sleep(0.01)
+        process.send_signal(signal.SIGINT)  # the first: finish what is in flight (300 sentences, one at a time)
+        time.sleep(0.5)
+        stopped_at = time.monotonic()
+        process.send_signal(signal.SIGINT)  # the second: stop now
+        process.wait(timeout=15)
+        assert time.monotonic() - stopped_at < 10
+        request.join(timeout=60)
+        assert outcome and outcome[0] != 200  # its answer never came: the server did not wait for it
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+
+
 def test_serve_glossary_loads_the_file_and_refuses_a_bad_one(models, translator, tmp_path):
     term = max(translator.translate(["The dog sleeps."])[0].rstrip(".").split(), key=len)
     glossary = tmp_path / "glossary.tsv"

@@ -153,6 +153,19 @@ def test_invalid_utf8_and_nul_in_input_are_replaced_with_a_warning(model_dir, tm
     code, out, err = run(capsys, "translate", model_dir, "-i", source)
     assert code == 0 and len(out.split("\n")) == 5 and out.split("\n")[3] == ""
     assert "line 2: invalid UTF-8" in err and "line 3: NUL character" in err
+    expected = Translator.from_dir(model_dir).translate(["The dog sleeps.", "The \ufffd cat.", "A\ufffdB"])
+    assert out.split("\n")[:3] == expected  # each bad byte became U+FFFD, and the line was translated with it
+
+
+def test_a_damaged_checkpoint_given_to_translate_is_exit_2_naming_it(model_dir, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    best = copy / "checkpoints" / "best.pt"
+    best.write_bytes(best.read_bytes()[:500])  # cut short, as by a full disk
+    code, out, err = run(capsys, "translate", copy, "The dog sleeps.")
+    assert code == 2 and not out and str(best) in err and "Traceback" not in err
 
 
 def test_evaluate_prints_bleu_and_chrf_with_signatures(model_dir, capsys):
