@@ -134,3 +134,29 @@ def test_killing_one_rank_ends_the_job_quickly(corpus, tmp_path):
     assert time.monotonic() - killed_at < 30
     assert "rank" in stderr.lower() and ("Signals.SIGKILL" in stderr or "SIGKILL" in stderr or "exitcode" in stderr)
 
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the worker processes through /proc")
+def test_a_rank_killed_for_real_then_resumed_ends_bitwise_equal_to_a_straight_run(corpus, tmp_path):
+    base = [*corpus, "model.dropout=0.2", "training.max_steps=30", "training.save_every_steps=3"]
+    torchrun(tmp_path / "dump", [*base, f"training.model_dir={tmp_path / 'straight'}"])
+    model_dir = tmp_path / "killed"
+    command = [*TORCHRUN, "-m", "seq2seq", "train", CONFIG]
+    for override in [*base, f"training.model_dir={model_dir}"]:
+        command += ["--set", override]
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    metrics = model_dir / "metrics.jsonl"
+    while not (metrics.exists() and metrics.read_text().count('"train"') >= 8):
+        assert job.poll() is None and time.monotonic() < deadline, job.communicate()
+        time.sleep(0.02)
+    os.kill(next(pid for pid in children(job.pid) if rank_of(pid) == 1), signal.SIGKILL)
+    job.communicate(timeout=60)
+    assert job.returncode != 0
+    saved = load_checkpoint(model_dir / "checkpoints" / "last.pt")["progress"]["step"]
+    assert 6 <= saved < 30  # the kill interrupted the run after a save
+    done = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    straight = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt")
+    resumed = load_checkpoint(model_dir / "checkpoints" / "last.pt")
+    assert straight["progress"]["step"] == resumed["progress"]["step"] == 30
+    assert all(torch.equal(straight["model"][name], resumed["model"][name]) for name in straight["model"])
