@@ -603,6 +603,43 @@ def test_the_server_helper_gives_up_in_time_and_leaves_no_process(tmp_path, monk
     assert started[0].poll() == 2
 
 
+def test_two_clients_sentences_share_the_real_engine_s_steps(models, translator):
+    """The real batcher and engine behind the real server: two requests sent together decode in fewer steps than
+    the two took one after the other, and each gets its own translations."""
+    process, base = start_server(str(models["en_de"]), "--beam", "1", "--max-batch", "64")
+
+    def health() -> dict:
+        return json.loads(urllib.request.urlopen(base + "/health", timeout=5).read())
+
+    def ask(texts: list[str]) -> list[str]:
+        body = json.dumps({"q": texts, "source": "en", "target": "de"}).encode()
+        post = urllib.request.Request(base + "/translate", data=body, headers={"Content-Type": "application/json"})
+        return json.loads(urllib.request.urlopen(post, timeout=120).read())["translatedText"]
+
+    first, second = SENTENCES * 6, list(reversed(SENTENCES)) * 6
+    try:
+        before = health()
+        assert ask(first) == translator.translate(first, beam=1)
+        assert ask(second) == translator.translate(second, beam=1)
+        alone = health()
+        answers: dict[str, list[str]] = {}
+        threads = [threading.Thread(target=lambda name=name, texts=texts: answers.update({name: ask(texts)}))
+                   for name, texts in (("first", first), ("second", second))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        together = health()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert answers == {"first": translator.translate(first, beam=1), "second": translator.translate(second, beam=1)}
+    segments = sum(len(translator.segmenter(split_sentences=True)(text).spans) for text in first + second)
+    assert together["sentences"] - alone["sentences"] == alone["sentences"] - before["sentences"] == segments
+    assert together["steps"] - alone["steps"] < alone["steps"] - before["steps"]  # they shared steps
+    assert together["rows"] - alone["rows"] == alone["rows"] - before["rows"]  # the same sentence-steps in all
+
+
 def test_a_second_ctrl_c_stops_the_server_at_once(models):
     process, base = start_server(str(models["en_de"]), "--max-batch", "1", "--max-texts", "300")
     try:
