@@ -1,13 +1,15 @@
 """Fixtures shared by the test modules."""
 
+import hashlib
 import importlib.util
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, train_tiny
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +24,46 @@ def script() -> Callable[[str], ModuleType]:
         return module
 
     return load
+
+
+# Model variants trained once per session, on demand: a test asks ``trained_variant("concat")`` and gets the model
+# directory. They are shared, so no test may write into them: the session checks at its end that every file is as
+# training left it.
+VARIANTS = {
+    "tied-decoder": ["model.tied_embeddings=decoder"],
+    "tied-all-joint": ["tokenizer.joint=true", "model.tied_embeddings=all"],
+    "unigram": ["tokenizer.type=unigram"],
+    "concat": ["model.attention=concat"],
+    "general": ["model.attention=general"],
+    "local-m": ["model.alignment=local-m", "model.local_window=3"],
+    "two-layers": ["model.encoder_layers=2", "model.decoder_layers=2"],
+    "unidirectional": ["model.bidirectional=false", "model.decoder_hidden=16"],
+    "input-feeding": ["model.input_feeding=true"],
+}
+VARIANT_BASE = ["training.max_steps=30", "training.validate_every=30", "training.batch_tokens=800",
+                "training.shortlist=false", "model.embedding_dim=16", "model.encoder_hidden=16",
+                "model.decoder_hidden=32", "tokenizer.src_vocab_size=150", "tokenizer.trg_vocab_size=150",
+                "data.max_length=30", "decoding.beam_size=3"]
+
+
+def tree_digest(directory: Path) -> dict[str, str]:
+    return {str(path.relative_to(directory)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(directory.rglob("*")) if path.is_file()}
+
+
+@pytest.fixture(scope="session")
+def trained_variant(tmp_path_factory) -> Iterator[Callable[[str], Path]]:
+    """``trained_variant(name)``: the model directory of a tiny model of ``VARIANTS[name]``, trained at first use."""
+    trained: dict[str, Path] = {}
+    digests: dict[str, dict[str, str]] = {}
+
+    def get(name: str) -> Path:
+        if name not in trained:
+            root = tmp_path_factory.mktemp(f"variant-{name}")
+            trained[name] = train_tiny(root, [*VARIANT_BASE, *VARIANTS[name]], train_lines=600, valid_lines=20)
+            digests[name] = tree_digest(trained[name])
+        return trained[name]
+
+    yield get
+    changed = [name for name, directory in trained.items() if tree_digest(directory) != digests[name]]
+    assert not changed, f"tests wrote into the shared model directories of {changed}"
