@@ -24,17 +24,15 @@ from seq2seq.serve.app import create_app
 from seq2seq.serve.keys import KeyStore
 from seq2seq.serve.models import load_models
 from seq2seq.serve.state import ServeState
-from tests.helpers import start_server, train_tiny
+from tests.helpers import start_server
 
-TINY = ["training.max_steps=20", "training.validate_every=20", "training.batch_tokens=800", "model.embedding_dim=16",
-        "model.encoder_hidden=16", "model.decoder_hidden=32", "tokenizer.src_vocab_size=150",
-        "tokenizer.trg_vocab_size=150", "data.max_length=20", "decoding.beam_size=2", "training.shortlist=false"]
 ASK = {"q": "The dog sleeps.", "source": "en", "target": "de"}
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return train_tiny(tmp_path_factory.mktemp("access"), TINY, train_lines=300, valid_lines=10)
+def model(trained_variant):
+    """The session's plain tiny model (tests/conftest.py): keys and limits do not depend on what it learned."""
+    return trained_variant("plain")
 
 
 def client_with(model, access: Access) -> TestClient:

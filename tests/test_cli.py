@@ -43,6 +43,16 @@ def test_train_writes_the_model_directory(trained):
     assert not list(model_dir.rglob("*.tmp"))  # atomic writes leave no temporary files
 
 
+def test_train_log_takes_nothing_after_training_ends(trained):
+    """What the same process logs after training (a translator, a server) stays out of the run's train.log."""
+    import logging
+
+    model_dir, _, _ = trained
+    before = (model_dir / "train.log").read_bytes()
+    logging.getLogger("seq2seq.decoding").warning("logged after training")
+    assert (model_dir / "train.log").read_bytes() == before
+
+
 def test_metrics_log_records_training_validation_and_final_events(trained):
     model_dir, _, _ = trained
     events = [json.loads(line) for line in (model_dir / "metrics.jsonl").read_text().splitlines()]

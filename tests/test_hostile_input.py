@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 
 from seq2seq.cli import main
 from seq2seq.decoding.translator import Translator
-from tests.helpers import train_tiny
 
 HOSTILE = ["", " ", "\t \u3000", "\x07\x1b[31m", "e\u0301\u0301\u0301", "👩‍👩‍👧 🇩🇪", "שלום עולם", "مرحبا",
            "\u202eevil\u202c", "\ufeffbom", "a\u2028b", "\ud7ff\ue000\U0010ffff"]
@@ -16,13 +15,9 @@ SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[Healt
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    """A tiny model trained for 10 steps on 300 toy pairs: the test is about robustness, not quality."""
-    overrides = ["training.max_steps=10", "training.validate_every=10", "training.batch_tokens=800",
-                 "model.embedding_dim=8", "model.encoder_hidden=8", "model.decoder_hidden=16",
-                 "tokenizer.src_vocab_size=120", "tokenizer.trg_vocab_size=120", "data.max_length=30",
-                 "decoding.beam_size=3"]
-    return train_tiny(tmp_path_factory.mktemp("hostile"), overrides, train_lines=300, valid_lines=10)
+def model_dir(trained_variant):
+    """The session's plain tiny model (tests/conftest.py): the test is about robustness, not quality."""
+    return trained_variant("plain")
 
 
 @pytest.fixture(scope="module")

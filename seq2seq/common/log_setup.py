@@ -41,3 +41,13 @@ def setup_logging(model_dir: Path | None = None, *, level: int = logging.INFO) -
         file_handler = logging.FileHandler(ModelDir(model_dir).log, encoding="utf-8")
         file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         root.addHandler(file_handler)
+
+
+def stop_logging_to_file() -> None:
+    """Close train.log's handler, so that what a process logs after training (a translator, a server started in
+    the same process) does not end up in the run's log."""
+    root = logging.getLogger("seq2seq")
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler):
+            root.removeHandler(handler)
+            handler.close()

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from seq2seq.common.atomic import remove_stale_temporaries
-from seq2seq.common.log_setup import setup_logging
+from seq2seq.common.log_setup import setup_logging, stop_logging_to_file
 from seq2seq.common.model_dir import ModelDir
 from seq2seq.config import Config, save_config
 from seq2seq.data.dataset import prepare_data
@@ -53,6 +53,7 @@ def fit(config: Config, *, overwrite: bool = False, resume: bool = False, resume
                     resume_from=resume_from, config_source=config_source)
     finally:
         job.close(wait=False)  # after an error other processes may never arrive; torchrun ends them
+        stop_logging_to_file()
 
 
 def _fit(config: Config, job: Distributed, *, overwrite: bool, resume: bool, resume_from: str | None,
