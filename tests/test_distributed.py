@@ -114,24 +114,29 @@ def rank_of(pid: int) -> int | None:
     return None
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the worker processes through /proc")
-def test_killing_one_rank_ends_the_job_quickly(corpus, tmp_path):
-    model_dir = tmp_path / "model"
+def kill_rank_1_after(updates: int, model_dir: Path, overrides: list[str]) -> tuple[list[str], str]:
+    """Start ``seq2seq train`` under torchrun, SIGKILL rank 1 once ``updates`` training events are logged, and
+    wait for the job to end; returns the command (to resume with) and the job's stderr."""
     command = [*TORCHRUN, "-m", "seq2seq", "train", CONFIG]
-    for override in [*corpus, "training.max_steps=100000", f"training.model_dir={model_dir}"]:
+    for override in [*overrides, f"training.model_dir={model_dir}"]:
         command += ["--set", override]
     job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     metrics = model_dir / "metrics.jsonl"
-    while not (metrics.exists() and metrics.read_text().count('"train"') >= 3):
+    while not (metrics.exists() and metrics.read_text().count('"train"') >= updates):
         assert job.poll() is None and time.monotonic() < deadline, job.communicate()
-        time.sleep(0.05)
-    victim = next(pid for pid in children(job.pid) if rank_of(pid) == 1)
-    os.kill(victim, signal.SIGKILL)
+        time.sleep(0.02)
+    os.kill(next(pid for pid in children(job.pid) if rank_of(pid) == 1), signal.SIGKILL)
     killed_at = time.monotonic()
     _, stderr = job.communicate(timeout=60)
     assert job.returncode != 0
-    assert time.monotonic() - killed_at < 30
+    assert time.monotonic() - killed_at < 30  # the job ends quickly
+    return command, stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the worker processes through /proc")
+def test_killing_one_rank_ends_the_job_quickly(corpus, tmp_path):
+    _, stderr = kill_rank_1_after(3, tmp_path / "model", [*corpus, "training.max_steps=100000"])
     assert "rank" in stderr.lower() and ("Signals.SIGKILL" in stderr or "SIGKILL" in stderr or "exitcode" in stderr)
 
 
@@ -140,18 +145,7 @@ def test_a_rank_killed_for_real_then_resumed_ends_bitwise_equal_to_a_straight_ru
     base = [*corpus, "model.dropout=0.2", "training.max_steps=30", "training.save_every_steps=3"]
     torchrun(tmp_path / "dump", [*base, f"training.model_dir={tmp_path / 'straight'}"])
     model_dir = tmp_path / "killed"
-    command = [*TORCHRUN, "-m", "seq2seq", "train", CONFIG]
-    for override in [*base, f"training.model_dir={model_dir}"]:
-        command += ["--set", override]
-    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    metrics = model_dir / "metrics.jsonl"
-    while not (metrics.exists() and metrics.read_text().count('"train"') >= 8):
-        assert job.poll() is None and time.monotonic() < deadline, job.communicate()
-        time.sleep(0.02)
-    os.kill(next(pid for pid in children(job.pid) if rank_of(pid) == 1), signal.SIGKILL)
-    job.communicate(timeout=60)
-    assert job.returncode != 0
+    command, _ = kill_rank_1_after(8, model_dir, base)
     saved = load_checkpoint(model_dir / "checkpoints" / "last.pt")["progress"]["step"]
     assert 6 <= saved < 30  # the kill interrupted the run after a save
     done = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=300)

@@ -360,21 +360,26 @@ def test_a_stale_temporary_file_is_removed_by_the_next_start(short_run, corpus, 
     assert str(stale.name) in capsys.readouterr().err  # and the log says what it removed
 
 
-def test_a_second_ctrl_c_stops_at_once_and_leaves_the_checkpoints_whole(corpus, tmp_path, monkeypatch, capsys):
-    """Ctrl-C twice during update 5 (after a save at update 3): the run stops inside that update, exit 130,
-    without the save a first Ctrl-C would make, and the checkpoints on disk still load."""
+def interrupt_update(monkeypatch, update_number: int, signals: int) -> None:
+    """Send this process ``signals`` SIGINTs (Ctrl-C presses) during training update ``update_number``."""
     real = update.output_loss
     calls = [0]
 
-    def interrupted_twice(features, output, targets, *, label_smoothing):
+    def interrupting(features, output, targets, *, label_smoothing):
         if torch.is_grad_enabled():
             calls[0] += 1
-            if calls[0] == 5:
-                os.kill(os.getpid(), signal.SIGINT)  # the first asks to stop after this update
-                os.kill(os.getpid(), signal.SIGINT)  # the second stops at once
+            if calls[0] == update_number:
+                for _ in range(signals):
+                    os.kill(os.getpid(), signal.SIGINT)
         return real(features, output, targets, label_smoothing=label_smoothing)
 
-    monkeypatch.setattr(update, "output_loss", interrupted_twice)
+    monkeypatch.setattr(update, "output_loss", interrupting)
+
+
+def test_a_second_ctrl_c_stops_at_once_and_leaves_the_checkpoints_whole(corpus, tmp_path, monkeypatch, capsys):
+    """Ctrl-C twice during update 5 (after a save at update 3): the run stops inside that update, exit 130,
+    without the save a first Ctrl-C would make, and the checkpoints on disk still load."""
+    interrupt_update(monkeypatch, 5, signals=2)  # the first asks to stop after the update, the second stops now
     before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a foreground shell
     try:
         model_dir = tmp_path / "model"
@@ -388,17 +393,7 @@ def test_a_second_ctrl_c_stops_at_once_and_leaves_the_checkpoints_whole(corpus, 
 
 def test_sigint_in_process_stops_like_sigterm(corpus, tmp_path, monkeypatch, capsys):
     """The same path through the handler, without a subprocess: a signal raised during an update."""
-    real = update.output_loss
-    calls = [0]
-
-    def interrupting(features, output, targets, *, label_smoothing):
-        if torch.is_grad_enabled():
-            calls[0] += 1
-            if calls[0] == 3:
-                os.kill(os.getpid(), signal.SIGINT)
-        return real(features, output, targets, label_smoothing=label_smoothing)
-
-    monkeypatch.setattr(update, "output_loss", interrupting)
+    interrupt_update(monkeypatch, 3, signals=1)
     before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a foreground shell
     try:
         model_dir = tmp_path / "model"

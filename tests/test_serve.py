@@ -26,6 +26,7 @@ from seq2seq.decoding.glossary import Glossary
 from seq2seq.decoding.sampling import Sampling
 from seq2seq.decoding.translation import Translation
 from seq2seq.decoding.translator import Translator
+from seq2seq.documents.segmentation import Segmented
 from seq2seq.serve.app import create_app
 from seq2seq.serve.batcher import Batcher, DecodeKey
 from seq2seq.serve.limits import Limits
@@ -539,14 +540,11 @@ def test_hostile_paragraphs_are_answered_without_5xx_and_keep_their_spacing(mode
         body = big.post("/v1/translate", json={"texts": HOSTILE, "beam": 1}).json()
         for text, result in zip(HOSTILE, body["results"]):
             translated = result["translations"][0]
-            spans = [sentence["source"] for sentence in translated.get("sentences", [])]
-            gaps = [text[end:start] for (_, end), (start, _) in zip([(0, 0)] + spans, spans + [(len(text), 0)])]
-            assert "".join(gaps).strip() == ""  # every character that is not whitespace is in a sentence
-            out = translated["text"]
-            for (_, end), (start, _), gap in zip([(0, 0)] + [s["target"] for s in translated.get("sentences", [])],
-                                                 [s["target"] for s in translated.get("sentences", [])] +
-                                                 [(len(out), 0)], gaps):
-                assert out[end:start] == gap  # and the whitespace between them comes back as it was
+            sentences = translated.get("sentences", [])
+            source = Segmented(text, [tuple(sentence["source"]) for sentence in sentences])
+            target = Segmented(translated["text"], [tuple(sentence["target"]) for sentence in sentences])
+            assert "".join(source.gaps).strip() == ""  # every character that is not whitespace is in a sentence
+            assert target.gaps == source.gaps  # and the whitespace between them comes back as it was
         line = "wort " * 20_000  # 100,000 characters, no punctuation: cut between words, nothing dropped
         response = big.post("/translate", json={"q": line, "source": "en", "target": "de"})
         assert response.status_code == 200 and response.json()["translatedText"].endswith(" ")

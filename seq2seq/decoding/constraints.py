@@ -123,16 +123,17 @@ def constraint_spans(tokens: list[int], include: list[list[int]]) -> list[tuple[
     """
     occurrences = [[i for i in range(len(tokens) - len(phrase) + 1) if tokens[i:i + len(phrase)] == phrase]
                    for phrase in include]
-    budget = [SPAN_SEARCH_BUDGET]
+    budget = SPAN_SEARCH_BUDGET
 
     def place(k: int, used: frozenset[int]) -> list[int] | None:
+        nonlocal budget
         if k == len(include):
             return []
         for start in occurrences[k]:
-            budget[0] -= 1
-            cover = frozenset(range(start, start + len(include[k])))
-            if budget[0] < 0:
+            budget -= 1
+            if budget < 0:
                 return None
+            cover = frozenset(range(start, start + len(include[k])))
             if not cover & used and (rest := place(k + 1, used | cover)) is not None:
                 return [start, *rest]
         return None

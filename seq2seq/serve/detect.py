@@ -8,13 +8,12 @@ that translates only from German says so with a low confidence rather than a cer
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.datastructures import UploadFile
 
 from seq2seq.serve.limits import ApiError, check_text
+from seq2seq.serve.params import request_params
 from seq2seq.serve.state import ServeState, State, client_address
 
 router = APIRouter(tags=["LibreTranslate"])
@@ -62,27 +61,3 @@ def detect_source(state: ServeState, text: str, target: str) -> dict[str, Any]:
     if not sources:
         raise ApiError(400, f"{target} is not available as a target language")
     return ranked(state, text, sources)[0]
-
-
-async def request_params(request: Request) -> dict[str, Any]:
-    """The request's parameters: its JSON object, or its form fields and query string (as LibreTranslate)."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type == "application/json" or media_type.endswith("+json"):
-        try:
-            body = json.loads(await request.body())
-        except (ValueError, RecursionError):  # not JSON, not UTF-8, too deeply nested, an integer too long
-            body = None
-        if not isinstance(body, dict):
-            raise ApiError(400, "Invalid JSON format")
-        return body
-    params: dict[str, Any] = dict(request.query_params)
-    try:
-        form = await request.form()
-    except Exception as error:  # noqa: BLE001 - multipart's parser raises several kinds
-        raise ApiError(400, f"Invalid request: the body is neither JSON nor a form ({error})") from None
-    for key in form:
-        values = form.getlist(key)
-        if any(isinstance(value, UploadFile) for value in values):
-            raise ApiError(400, f"Invalid request: {key} must be text, not a file")
-        params[key] = values[0] if len(values) == 1 else list(values)
-    return params

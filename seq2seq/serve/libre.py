@@ -24,9 +24,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from seq2seq.serve.detect import detect_source, request_params
+from seq2seq.serve.detect import detect_source
 from seq2seq.serve.limits import ApiError, check_text
 from seq2seq.serve.models import LANGUAGE_NAMES, ServedModel, languages, model_for_pair
+from seq2seq.serve.params import request_params
 from seq2seq.serve.state import ServeState, State, client_address
 
 router = APIRouter(tags=["LibreTranslate"])
