@@ -10,6 +10,8 @@ import json
 import os
 import shutil
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -76,12 +78,23 @@ def translate_on_page(browser, text: str, beam: int, n_best: int) -> None:
     WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "result").is_displayed())
 
 
-def test_page_translates_and_draws_one_heatmap_row_per_target_piece(model_dir, browser, tmp_path):
-    process, base = start_server(str(model_dir))
+@contextmanager
+def page_of(browser, model_dir: Path, *serve_args: str) -> Iterator[str]:
+    """``seq2seq serve MODEL_DIR`` with the page open in the browser once its models have loaded; the server's
+    base URL. The server stops when the block ends."""
+    process, base = start_server(str(model_dir), *serve_args)
     try:
-        text = EXAMPLES[load_config(model_dir / "config.yaml").data.src_lang]
         browser.get(base + "/")
         WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#model option"))
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_page_translates_and_draws_one_heatmap_row_per_target_piece(model_dir, browser, tmp_path):
+    with page_of(browser, model_dir) as base:
+        text = EXAMPLES[load_config(model_dir / "config.yaml").data.src_lang]
 
         translate_on_page(browser, text, beam=3, n_best=3)
         expected = api_translation(base, text, beam=3, n_best=3)
@@ -114,9 +127,6 @@ def test_page_translates_and_draws_one_heatmap_row_per_target_piece(model_dir, b
         screenshot = Path(os.environ.get("SEQ2SEQ_PAGE_SCREENSHOT") or tmp_path / "page.png")
         browser.find_element(By.TAG_NAME, "body").screenshot(str(screenshot))
         assert screenshot.stat().st_size > 10_000
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 PARAGRAPHS = {"en": "The old man reads the book. The woman calls her dog.\n\nToday she sleeps.",
@@ -124,11 +134,8 @@ PARAGRAPHS = {"en": "The old man reads the book. The woman calls her dog.\n\nTod
 
 
 def test_page_translates_a_pasted_paragraph_with_one_heatmap_per_sentence(model_dir, browser):
-    process, base = start_server(str(model_dir))
-    try:
+    with page_of(browser, model_dir) as base:
         text = PARAGRAPHS[load_config(model_dir / "config.yaml").data.src_lang]
-        browser.get(base + "/")
-        WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#model option"))
         translate_on_page(browser, text, beam=1, n_best=1)
         best = api_translation(base, text, beam=1, n_best=1)["translations"][0]
         assert len(best["sentences"]) == 3
@@ -143,9 +150,6 @@ def test_page_translates_a_pasted_paragraph_with_one_heatmap_per_sentence(model_
             assert len(rows) == len(sentence["attention"])
         ActionChains(browser).move_to_element(blocks[2].find_element(By.CSS_SELECTOR, "th.trg")).perform()
         assert "attends to" in blocks[2].find_element(By.CSS_SELECTOR, ".focus").text
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_page_asks_for_a_key_when_the_server_requires_one(model_dir, browser, tmp_path):
@@ -175,13 +179,10 @@ def test_page_asks_for_a_key_when_the_server_requires_one(model_dir, browser, tm
 
 
 def test_page_terms_become_constraints_and_are_highlighted_where_they_landed(model_dir, browser):
-    process, base = start_server(str(model_dir))
-    try:
+    with page_of(browser, model_dir):
         text = EXAMPLES[load_config(model_dir / "config.yaml").data.src_lang]
         target = load_config(model_dir / "config.yaml").data.trg_lang
         term = {"de": "Hund", "en": "dog"}.get(target, "a")  # a word of the toy corpus, wanted twice
-        browser.get(base + "/")
-        WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#model option"))
         include = browser.find_element(By.ID, "include")
         include.clear()
         include.send_keys(f"{term}; {term}")
@@ -189,6 +190,3 @@ def test_page_terms_become_constraints_and_are_highlighted_where_they_landed(mod
         marks = browser.find_elements(By.CSS_SELECTOR, "#output mark")
         assert [mark.text for mark in marks] == [term, term]
         assert browser.find_element(By.ID, "output").text.count(term) >= 2
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
