@@ -16,17 +16,15 @@ from seq2seq.decoding.precision import bf16_supported
 from seq2seq.decoding.sampling import Sampling
 from seq2seq.decoding.translator import Translator
 from seq2seq.errors import UserError
+from tests.conftest import VARIANT_BASE
 from tests.helpers import ROOT, TOY, train_tiny
 
-TINY = ["training.max_steps=120", "training.validate_every=120", "training.batch_tokens=1500",
-        "model.embedding_dim=32", "model.encoder_hidden=32", "model.decoder_hidden=64",
-        "tokenizer.src_vocab_size=200", "tokenizer.trg_vocab_size=200", "data.max_length=40", "decoding.beam_size=4"]
 SOURCES = (TOY / "test.en").read_text(encoding="utf-8").splitlines()[:6]
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return train_tiny(tmp_path_factory.mktemp("controls"), TINY, train_lines=1000, valid_lines=20)
+def model_dir(trained_variant):
+    return trained_variant("fluent")  # the session's (read-only)
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +223,7 @@ def test_backtranslation_writes_a_tagged_corpus_that_trains_beside_the_real_one(
     assert (tmp_path / "again.de").read_text(encoding="utf-8").splitlines() == synthetic  # seeded
     # de→en on the real pairs and the synthetic ones, the tag one piece
     (tmp_path / "forward").mkdir()
-    forward = train_tiny(tmp_path / "forward", [*TINY, "training.max_steps=2", "data.src_lang=de",
+    forward = train_tiny(tmp_path / "forward", [*VARIANT_BASE, "training.max_steps=2", "data.src_lang=de",
                                                 "data.trg_lang=en", f"data.extra_train=[{tmp_path / 'bt' / 'syn'}]",
                                                 "tokenizer.user_symbols=[<BT>]"], train_lines=200, valid_lines=10)
     manifest = json.loads((forward / "data" / "manifest.json").read_text(encoding="utf-8"))

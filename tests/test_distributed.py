@@ -20,7 +20,7 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 TINY = ["model.embedding_dim=16", "model.encoder_hidden=16", "model.decoder_hidden=32",
         "tokenizer.src_vocab_size=150", "tokenizer.trg_vocab_size=150", "training.batch_tokens=600",
         "training.validate_every=10", "training.log_every=1", "training.save_every_minutes=0",
-        "training.num_threads=1", "training.patience=0"]
+        "training.num_threads=1", "training.patience=0", "training.shortlist=false"]
 
 
 @pytest.fixture(scope="module")
@@ -80,24 +80,6 @@ def test_a_time_budget_schedule_keeps_the_replicas_equal(corpus, tmp_path):
     assert all(torch.equal(rank0[name], rank1[name]) for name in rank0)
 
 
-def test_resume_under_two_processes_is_bitwise_identical(corpus, tmp_path):
-    # dropout: each process's RNG state must be restored; the moving average lives in rank 0 alone
-    base = [*corpus, "model.dropout=0.2", "training.ema_decay=0.9"]
-    torchrun(tmp_path / "straight", [*base, "training.max_steps=30", f"training.model_dir={tmp_path / 'a'}"])
-    # stop at a validation step: an extra validation would step the plateau schedule
-    torchrun(tmp_path / "first", [*base, "training.max_steps=20", f"training.model_dir={tmp_path / 'b'}"])
-    command = [*TORCHRUN, "-m", "seq2seq", "train", CONFIG, "--resume"]
-    for override in [*base, "training.max_steps=30", f"training.model_dir={tmp_path / 'b'}"]:
-        command += ["--set", override]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    straight = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")
-    resumed = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
-    assert straight["progress"]["step"] == resumed["progress"]["step"] == 30
-    for key in ("model", "training_model"):  # the average, and the weights that train
-        assert all(torch.equal(straight[key][name], resumed[key][name]) for name in straight[key]), key
-
-
 def children(pid: int) -> list[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     return [int(child) for child in path.read_text().split()] if path.exists() else []
@@ -135,17 +117,15 @@ def kill_rank_1_after(updates: int, model_dir: Path, overrides: list[str]) -> tu
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the worker processes through /proc")
-def test_killing_one_rank_ends_the_job_quickly(corpus, tmp_path):
-    _, stderr = kill_rank_1_after(3, tmp_path / "model", [*corpus, "training.max_steps=100000"])
-    assert "rank" in stderr.lower() and ("Signals.SIGKILL" in stderr or "SIGKILL" in stderr or "exitcode" in stderr)
-
-
-@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the worker processes through /proc")
-def test_a_rank_killed_for_real_then_resumed_ends_bitwise_equal_to_a_straight_run(corpus, tmp_path):
-    base = [*corpus, "model.dropout=0.2", "training.max_steps=30", "training.save_every_steps=3"]
+def test_a_rank_killed_for_real_ends_the_job_quickly_and_the_resume_is_bitwise_equal_to_a_straight_run(corpus,
+                                                                                                     tmp_path):
+    """Dropout: each process's RNG state must be restored; the moving average lives in rank 0 alone."""
+    base = [*corpus, "model.dropout=0.2", "training.ema_decay=0.9", "training.max_steps=30",
+            "training.save_every_steps=3"]
     torchrun(tmp_path / "dump", [*base, f"training.model_dir={tmp_path / 'straight'}"])
     model_dir = tmp_path / "killed"
-    command, _ = kill_rank_1_after(8, model_dir, base)
+    command, stderr = kill_rank_1_after(8, model_dir, base)  # which checks that the job ends within 30 s
+    assert "rank" in stderr.lower() and ("SIGKILL" in stderr or "exitcode" in stderr)
     saved = load_checkpoint(model_dir / "checkpoints" / "last.pt")["progress"]["step"]
     assert 6 <= saved < 30  # the kill interrupted the run after a save
     done = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=300)
@@ -153,4 +133,5 @@ def test_a_rank_killed_for_real_then_resumed_ends_bitwise_equal_to_a_straight_ru
     straight = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt")
     resumed = load_checkpoint(model_dir / "checkpoints" / "last.pt")
     assert straight["progress"]["step"] == resumed["progress"]["step"] == 30
-    assert all(torch.equal(straight["model"][name], resumed["model"][name]) for name in straight["model"])
+    for key in ("model", "training_model"):  # the average, and the weights that train
+        assert all(torch.equal(straight[key][name], resumed[key][name]) for name in straight[key]), key

@@ -22,7 +22,8 @@ from tests.helpers import TOY_CONFIG, write_slice
 
 TINY = ["model.embedding_dim=16", "model.encoder_hidden=16", "model.decoder_hidden=32",
         "tokenizer.src_vocab_size=150", "tokenizer.trg_vocab_size=150", "training.batch_tokens=600",
-        "training.validate_every=10", "training.max_steps=10", "training.save_every_minutes=0", "data.test=null"]
+        "training.validate_every=10", "training.max_steps=10", "training.save_every_minutes=0", "data.test=null",
+        "training.shortlist=false"]
 
 
 def make_config(root: Path, *, train_lines: int = 300, **sections) -> object:
@@ -131,6 +132,19 @@ def test_random_reads_equal_the_mapped_arrays_and_leave_nothing_mapped(tmp_path)
     assert [t.tolist() for t in taken] == [sentences[i] for i in picked] == through_map
     assert taken_cost < 256 < map_cost  # KiB: 300 random reads through the map make ≥ 300 pages resident
 
+
+
+def test_a_span_read_end_to_end_equals_the_sentences_one_by_one(tmp_path):
+    prefix = tmp_path / "side"
+    writer = TokenArrayWriter(prefix, np.dtype(np.uint16))
+    sentences = [list(range(n % 50, n % 50 + n % 5)) for n in range(1000)]  # lengths 0..4, empty ones included
+    writer.append(sentences)
+    writer.close()
+    array = TokenArray(prefix)
+    for picked in (np.arange(1000), np.arange(3, 1000, 7), np.array([5]), np.array([0, 999]), np.array([], int)):
+        ids, lengths = array.take_flat(picked)
+        assert lengths.tolist() == [len(sentences[i]) for i in picked]
+        assert ids.tolist() == [piece for i in picked for piece in sentences[i]]
 
 def test_prefetcher_hands_on_errors_and_stops_when_left_early():
     def items():

@@ -26,7 +26,8 @@ from tests.helpers import ROOT, write_slice
 CONFIG = str(ROOT / "configs" / "toy.yaml")
 TINY = ["model.embedding_dim=16", "model.encoder_hidden=16", "model.decoder_hidden=32",
         "tokenizer.src_vocab_size=150", "tokenizer.trg_vocab_size=150", "training.num_threads=1",
-        "training.batch_tokens=300", "training.log_every=1", "training.save_every_minutes=0"]
+        "training.batch_tokens=300", "training.log_every=1", "training.save_every_minutes=0",
+        "training.shortlist=false"]
 
 
 @pytest.fixture(scope="module")

@@ -33,24 +33,15 @@ from seq2seq.serve.limits import Limits
 from seq2seq.serve.models import load_models
 from seq2seq.serve.server import bind
 from seq2seq.serve.state import ServeState
-from tests.helpers import start_server, train_tiny
+from tests.helpers import start_server
 
 SENTENCES = ["The dog sleeps.", "A cat reads the book.", "Because the man reads, the woman sleeps."]
-TINY = ["training.max_steps=40", "training.validate_every=40", "training.batch_tokens=800", "model.embedding_dim=16",
-        "model.encoder_hidden=16", "model.decoder_hidden=32", "tokenizer.src_vocab_size=150",
-        "tokenizer.trg_vocab_size=150", "data.max_length=20", "decoding.beam_size=3"]
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    """Two tiny models: en→de and de→en, trained once for the module."""
-    root = tmp_path_factory.mktemp("serve")
-    (root / "en_de").mkdir()
-    (root / "de_en").mkdir()
-    en_de = train_tiny(root / "en_de", TINY, train_lines=600, valid_lines=30)
-    de_en = train_tiny(root / "de_en", [*TINY, "data.src_lang=de", "data.trg_lang=en"], train_lines=600,
-                       valid_lines=30)
-    return {"en_de": en_de, "de_en": de_en}
+def models(trained_variant):
+    """Two tiny models of the session (read-only): en→de and de→en."""
+    return {"en_de": trained_variant("plain"), "de_en": trained_variant("de-en")}
 
 
 def make_client(model_dirs, **state_options) -> TestClient:
@@ -59,13 +50,11 @@ def make_client(model_dirs, **state_options) -> TestClient:
 
 
 @pytest.fixture(scope="module")
-def client(models):
+def client(models, tmp_path_factory):
     # the directories are both named "model"; serve them under distinct names
-    links = models["en_de"].parent.parent / "served"
-    links.mkdir(exist_ok=True)
+    links = tmp_path_factory.mktemp("served")
     for name, directory in models.items():
-        if not (links / name).exists():
-            (links / name).symlink_to(directory)
+        (links / name).symlink_to(directory)
     with make_client([links / "en_de", links / "de_en"], limits=Limits(max_texts=8, max_chars=300),
                      max_batch=4) as test_client:
         yield test_client

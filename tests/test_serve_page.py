@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from seq2seq.config import load_config
-from tests.helpers import start_server, train_tiny
+from tests.helpers import start_server
 
 pytest.importorskip("fastapi", reason="serving needs the serve extra: pip install -e '.[serve]'")
 webdriver = pytest.importorskip("selenium.webdriver", reason="the page test needs selenium (the test extra)")
@@ -35,13 +35,10 @@ EXAMPLES = {"en": "Because the old man reads the book, the woman calls her dog."
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
+def model_dir(trained_variant) -> Path:
     if os.environ.get("SEQ2SEQ_PAGE_MODEL"):
         return Path(os.environ["SEQ2SEQ_PAGE_MODEL"])
-    overrides = ["training.max_steps=200", "training.validate_every=200", "training.batch_tokens=1500",
-                 "model.embedding_dim=32", "model.encoder_hidden=32", "model.decoder_hidden=64",
-                 "tokenizer.src_vocab_size=200", "tokenizer.trg_vocab_size=200", "data.max_length=40"]
-    return train_tiny(tmp_path_factory.mktemp("page"), overrides, train_lines=1000, valid_lines=20)
+    return trained_variant("fluent")  # the session's (read-only)
 
 
 @pytest.fixture(scope="module")

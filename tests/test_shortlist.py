@@ -2,6 +2,7 @@
 a shortlisted search only produces listed pieces, and the CLI builds, chooses, uses and refuses shortlists."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -10,11 +11,12 @@ import torch
 from seq2seq.cli import main
 from seq2seq.config import load_config
 from seq2seq.data.arrays import TokenArray, TokenArrayWriter
+from seq2seq.decoding import shortlist as shortlist_module
 from seq2seq.decoding.engine import DecodingEngine, Sentence
 from seq2seq.decoding.search import Beam, Greedy
 from seq2seq.decoding.shortlist import Shortlist, Union, build_shortlist, ibm1, union_share, worth_using
 from seq2seq.decoding.translator import Translator
-from tests.helpers import random_model, train_tiny
+from tests.helpers import random_model
 
 SOURCES = [[5, 6, 7, 8], [9], [4, 10, 11, 12, 13, 14, 15], [6, 6], [12, 3, 3, 9, 9, 10, 11, 4, 5, 6, 7, 8]]
 
@@ -39,6 +41,24 @@ def test_one_em_iteration_of_ibm1_matches_the_hand_computation(tmp_path):
     expected = {4 * 6 + 4: 5 / 7, 4 * 6 + 5: 2 / 7, 5 * 6 + 4: 1 / 2, 5 * 6 + 5: 1 / 2, 6 * 6 + 4: 5 / 7,
                 6 * 6 + 5: 2 / 7}
     assert got == pytest.approx(expected, abs=1e-12)
+
+
+def test_the_table_does_not_depend_on_how_the_pairs_are_grouped(tmp_path, monkeypatch):
+    """Groups of a few combinations (a pair larger than a group, empty targets, reads of 3 pairs) give the table
+    of one group for everything, up to rounding."""
+    rng = np.random.default_rng(5)
+    pairs = [(rng.integers(4, 30, rng.integers(0, 9)).tolist(), rng.integers(4, 20, rng.integers(0, 9)).tolist())
+             for _ in range(200)]
+    src, trg = arrays(tmp_path, pairs)
+    chosen = np.arange(0, 200, 2)
+    whole = ibm1(src, trg, chosen, null=30, trg_vocab_size=20, iterations=3)
+    monkeypatch.setattr(shortlist_module, "GRID_ENTRIES", 7)
+    monkeypatch.setattr(shortlist_module, "READ_PAIRS", 3)
+    grouped = ibm1(src, trg, chosen, null=30, trg_vocab_size=20, iterations=3)
+    assert np.array_equal(whole.keys, grouped.keys)
+    assert np.allclose(whole.probs, grouped.probs, rtol=1e-12, atol=0)
+    co_occurring = {s * 20 + t for i in chosen for s in [*pairs[i][0], 30] for t in pairs[i][1]}
+    assert set(whole.keys.tolist()) == co_occurring
 
 
 def test_em_finds_the_word_that_explains_a_target_piece(tmp_path):
@@ -120,11 +140,11 @@ def test_the_rule_that_decides_whether_a_shortlist_is_used():
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    overrides = ["training.max_steps=30", "training.validate_every=30", "training.batch_tokens=800",
-                 "model.embedding_dim=16", "model.encoder_hidden=16", "model.decoder_hidden=32",
-                 "tokenizer.src_vocab_size=150", "tokenizer.trg_vocab_size=150", "data.max_length=20"]
-    return train_tiny(tmp_path_factory.mktemp("shortlisted"), overrides, train_lines=600, valid_lines=30)
+def model_dir(trained_variant, tmp_path_factory):
+    """A copy of the session's shortlisted model, which the tests may change."""
+    copy = tmp_path_factory.mktemp("shortlisted") / "model"
+    shutil.copytree(trained_variant("shortlisted"), copy)
+    return copy
 
 
 def test_training_learns_a_shortlist_and_reports_its_choice(model_dir):

@@ -17,7 +17,7 @@ TINY = ["model.embedding_dim=16", "model.encoder_hidden=16", "model.decoder_hidd
         "tokenizer.src_vocab_size=150", "tokenizer.trg_vocab_size=150", "training.batch_tokens=300",
         "training.num_threads=1", "training.validate_every=10", "training.log_every=5",
         "training.save_every_minutes=0", "training.scheduler=none", "training.tensorboard=true",
-        "decoding.beam_size=1"]
+        "decoding.beam_size=1", "training.shortlist=false"]
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,9 @@ SENTENCES = ["The dog sleeps.", "A cat reads the book.", "Because the man reads,
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    """A tiny model trained for 40 steps on 600 toy pairs (module-scoped: trained once), with step checkpoints
-    from at least two validations (every 20 steps) for the ensemble tests."""
-    overrides = ["training.max_steps=40", "training.validate_every=20", "training.batch_tokens=800",
-                 "model.embedding_dim=16", "model.encoder_hidden=16", "model.decoder_hidden=32",
-                 "tokenizer.src_vocab_size=150", "tokenizer.trg_vocab_size=150", "data.max_length=20"]
-    return train_tiny(tmp_path_factory.mktemp("tiny"), overrides, train_lines=600, valid_lines=30)
+def model_dir(trained_variant):
+    """The session's plain tiny model (read-only), with step checkpoints from two validations for the ensembles."""
+    return trained_variant("plain")
 
 
 def run(capsys, *args) -> tuple[int, str, str]:
@@ -168,16 +164,17 @@ def test_a_damaged_checkpoint_given_to_translate_is_exit_2_naming_it(model_dir, 
     assert code == 2 and not out and str(best) in err and "Traceback" not in err
 
 
-def test_evaluate_prints_bleu_and_chrf_with_signatures(model_dir, capsys):
+def test_evaluate_prints_bleu_and_chrf_with_signatures(model_dir, tmp_path, capsys):
     src, ref = ROOT / "data" / "toy" / "test.en", ROOT / "data" / "toy" / "test.de"
-    tmp = model_dir.parent
+    tmp = tmp_path
     (tmp / "t.en").write_text("".join(src.read_text(encoding="utf-8").splitlines(True)[:20]), encoding="utf-8")
     (tmp / "t.de").write_text("".join(ref.read_text(encoding="utf-8").splitlines(True)[:20]), encoding="utf-8")
     code, out, _ = run(capsys, "evaluate", model_dir, "--src", tmp / "t.en", "--ref", tmp / "t.de", "--beam", 2)
     assert code == 0 and "BLEU = " in out and "chrF = " in out and "nrefs:1|case:mixed" in out
     code, out, _ = run(capsys, "evaluate", model_dir, "--src", tmp / "t.en", "--ref", tmp / "t.de", "--json")
     result = json.loads(out)
-    assert code == 0 and result["sentences"] == 20 and result["beam"] == 5
+    beam = load_config(model_dir / "config.yaml").decoding.beam_size
+    assert code == 0 and result["sentences"] == 20 and result["beam"] == beam
     assert 0 <= result["bleu"] <= 100 and 0 <= result["chrf"] <= 100 and "tok:13a" in result["bleu_signature"]
 
 

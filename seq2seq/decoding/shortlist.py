@@ -42,7 +42,8 @@ MAX_PAIRS = 500_000  # training pairs the table is learned from, evenly spread o
 BLEU_TOLERANCE = 0.1  # valid BLEU a shortlist may cost and still be used
 MAX_SHARE = 0.5  # and the most of the target vocabulary a batch may score with it, for it to pay
 SPECIALS = EOS_ID + 1  # ids 0..EOS_ID: PAD, UNK, BOS, EOS
-CHUNK_PAIRS = 4096  # pairs per vectorised E-step
+READ_PAIRS = 4096  # pairs read from the arrays at a time
+GRID_ENTRIES = 1 << 19  # (source, target) piece combinations per vectorised E-step: its arrays take ~40 MB
 
 
 @dataclass
@@ -88,7 +89,7 @@ def build_shortlist(src: TokenArray, trg: TokenArray, *, src_vocab_size: int, tr
     chosen = np.unique(np.linspace(0, len(src) - 1, num=min(max_pairs, len(src))).astype(np.int64))
     table = ibm1(src, trg, chosen, null=src_vocab_size, trg_vocab_size=trg_vocab_size, iterations=iterations)
     counts = np.zeros(trg_vocab_size, dtype=np.int64)
-    for _, trg_ids in _pairs(src, trg, chosen):
+    for _, _, trg_ids, _ in _chunks(src, trg, chosen):
         counts += np.bincount(trg_ids, minlength=trg_vocab_size)
     top = np.argsort(-counts, kind="stable")[:frequent]
     always = np.union1d(np.arange(SPECIALS), top[counts[top] > 0])
@@ -109,11 +110,13 @@ def ibm1(src: TokenArray, trg: TokenArray, chosen: np.ndarray, *, null: int, trg
     """EM for IBM Model 1 over the pairs ``chosen``: each target piece aligns to one source piece of its sentence
     or to the empty word (source id ``null``), with probability proportional to t(f | e); the expected counts of
     each (e, f) re-estimate t. The empty word takes the pieces no source piece explains (articles, punctuation),
-    which would otherwise crowd every source piece's candidates."""
+    which would otherwise crowd every source piece's candidates.
+
+    Memory is the table (a few arrays of one number per co-occurring pair) and one chunk's grid: it does not grow
+    with the number of pairs beyond the table's own growth."""
     grids = functools.partial(_grids, src, trg, chosen, null=null, trg_vocab_size=trg_vocab_size)
-    keys = np.unique(np.concatenate([np.unique(grid[0]) for grid in grids()]))
+    keys = _distinct_keys(grid_keys for grid_keys, _ in grids())
     probs = np.ones(len(keys))  # uniform: the first E-step splits each target piece evenly over its sources
-    source_of_key = keys // trg_vocab_size
     for _ in range(iterations):
         expected = np.zeros(len(keys))
         for pair_keys, target_position in grids():
@@ -121,34 +124,65 @@ def ibm1(src: TokenArray, trg: TokenArray, chosen: np.ndarray, *, null: int, trg
             t = probs[index]
             posterior = t / np.bincount(target_position, weights=t)[target_position]
             expected += np.bincount(index, weights=posterior, minlength=len(keys))
+        source_of_key = keys // trg_vocab_size
         probs = expected / np.bincount(source_of_key, weights=expected)[source_of_key]
     return LexicalTable(keys, probs)
 
 
-def _pairs(src: TokenArray, trg: TokenArray, chosen: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """The chosen training pairs as int64 id arrays, read in chunks."""
-    for start in range(0, len(chosen), CHUNK_PAIRS):
-        indices = chosen[start:start + CHUNK_PAIRS]
-        yield from zip((s.astype(np.int64) for s in src.take(indices)),
-                       (t.astype(np.int64) for t in trg.take(indices)))
+def _distinct_keys(chunks: Iterator[np.ndarray]) -> np.ndarray:
+    """The sorted distinct keys of all ``chunks``, merged as they come: the chunks' own distinct keys wait until
+    they outnumber the merged ones, so the memory held stays within a few times the result (collecting every
+    chunk's keys first held the same key once per chunk it occurs in: hundreds of MB over 500k pairs)."""
+    merged = np.empty(0, dtype=np.int64)
+    waiting: list[np.ndarray] = []
+    waiting_size = 0
+    for keys in chunks:
+        waiting.append(np.unique(keys))
+        waiting_size += len(waiting[-1])
+        if waiting_size > max(len(merged), GRID_ENTRIES):
+            merged, waiting, waiting_size = np.unique(np.concatenate([merged, *waiting])), [], 0
+    return np.unique(np.concatenate([merged, *waiting]))
+
+
+def _chunks(src: TokenArray, trg: TokenArray, chosen: np.ndarray) -> Iterator[tuple[np.ndarray, ...]]:
+    """The chosen training pairs, :data:`READ_PAIRS` at a time: source ids end to end and each sentence's
+    length, the same for the target (int64)."""
+    for start in range(0, len(chosen), READ_PAIRS):
+        indices = chosen[start:start + READ_PAIRS]
+        (src_ids, src_lengths), (trg_ids, trg_lengths) = src.take_flat(indices), trg.take_flat(indices)
+        yield src_ids.astype(np.int64), src_lengths, trg_ids.astype(np.int64), trg_lengths
 
 
 def _grids(src: TokenArray, trg: TokenArray, chosen: np.ndarray, *, null: int,
            trg_vocab_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Per chunk of pairs, every (source piece or the empty word ``null``, target piece) combination of each
-    pair: its key ``e * V_trg + f`` [G] and the number of the target position it belongs to in the chunk [G]."""
-    pairs = _pairs(src, trg, chosen)
-    while chunk := [pair for _, pair in zip(range(CHUNK_PAIRS), pairs)]:
-        keys, positions, first = [], [], 0
-        for src_ids, trg_ids in chunk:
-            if len(trg_ids) == 0:
-                continue
-            src_ids = np.append(src_ids, null)
-            keys.append((src_ids[:, None] * trg_vocab_size + trg_ids[None, :]).ravel())  # [S * T]
-            positions.append(np.tile(np.arange(first, first + len(trg_ids)), len(src_ids)))
-            first += len(trg_ids)
-        if keys:
-            yield np.concatenate(keys), np.concatenate(positions)
+    """Per group of pairs, every (source piece or the empty word ``null``, target piece) combination of each
+    pair: its key ``e * V_trg + f`` [G] and the number of the target position it belongs to in the group [G].
+    A group ends once it holds :data:`GRID_ENTRIES` combinations, so its arrays take the same memory whatever
+    the sentences' lengths."""
+    for src_ids, src_lengths, trg_ids, trg_lengths in _chunks(src, trg, chosen):
+        src_ids = np.insert(src_ids, np.cumsum(src_lengths), null)  # the empty word ends each source sentence
+        src_lengths = src_lengths + 1
+        entries = np.cumsum(src_lengths * trg_lengths)
+        ends = np.unique(np.append(np.searchsorted(entries, np.arange(GRID_ENTRIES, entries[-1], GRID_ENTRIES)),
+                                   len(entries) - 1)) + 1  # each group's last pair + 1
+        src_starts, trg_starts = np.cumsum(src_lengths) - src_lengths, np.cumsum(trg_lengths) - trg_lengths
+        for first, end in zip(np.append(0, ends[:-1]), ends):
+            group = slice(first, end)
+            yield _grid(src_ids, src_starts[group], src_lengths[group], trg_ids, trg_starts[group],
+                        trg_lengths[group], trg_vocab_size)
+
+
+def _grid(src_ids: np.ndarray, src_starts: np.ndarray, src_lengths: np.ndarray, trg_ids: np.ndarray,
+          trg_starts: np.ndarray, trg_lengths: np.ndarray, trg_vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The keys and target positions of a group of pairs (starts and lengths [P] into ``src_ids``/``trg_ids``),
+    each pair's source-major: the key of source position i and target position j at i * T + j."""
+    sizes = src_lengths * trg_lengths  # [P]
+    pair = np.repeat(np.arange(len(sizes)), sizes)  # [G] the pair of each entry
+    within = np.arange(len(pair)) - np.repeat(np.cumsum(sizes) - sizes, sizes)  # [G] its index in the pair
+    i, j = np.divmod(within, trg_lengths[pair])
+    target_position = (trg_starts - trg_starts[0])[pair] + j  # numbered from the group's first target
+    keys = src_ids[src_starts[pair] + i] * trg_vocab_size + trg_ids[trg_starts[pair] + j]
+    return keys, target_position
 
 
 def _top_candidates(table: LexicalTable, always: np.ndarray, src_vocab_size: int, trg_vocab_size: int,
