@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from seq2seq.decoding.precision import bf16_supported
-from tests.helpers import ROOT
+from tests.helpers import ROOT, write_slice
 
 TINY = ["model.embedding_dim=16", "model.encoder_hidden=16", "model.decoder_hidden=32",
         "tokenizer.src_vocab_size=200", "tokenizer.trg_vocab_size=200", "training.batch_tokens=600",
@@ -13,9 +13,13 @@ TINY = ["model.embedding_dim=16", "model.encoder_hidden=16", "model.decoder_hidd
 
 
 def test_benchmark_reports_every_figure(tmp_path):
+    data = tmp_path / "data"  # slices of the toy corpus: the harness is under test, not the model
+    data.mkdir()
+    for split, lines in (("train", 3000), ("valid", 100), ("test", 100)):
+        write_slice(data, split, lines)
     command = [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--json", "--steps", "2", "--repeats", "1",
                "--sentences", "20", "--train-minutes", "0.05", "--config", str(ROOT / "configs" / "toy.yaml"),
-               "--data-dir", str(ROOT / "data" / "toy")]
+               "--data-dir", str(data)]
     for override in TINY:
         command += ["--set", override]
     done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300)
