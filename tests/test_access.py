@@ -217,7 +217,8 @@ def test_keys_from_the_command_line_survive_a_restart(model, tmp_path):
 
 
 def test_slow_clients_do_not_delay_others_and_connections_and_time_are_capped(model):
-    process, base = start_server(str(model), "--max-connections", "6", "--timeout-s", "0.5", "--max-batch", "1",
+    # a request's time limit of 2 s: ample for one sentence on a loaded machine, far too little for 2,000
+    process, base = start_server(str(model), "--max-connections", "6", "--timeout-s", "2", "--max-batch", "1",
                                  "--max-texts", "2000")
     host, port = urllib.parse.urlsplit(base).hostname, urllib.parse.urlsplit(base).port
     slow = []
@@ -246,7 +247,7 @@ def test_slow_clients_do_not_delay_others_and_connections_and_time_are_capped(mo
         time.sleep(0.3)
 
         status, body = post(base, {**ASK, "q": ["The dog sleeps."] * 2000})  # ~minutes at one sentence a step
-        assert status == 503 and "within 0.5 seconds" in body["error"]
+        assert status == 503 and "within 2 seconds" in body["error"]
         deadline = time.monotonic() + 10
         while json.loads(urllib.request.urlopen(base + "/health", timeout=5).read())["queued"]:
             assert time.monotonic() < deadline, "the timed-out request's sentences were not dropped"
