@@ -1,4 +1,4 @@
-"""Draw an attention heatmap for the README from a trained model.
+"""Draw an attention heatmap for docs/translating.md from a trained model.
 
 Usage: python scripts/make_readme_figures.py [MODEL_DIR] [--sentence TEXT] [--out docs/attention_toy.png]
 (MODEL_DIR defaults to runs/toy, the model that `seq2seq train configs/toy.yaml` writes, and the sentence to
@@ -24,8 +24,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/attention_toy.png"))
     args = parser.parse_args()
     translation = Translator.from_dir(args.model_dir).translate_with_details([args.sentence], beam=5)[0]
-    write_heatmap(translation, args.out)
-    print(f"{args.sentence}\n→ {translation.text}\nwrote {args.out}")
+    parts = [part.translation for part in translation.sentences]  # a sentence longer than the model's limit
+    outs = [args.out] if len(parts) == 1 else [args.out.with_stem(f"{args.out.stem}-s{k}") for k in range(len(parts))]
+    for part, out in zip(parts, outs):  # was translated in parts, each with its own attention
+        write_heatmap(part, out)
+    print(f"{args.sentence}\n→ {translation.text}\nwrote {', '.join(map(str, outs))}")
 
 
 if __name__ == "__main__":

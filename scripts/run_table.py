@@ -4,7 +4,7 @@ Usage: python scripts/run_table.py MODEL_DIR [MODEL_DIR ...]
 
 Columns: updates, minutes of training, the last and the best validation (greedy BLEU, perplexity), the
 average of the last checkpoints when the run made one, and the final beam-search scores of the model the
-run kept (best.pt). This is how the README's lever table was made.
+run kept (best.pt). This is how the lever tables of docs/results.md were made.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ def test_two_processes_agree_with_each_other_and_with_one_process(corpus, tmp_pa
     # Same global batches and the same gradient, summed in another order: equal up to float rounding.
     worst = max((rank0[name] - reference[name]).abs().max().item() for name in rank0)
     print(f"largest difference from one process: {worst:.3g}")
-    assert worst < 1e-5  # the README's claim
+    assert worst < 1e-5  # docs/training.md's claim
 
     written = sorted(path.name for path in tmp_path.iterdir())
     assert written == ["ddp", "dump", "single"]  # one model directory from the two processes

@@ -1,5 +1,5 @@
-"""The package reads as layers (README, "Layout"): a subpackage is a layer, and no module imports from a layer above
-its own."""
+"""The package reads as layers (docs/architecture.md, "Layers"): a subpackage is a layer, and no module imports
+from a layer above its own."""
 
 import ast
 import sys
@@ -76,7 +76,7 @@ def test_every_module_has_a_layer_and_imports_only_from_its_own_or_higher_ones()
     for path in sorted(package.rglob("*.py")):
         relative = path.relative_to(package)
         name = relative.parts[0] if len(relative.parts) > 1 else path.stem
-        assert name in LAYER_OF, f"{relative} has no layer: place its folder in LAYERS here and in the README"
+        assert name in LAYER_OF, f"{relative} has no layer: place its folder in LAYERS here and in docs/architecture.md"
         for imported in seq2seq_imports(path):
             assert LAYER_OF[imported] <= LAYER_OF[name], (
                 f"{relative} ({LAYERS[LAYER_OF[name]][0]}) imports {imported} ({LAYERS[LAYER_OF[imported]][0]})")

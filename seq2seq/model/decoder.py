@@ -234,7 +234,7 @@ def few_rows_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
 
     Computed as ``(weight @ x.T).T``: with N in the tens, as in a greedy decoding step, MKL runs the product
     with the long dimension first up to twice as fast on a CPU; with hundreds of rows (a beam of 5 over 64
-    sentences) it is slower, hence ``FEW_ROWS`` (README, Performance)."""
+    sentences) it is slower, hence ``FEW_ROWS`` (docs/performance.md)."""
     product = weight @ x.t() if bias is None else torch.addmm(bias.unsqueeze(1), weight, x.t())  # [out, N]
     return product.t().contiguous()
 
