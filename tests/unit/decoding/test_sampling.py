@@ -9,7 +9,7 @@ from seq2seq.decoding.sampling import Sample, Sampling, sentence_seed
 from seq2seq.decoding.search import Greedy
 from seq2seq.errors import UserError
 from tests.helpers import random_model
-from tests.test_search import teacher_forced_log_prob
+from tests.unit.decoding.test_search import teacher_forced_log_prob
 
 SOURCES = [[5, 9, 4], [7, 7, 12, 4, 8, 15], [6], [11, 13, 5, 9, 10, 4, 14], [8, 8], [15, 4, 9, 12]]
 

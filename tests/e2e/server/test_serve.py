@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 import torch
@@ -33,7 +32,7 @@ from seq2seq.serve.limits import Limits
 from seq2seq.serve.models import load_models
 from seq2seq.serve.server import bind
 from seq2seq.serve.state import ServeState
-from tests.helpers import start_server
+from tests.helpers import ROOT, start_server
 
 SENTENCES = ["The dog sleeps.", "A cat reads the book.", "Because the man reads, the woman sleeps."]
 
@@ -697,7 +696,7 @@ def test_loading_errors_and_a_busy_port_exit_2(models, tmp_path):
 
 
 def test_load_test_script_measures_a_served_model(models):
-    script = Path(__file__).resolve().parent.parent / "scripts" / "load_test.py"
+    script = ROOT / "scripts" / "load_test.py"
     run = subprocess.run([sys.executable, str(script), str(models["en_de"]), "--clients", "4", "--requests", "40",
                           "--beam", "1", "--json"], check=False, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]

@@ -7,7 +7,7 @@ import torch
 from seq2seq.cli import main
 from seq2seq.model.checkpoint import load_checkpoint
 from seq2seq.training.moving_average import MovingAverage, decay_at
-from tests.test_resume import corpus, events, train_args, validation_figures  # noqa: F401 (corpus: a fixture)
+from tests.unit.training.runs import events, train_args, validation_figures
 
 
 def test_the_average_follows_the_formula_with_the_warm_up_decay():

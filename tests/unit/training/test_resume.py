@@ -21,38 +21,7 @@ from seq2seq.model.checkpoint import (
     step_checkpoints,
 )
 from seq2seq.training import update
-from tests.helpers import ROOT, write_slice
-
-CONFIG = str(ROOT / "configs" / "toy.yaml")
-TINY = ["model.embedding_dim=16", "model.encoder_hidden=16", "model.decoder_hidden=32",
-        "tokenizer.src_vocab_size=150", "tokenizer.trg_vocab_size=150", "training.num_threads=1",
-        "training.batch_tokens=300", "training.log_every=1", "training.save_every_minutes=0",
-        "training.shortlist=false"]
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> list[str]:
-    """Overrides that point at a 400-pair slice of the toy corpus (about 20 batches per epoch)."""
-    root = tmp_path_factory.mktemp("corpus")
-    return [f"data.train={write_slice(root, 'train', 400)}", f"data.valid={write_slice(root, 'valid', 30)}",
-            "data.test=null"]
-
-
-def train_args(model_dir: Path, corpus: list[str], *extra: str) -> list[str]:
-    args = ["train", CONFIG]
-    for override in [*corpus, *TINY, f"training.model_dir={model_dir}", *extra]:
-        args += ["--set", override]
-    return args
-
-
-def events(model_dir: Path, kind: str) -> list[dict]:
-    lines = (model_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-    return [e for e in map(json.loads, lines) if e["event"] == kind]
-
-
-def validation_figures(model_dir: Path) -> list[tuple]:
-    return [(e["step"], e["epoch"], e["lr"], e["loss"], e["ppl"], e["bleu"], e["best"])
-            for e in events(model_dir, "valid")]
+from tests.unit.training.runs import events, train_args, validation_figures
 
 
 def assert_same_weights(a: Path, b: Path) -> None:

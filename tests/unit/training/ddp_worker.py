@@ -1,9 +1,9 @@
-"""A torchrun entry point for tests/test_distributed.py: `seq2seq train`, then each rank dumps its weights.
+"""A torchrun entry point for test_distributed.py: `seq2seq train`, then each rank dumps its weights.
 
 After training each rank also writes the names of its threads that are still running (Linux), so that the
 test sees whether the process group was freed before the interpreter shuts down.
 
-Usage: torchrun --nproc-per-node N tests/ddp_worker.py DUMP_DIR CONFIG [SECTION.KEY=VALUE ...]
+Usage: torchrun --nproc-per-node N tests/unit/training/ddp_worker.py DUMP_DIR CONFIG [SECTION.KEY=VALUE ...]
 """
 
 import os

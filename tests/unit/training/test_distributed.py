@@ -32,7 +32,7 @@ def corpus(tmp_path_factory) -> list[str]:
 
 def torchrun(dump: Path, overrides: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
     dump.mkdir(exist_ok=True)
-    command = [*TORCHRUN, str(ROOT / "tests" / "ddp_worker.py"), str(dump), CONFIG, *overrides]
+    command = [*TORCHRUN, str(Path(__file__).with_name("ddp_worker.py")), str(dump), CONFIG, *overrides]
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
