@@ -25,7 +25,12 @@ def teacher_forced_log_prob(model, src_ids: list[int], output: list[int], with_e
 
 @pytest.mark.parametrize("input_feeding", [False, True])
 def test_batched_greedy_equals_one_at_a_time(input_feeding):
-    model = random_model(input_feeding=input_feeding)
+    greedy_batched_and_alone(random_model(input_feeding=input_feeding))
+
+
+def greedy_batched_and_alone(model):
+    """Greedy search of SOURCES in one batch, checked against each sentence alone; returns the batch's results
+    with the sources, lengths and limits it was searched with."""
     src, lengths = source_tensor(SOURCES)
     limits = max_output_lengths(lengths, ratio=2.0, extra=3)
     batched = greedy_search(model, src, lengths, max_lengths=limits)
@@ -35,6 +40,7 @@ def test_batched_greedy_equals_one_at_a_time(input_feeding):
         assert batched[i].tokens == alone.tokens
         assert batched[i].score == pytest.approx(alone.score, abs=1e-5)
         assert torch.allclose(batched[i].attention, alone.attention, atol=1e-6)
+    return batched, src, lengths, limits
 
 
 def test_greedy_score_is_teacher_forced_log_probability():
@@ -180,13 +186,7 @@ def test_every_score_searches_batched_as_alone_and_beam_1_as_greedy(attention, a
     that move with each sentence's own step): batch rows do not leak into each other, beam 1 is greedy, and beam
     scores are the teacher-forced log-probabilities of the parallel path."""
     model = random_model(input_feeding=True, attention=attention, seed=5, alignment=alignment)
-    src, lengths = source_tensor(SOURCES)
-    limits = max_output_lengths(lengths, ratio=2.0, extra=3)
-    greedy = greedy_search(model, src, lengths, max_lengths=limits)
-    for i, ids in enumerate(SOURCES):
-        one_src, one_len = source_tensor([ids])
-        (alone,) = greedy_search(model, one_src, one_len, max_lengths=limits[i:i + 1])
-        assert greedy[i].tokens == alone.tokens and greedy[i].score == pytest.approx(alone.score, abs=1e-5)
+    greedy, src, lengths, limits = greedy_batched_and_alone(model)
     for g, (b,) in zip(greedy, beam_search(model, src, lengths, beam_size=1, max_lengths=limits, alpha=1.0)):
         assert b.tokens == g.tokens and b.score == pytest.approx(g.score, abs=1e-6)
     for i, n_best in enumerate(beam_search(model, src, lengths, beam_size=3, max_lengths=limits, alpha=0.0,
