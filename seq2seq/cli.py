@@ -212,9 +212,10 @@ def run_shortlist(args: argparse.Namespace) -> None:
 def run_train(args: argparse.Namespace) -> None:
     from seq2seq.common.stop_signals import Interrupted
     from seq2seq.config import load_config
+    from seq2seq.model.network import check_model_config
     from seq2seq.training.fit import fit
 
-    config = load_config(args.config, args.overrides)
+    config = load_config(args.config, args.overrides, checks=[check_model_config])
     try:
         fit(config, overwrite=args.overwrite, resume=args.resume, resume_from=args.resume_from,
             config_source=args.config)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import warnings
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -24,32 +25,43 @@ from seq2seq.model.network import Seq2Seq
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "bf16", "int8")
-
 
 def with_precision(model: Seq2Seq, precision: str, device: torch.device, *,
                    float_output: bool = False) -> Seq2Seq:
-    """``model`` (in eval mode) converted to ``precision`` for decoding on ``device``.
+    """``model`` (in eval mode) converted to ``precision`` (a key of :data:`PRECISIONS`) for decoding on ``device``.
 
     ``float_output`` keeps int8's output layer in floating point, for a vocabulary shortlist to pick its rows.
-    bf16 where this machine has no bfloat16 LSTM kernel decodes in float32, with a warning (as training's
-    ``autocast: bf16`` does).
     """
-    model = model.eval()
-    if precision == "fp32":
+    if precision not in PRECISIONS:
+        raise UserError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
+    return PRECISIONS[precision](model.eval(), device, float_output)
+
+
+def as_trained(model: Seq2Seq, device: torch.device, float_output: bool) -> Seq2Seq:
+    """fp32: the weights as trained."""
+    return model
+
+
+def in_bf16(model: Seq2Seq, device: torch.device, float_output: bool) -> Seq2Seq:
+    """bf16 where this machine has a bfloat16 LSTM kernel; elsewhere float32, with a warning (as training's
+    ``autocast: bf16`` does)."""
+    if not bf16_supported(device.type):
+        log.warning("bf16 decoding is not supported on this %s (oneDNN has no bfloat16 LSTM kernel without "
+                    "AVX-512): decoding in float32 instead", device.type)
         return model
-    if precision == "bf16":
-        if not bf16_supported(device.type):
-            log.warning("bf16 decoding is not supported on this %s (oneDNN has no bfloat16 LSTM kernel without "
-                        "AVX-512): decoding in float32 instead", device.type)
-            return model
-        return model.to(torch.bfloat16)
-    if precision == "int8":
-        if device.type != "cpu":
-            raise UserError(f"int8 decoding runs on the CPU only (PyTorch's dynamic quantization), not on "
-                            f"{device.type}; use bf16 there.")
-        return quantize_int8(model, float_output=float_output)
-    raise UserError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
+    return model.to(torch.bfloat16)
+
+
+def in_int8(model: Seq2Seq, device: torch.device, float_output: bool) -> Seq2Seq:
+    """int8 dynamic quantization, on the CPU only."""
+    if device.type != "cpu":
+        raise UserError(f"int8 decoding runs on the CPU only (PyTorch's dynamic quantization), not on "
+                        f"{device.type}; use bf16 there.")
+    return quantize_int8(model, float_output=float_output)
+
+
+Conversion = Callable[[Seq2Seq, torch.device, bool], Seq2Seq]  # (model, device, float_output) → the model to decode
+PRECISIONS: dict[str, Conversion] = {"fp32": as_trained, "bf16": in_bf16, "int8": in_int8}
 
 
 @functools.cache
@@ -76,4 +88,6 @@ def quantize_int8(model: Seq2Seq, *, float_output: bool = False) -> Seq2Seq:
             layers["decoder.output"] = None  # a module name outranks its type
         quantized = quantize_dynamic(model, layers, dtype=torch.qint8)  # a copy, with int8 layers swapped in
     assert isinstance(quantized, Seq2Seq)
+    quantized.decoder.reads_lstm_weights = False  # the int8 LSTM keeps no float weights to step with
+    quantized.decoder.reads_output_weights = float_output
     return quantized

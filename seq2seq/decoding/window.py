@@ -39,4 +39,4 @@ def attention_window(model: Seq2Seq | Ensemble, src_tok: Tokenizer, trg_tok: Tok
     trg_in = torch.tensor([trg_ids[:rows]], device=device)
     centres = model.window_centres(src, torch.tensor([len(src_ids)]), trg_in)
     assert centres is not None
-    return Window([round(float(p), 4) for p in centres[0]], model.decoder.attention.alignment.window)
+    return Window([round(float(p), 4) for p in centres[0]], model.decoder.attention.alignment.local_window)

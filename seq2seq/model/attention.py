@@ -1,4 +1,4 @@
-"""Luong global attention (Luong, Pham & Manning 2015, §3.1, Eq. 7-8), written as pure functions.
+"""Luong attention's score functions (Luong, Pham & Manning 2015, §3.1, Eq. 7-8), one class per score.
 
 Legend: B batch, T decoder steps (1 when stepping), S source positions, H decoder size, H_enc encoder size.
 
@@ -7,20 +7,25 @@ Legend: B batch, T decoder steps (1 when stepping), S source positions, H decode
 2. weights alpha[t] = softmax(e[t])          padded source positions get exactly 0
 3. context a_t = sum_i alpha[t, i] h_i
 
-The key projections of ``general`` and ``concat`` depend only on the source, so :meth:`Attention.prepare`
-computes them once per sentence and the result is passed explicitly to every step. Each score is one subclass
-of :class:`Attention` (:data:`SCORES`): adding a score means adding a subclass here, and nothing else.
+Step 2 is the alignment function's (global or local: :mod:`seq2seq.model.alignment_functions`). The key
+projections of ``general`` and ``concat`` depend only on the source, so :meth:`Attention.prepare` computes them
+once per sentence and the result is passed explicitly to every step. Each score is one subclass of
+:class:`Attention` (:data:`SCORES`), which also states its own rules (:meth:`Attention.rule`) and gives the fused
+input-feeding loop its part (:meth:`Attention.loop`): adding a score means adding a subclass here, and nothing
+else.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import ClassVar, NamedTuple, Protocol
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from seq2seq.model.alignment import make_alignment
+from seq2seq.model.alignment_functions import ALIGNMENTS, make_alignment
+from seq2seq.model.fused_loop import Matmul, ScoreLoop
 
 
 class AttentionKeys(NamedTuple):
@@ -110,35 +115,52 @@ def context_vectors(weights: Tensor, values: Tensor) -> Tensor:
     return torch.bmm(weights, values)
 
 
-class Attention(nn.Module):
+class Attention(nn.Module, ABC):
     """Luong attention with one score function: a subclass per score owns its parameters and every place the
-    score is computed, the batched and one-step scores (:meth:`scores`) and the forward and backward pieces of
-    the fused input-feeding loop (``loop_*``, see :mod:`seq2seq.model.fused_loop`). :data:`SCORES` names them all;
-    :func:`make_attention` builds one by name.
+    score is computed, the batched and one-step scores (:meth:`scores`) and its part of the fused input-feeding
+    loop (:meth:`loop`, see :mod:`seq2seq.model.fused_loop`). :data:`SCORES` names them all; :func:`make_attention`
+    builds one by name.
 
-    The loop pieces work on one step's query [B, H], the keys [B, S, K] (and [B, K, S]), and ``extra``, the
-    parameters of :meth:`loop_params` as the loop saved them.
+    ``max_source_positions``: the longest source, for a score with a parameter per position;
+    ``local_window``: D, the half-width of a local alignment's window.
     """
 
     kind: ClassVar[str]
     attends: ClassVar[bool] = True  # False for the no-attention baseline: no scores, no context
     content: ClassVar[bool] = True  # whether the scores read the keys (local attention needs a content score)
 
-    def __init__(self, *, query_size: int, key_size: int, max_positions: int | None = None,
-                 alignment: str = "global", window: int = 10):
+    def __init__(self, *, query_size: int, key_size: int, max_source_positions: int | None = None,
+                 alignment: str = "global", local_window: int = 10):
         super().__init__()
-        if alignment != "global" and not (self.attends and self.content):
-            raise ValueError(f"{alignment} attention needs a content score (dot, general or concat), not "
-                             f"{self.kind}")
-        self.alignment = make_alignment(alignment, query_size=query_size, window=window)  # where it may look
+        broken = self.rule(query_size=query_size, key_size=key_size, alignment=alignment)
+        if broken is not None:
+            raise ValueError(broken[1])
+        self.alignment = make_alignment(alignment, query_size=query_size, local_window=local_window)
+
+    @classmethod
+    def rule(cls, *, query_size: int, key_size: int, alignment: str) -> tuple[str, str] | None:
+        """What this score needs of the sizes and of the alignment, as (the setting at fault: ``"sizes"`` or
+        ``"alignment"``, why) when it is not met; None when it is. The model's config check and the constructor
+        both ask here, so each rule is stated once."""
+        if ALIGNMENTS[alignment].local and not (cls.attends and cls.content):
+            why = "scores positions from the target state alone" if cls.attends else "has none"
+            return "alignment", (f"{alignment} attention needs a content score (dot, general or concat), and "
+                                 f"{cls.kind} {why}")
+        return None
 
     def prepare(self, values: Tensor, mask: Tensor) -> AttentionKeys:
-        """Project the encoder states once: values [B, S, H_enc], mask [B, S]."""
+        """Project the encoder states once: values [B, S, H_enc], mask [B, S]. The keys are the states themselves
+        unless the score projects them."""
         return AttentionKeys(values, values, mask)
 
+    @abstractmethod
     def scores(self, query: Tensor, keys: AttentionKeys) -> Tensor:
         """Unnormalised scores: query [B, T, H] → [B, T, S]."""
-        return dot_scores(query, keys.keys)
+
+    @abstractmethod
+    def loop(self) -> ScoreLoop | None:
+        """This score's part of the fused input-feeding loop, holding its own weights and buffers (None for a
+        score that does not attend)."""
 
     def forward(self, query: Tensor, keys: AttentionKeys, steps: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Context vectors [B, T, H_enc] and attention weights [B, T, S] for queries [B, T, H] at decoder steps
@@ -148,44 +170,23 @@ class Attention(nn.Module):
         weights, _ = self.alignment.weigh(self.scores(query, keys), keys.mask, query, steps)
         return context_vectors(weights, keys.values), weights
 
-    def loop_params(self) -> list[Tensor]:
-        """The parameters the fused loop differentiates itself (the keys' projection gets its gradient through
-        the keys): none, unless the score multiplies the query by a weight."""
-        return []
-
-    def loop_buffer(self, steps: int, keys: Tensor) -> Tensor | None:
-        """What the loop keeps of every step's scores for backward, or None."""
-        return None
-
-    def loop_scores(self, query: Tensor, keys: Tensor, keys_by_column: Tensor, matmul: Matmul, extra: list[Tensor],
-                    buffer: Tensor | None) -> Tensor:
-        """One step's scores e [B, S] (``buffer``: this step's part of :meth:`loop_buffer`)."""
-        return torch.bmm(query.unsqueeze(1), keys_by_column).squeeze(1)
-
-    def loop_scores_backward(self, de: Tensor, keys: Tensor, matmul: Matmul, extra: list[Tensor],
-                             buffer: Tensor | None, query_grad: Tensor | None) -> Tensor:
-        """The gradient into one step's query [B, H] from the scores' gradient de [B, S] (``query_grad``: this
-        step's part of a buffer like the query, for :meth:`loop_weight_grads`)."""
-        return torch.bmm(de.unsqueeze(1), keys).squeeze(1)
-
-    def loop_weight_grads(self, score_grads: Tensor, queries: Tensor, buffer: Tensor | None,
-                          query_grads: Tensor | None, extra: list[Tensor],
-                          matmul: Matmul) -> tuple[Tensor | None, list[Tensor]]:
-        """After the reverse loop: the keys' gradient [B, S, K] and those of :meth:`loop_params`, from the
-        scores' gradients [T, B, S] and the queries [B, T, H]."""
-        return torch.bmm(score_grads.permute(1, 2, 0), queries), []
-
 
 class DotAttention(Attention):
     """``e_i = s_t · h_i``: no parameters; the query and the encoder states must have one size."""
 
     kind = "dot"
 
-    def __init__(self, *, query_size: int, key_size: int, max_positions: int | None = None,
-                 alignment: str = "global", window: int = 10):
-        super().__init__(query_size=query_size, key_size=key_size, alignment=alignment, window=window)
+    @classmethod
+    def rule(cls, *, query_size: int, key_size: int, alignment: str) -> tuple[str, str] | None:
         if query_size != key_size:
-            raise ValueError(f"dot attention needs equal sizes, got query {query_size} and keys {key_size}")
+            return "sizes", f"dot attention needs equal sizes, got query {query_size} and keys {key_size}"
+        return super().rule(query_size=query_size, key_size=key_size, alignment=alignment)
+
+    def scores(self, query: Tensor, keys: AttentionKeys) -> Tensor:
+        return dot_scores(query, keys.keys)
+
+    def loop(self) -> DotLoop:
+        return DotLoop()
 
 
 class GeneralAttention(Attention):
@@ -193,13 +194,19 @@ class GeneralAttention(Attention):
 
     kind = "general"
 
-    def __init__(self, *, query_size: int, key_size: int, max_positions: int | None = None,
-                 alignment: str = "global", window: int = 10):
-        super().__init__(query_size=query_size, key_size=key_size, alignment=alignment, window=window)
+    def __init__(self, *, query_size: int, key_size: int, max_source_positions: int | None = None,
+                 alignment: str = "global", local_window: int = 10):
+        super().__init__(query_size=query_size, key_size=key_size, alignment=alignment, local_window=local_window)
         self.key_proj = nn.Linear(key_size, query_size, bias=False)  # W_a
 
     def prepare(self, values: Tensor, mask: Tensor) -> AttentionKeys:
         return AttentionKeys(values, self.key_proj(values), mask)  # keys [B, S, H]
+
+    def scores(self, query: Tensor, keys: AttentionKeys) -> Tensor:
+        return dot_scores(query, keys.keys)
+
+    def loop(self) -> DotLoop:
+        return DotLoop()  # W_a gets its gradient through the keys
 
 
 class ConcatAttention(Attention):
@@ -207,9 +214,9 @@ class ConcatAttention(Attention):
 
     kind = "concat"
 
-    def __init__(self, *, query_size: int, key_size: int, max_positions: int | None = None,
-                 alignment: str = "global", window: int = 10):
-        super().__init__(query_size=query_size, key_size=key_size, alignment=alignment, window=window)
+    def __init__(self, *, query_size: int, key_size: int, max_source_positions: int | None = None,
+                 alignment: str = "global", local_window: int = 10):
+        super().__init__(query_size=query_size, key_size=key_size, alignment=alignment, local_window=local_window)
         self.key_proj = nn.Linear(key_size, query_size, bias=False)  # W_a's block acting on h_i
         self.query_proj = nn.Linear(query_size, query_size, bias=False)  # W_a's block acting on s_t
         self.v = nn.Parameter(torch.empty(query_size).uniform_(-0.1, 0.1))  # v_a
@@ -220,37 +227,8 @@ class ConcatAttention(Attention):
     def scores(self, query: Tensor, keys: AttentionKeys) -> Tensor:
         return concat_scores(self.query_proj(query), keys.keys, self.v)
 
-    def loop_params(self) -> list[Tensor]:
-        return [self.query_proj.weight, self.v]  # W_s [K, H], v_a [K]
-
-    def loop_buffer(self, steps: int, keys: Tensor) -> Tensor:
-        return keys.new_empty(steps, *keys.shape)  # [T, B, S, K]: tanh(W_s s_t + W_h h_i) of every step
-
-    def loop_scores(self, query: Tensor, keys: Tensor, keys_by_column: Tensor, matmul: Matmul, extra: list[Tensor],
-                    buffer: Tensor | None) -> Tensor:
-        query_proj, v = extra
-        assert buffer is not None  # this score's loop_buffer always keeps one
-        torch.tanh(matmul(query, query_proj).unsqueeze(1) + keys, out=buffer)  # [B, S, K]
-        return buffer @ v
-
-    def loop_scores_backward(self, de: Tensor, keys: Tensor, matmul: Matmul, extra: list[Tensor],
-                             buffer: Tensor | None, query_grad: Tensor | None) -> Tensor:
-        query_proj, v = extra
-        assert buffer is not None and query_grad is not None
-        torch.mul(((1.0 - buffer * buffer) * de.unsqueeze(-1)).sum(dim=1), v, out=query_grad)  # into W_s s_t [B, K]
-        return matmul(query_grad, query_proj, transpose=False)
-
-    def loop_weight_grads(self, score_grads: Tensor, queries: Tensor, buffer: Tensor | None,
-                          query_grads: Tensor | None, extra: list[Tensor],
-                          matmul: Matmul) -> tuple[Tensor | None, list[Tensor]]:
-        _, v = extra
-        assert buffer is not None and query_grads is not None
-        steps, batch, size = query_grads.shape
-        rows = steps * batch
-        slope = score_grads.unsqueeze(-1) * (1.0 - buffer * buffer)  # [T, B, S, K]: de · tanh'
-        query_proj_grad = matmul(query_grads.view(rows, -1).t(), queries.transpose(0, 1).reshape(rows, -1),
-                                 transpose=False)  # [K, H]
-        return slope.sum(dim=0) * v, [query_proj_grad, torch.einsum("tbs,tbsk->k", score_grads, buffer)]  # [K]
+    def loop(self) -> ConcatLoop:
+        return ConcatLoop(self.query_proj.weight, self.v)
 
 
 class NoAttention(Attention):
@@ -260,21 +238,22 @@ class NoAttention(Attention):
     kind = "none"
     attends = False
 
+    def scores(self, query: Tensor, keys: AttentionKeys) -> Tensor:
+        return query.new_zeros(query.size(0), query.size(1), keys.width)  # [B, T, S]: nothing is scored
+
     def forward(self, query: Tensor, keys: AttentionKeys, steps: Tensor | None = None) -> tuple[Tensor, Tensor]:
         batch, steps_, sources = query.size(0), query.size(1), keys.values.size(1)
         return keys.values.new_zeros(batch, steps_, keys.values.size(2)), query.new_zeros(batch, steps_, sources)
 
-    def loop_weight_grads(self, score_grads: Tensor, queries: Tensor, buffer: Tensor | None,
-                          query_grads: Tensor | None, extra: list[Tensor],
-                          matmul: Matmul) -> tuple[Tensor | None, list[Tensor]]:
-        return None, []
+    def loop(self) -> None:
+        return None
 
 
 class LocationAttention(Attention):
     """``e = W_a s_t`` (Luong §3.1, Eq. 8, location): one score per source position, from the target state alone.
 
-    W_a has a row per position up to the longest source (``max_positions``: data.max_length + 1, for EOS); a
-    sentence of S positions uses the first S rows, and the masked softmax its real ones. A position past the
+    W_a has a row per position up to the longest source (``max_source_positions``: data.max_length + 1, for EOS);
+    a sentence of S positions uses the first S rows, and the masked softmax its real ones. A position past the
     longest training source (a long valid sentence scored by teacher forcing) gets no weight. The keys are the
     encoder states themselves: only the context reads them.
     """
@@ -282,34 +261,19 @@ class LocationAttention(Attention):
     kind = "location"
     content = False  # from the target state alone: global only
 
-    def __init__(self, *, query_size: int, key_size: int, max_positions: int | None = None,
-                 alignment: str = "global", window: int = 10):
-        super().__init__(query_size=query_size, key_size=key_size, alignment=alignment, window=window)
-        if max_positions is None:
-            raise ValueError("location attention needs max_positions, the longest source (data.max_length + 1)")
-        self.position_proj = nn.Linear(query_size, max_positions, bias=False)  # W_a [P, H]
+    def __init__(self, *, query_size: int, key_size: int, max_source_positions: int | None = None,
+                 alignment: str = "global", local_window: int = 10):
+        super().__init__(query_size=query_size, key_size=key_size, alignment=alignment, local_window=local_window)
+        if max_source_positions is None:
+            raise ValueError("location attention needs max_source_positions, the longest source "
+                             "(data.max_length + 1)")
+        self.position_proj = nn.Linear(query_size, max_source_positions, bias=False)  # W_a [P, H]
 
     def scores(self, query: Tensor, keys: AttentionKeys) -> Tensor:
         return fit_positions(self.position_proj(query), keys.mask.size(1))  # [B, T, S]
 
-    def loop_params(self) -> list[Tensor]:
-        return [self.position_proj.weight]  # W_a [P, H]
-
-    def loop_scores(self, query: Tensor, keys: Tensor, keys_by_column: Tensor, matmul: Matmul, extra: list[Tensor],
-                    buffer: Tensor | None) -> Tensor:
-        return fit_positions(matmul(query, extra[0]), keys.size(1))  # [B, P] → [B, S]
-
-    def loop_scores_backward(self, de: Tensor, keys: Tensor, matmul: Matmul, extra: list[Tensor],
-                             buffer: Tensor | None, query_grad: Tensor | None) -> Tensor:
-        return matmul(fit_positions(de, extra[0].size(0), fill=0.0), extra[0], transpose=False)  # [B, H]
-
-    def loop_weight_grads(self, score_grads: Tensor, queries: Tensor, buffer: Tensor | None,
-                          query_grads: Tensor | None, extra: list[Tensor],
-                          matmul: Matmul) -> tuple[Tensor | None, list[Tensor]]:
-        steps, batch, _ = score_grads.shape
-        positions = fit_positions(score_grads, extra[0].size(0), fill=0.0).reshape(steps * batch, -1)  # [T·B, P]
-        weight_grad = matmul(positions.t(), queries.transpose(0, 1).reshape(steps * batch, -1), transpose=False)
-        return None, [weight_grad]  # the keys take no part in the scores
+    def loop(self) -> LocationLoop:
+        return LocationLoop(self.position_proj.weight)
 
 
 def fit_positions(scores: Tensor, width: int, *, fill: float = float("-inf")) -> Tensor:
@@ -325,18 +289,103 @@ SCORES: dict[str, type[Attention]] = {score.kind: score for score in (DotAttenti
                                                                       LocationAttention)}
 
 
-def make_attention(kind: str, *, query_size: int, key_size: int, max_positions: int | None = None,
-                   alignment: str = "global", window: int = 10) -> Attention:
+def make_attention(kind: str, *, query_size: int, key_size: int, max_source_positions: int | None = None,
+                   alignment: str = "global", local_window: int = 10) -> Attention:
     """The attention of score ``kind`` (a key of :data:`SCORES`) with ``alignment`` (global or local, with a window
-    of ``window`` positions each side; :mod:`seq2seq.model.alignment`); a ValueError naming the valid ones
-    otherwise. ``max_positions``: the longest source, for scores with a parameter per position."""
+    of ``local_window`` positions each side; :mod:`seq2seq.model.alignment_functions`); a ValueError naming the
+    valid ones otherwise. ``max_source_positions``: the longest source, for scores with a parameter per
+    position."""
     if kind not in SCORES:
         raise ValueError(f"unknown attention score {kind!r}; the scores are {', '.join(SCORES)}")
-    return SCORES[kind](query_size=query_size, key_size=key_size, max_positions=max_positions,
-                        alignment=alignment, window=window)
+    return SCORES[kind](query_size=query_size, key_size=key_size, max_source_positions=max_source_positions,
+                        alignment=alignment, local_window=local_window)
 
 
-class Matmul(Protocol):
-    """The fused loop's matrix product (``x @ w.T``, or ``x @ w`` with transpose=False) in its compute type."""
+# The fused loop's parts (seq2seq.model.fused_loop.ScoreLoop): one step's query [B, H], keys [B, S, K].
 
-    def __call__(self, x: Tensor, w: Tensor, *, transpose: bool = True) -> Tensor: ...
+
+class DotLoop:
+    """The dot score in the fused loop (general's too, against its projected keys): no weights of its own."""
+
+    def params(self) -> list[Tensor]:
+        return []
+
+    def begin(self, steps: int, keys: Tensor) -> None:
+        pass
+
+    def scores(self, t: int, query: Tensor, keys: Tensor, keys_by_column: Tensor, matmul: Matmul) -> Tensor:
+        return torch.bmm(query.unsqueeze(1), keys_by_column).squeeze(1)  # [B, S]
+
+    def query_grad(self, t: int, de: Tensor, keys: Tensor, matmul: Matmul) -> Tensor:
+        return torch.bmm(de.unsqueeze(1), keys).squeeze(1)  # [B, K]
+
+    def weight_grads(self, score_grads: Tensor, queries: Tensor, matmul: Matmul) -> tuple[Tensor, list[Tensor]]:
+        return torch.bmm(score_grads.permute(1, 2, 0), queries), []  # [B, S, K]
+
+
+class ConcatLoop:
+    """The concat score in the fused loop: keeps tanh(W_s s_t + W_h h_i) of every step, and the gradient into
+    W_s s_t, for backward."""
+
+    def __init__(self, query_proj: Tensor, v: Tensor):
+        self.query_proj, self.v = query_proj, v  # W_s [K, H], v_a [K]
+        self.hidden: Tensor | None = None  # [T, B, S, K]
+        self.query_grads: Tensor | None = None  # [T, B, K]: into W_s s_t
+
+    def params(self) -> list[Tensor]:
+        return [self.query_proj, self.v]
+
+    def begin(self, steps: int, keys: Tensor) -> None:
+        self.hidden = keys.new_empty(steps, *keys.shape)
+        self.query_grads = keys.new_empty(steps, keys.size(0), self.query_proj.size(0))
+
+    def scores(self, t: int, query: Tensor, keys: Tensor, keys_by_column: Tensor, matmul: Matmul) -> Tensor:
+        hidden, _ = self._buffers()
+        torch.tanh(matmul(query, self.query_proj).unsqueeze(1) + keys, out=hidden[t])  # [B, S, K]
+        return hidden[t] @ self.v
+
+    def query_grad(self, t: int, de: Tensor, keys: Tensor, matmul: Matmul) -> Tensor:
+        hidden, query_grads = self._buffers()
+        slope = (1.0 - hidden[t] * hidden[t]) * de.unsqueeze(-1)  # [B, S, K]
+        torch.mul(slope.sum(dim=1), self.v, out=query_grads[t])  # into W_s s_t [B, K]
+        return matmul(query_grads[t], self.query_proj, transpose=False)
+
+    def weight_grads(self, score_grads: Tensor, queries: Tensor, matmul: Matmul) -> tuple[Tensor, list[Tensor]]:
+        hidden, query_grads = self._buffers()
+        steps, batch, _ = query_grads.shape
+        rows = steps * batch
+        slope = score_grads.unsqueeze(-1) * (1.0 - hidden * hidden)  # [T, B, S, K]: de · tanh'
+        query_proj_grad = matmul(query_grads.view(rows, -1).t(), queries.transpose(0, 1).reshape(rows, -1),
+                                 transpose=False)  # [K, H]
+        return slope.sum(dim=0) * self.v, [query_proj_grad, torch.einsum("tbs,tbsk->k", score_grads, hidden)]
+
+    def _buffers(self) -> tuple[Tensor, Tensor]:
+        assert self.hidden is not None and self.query_grads is not None, "begin() makes them before the first step"
+        return self.hidden, self.query_grads
+
+
+class LocationLoop:
+    """The location score in the fused loop: W_a s_t, cut or padded to the source's positions."""
+
+    def __init__(self, position_proj: Tensor):
+        self.position_proj = position_proj  # W_a [P, H]
+
+    def params(self) -> list[Tensor]:
+        return [self.position_proj]
+
+    def begin(self, steps: int, keys: Tensor) -> None:
+        pass
+
+    def scores(self, t: int, query: Tensor, keys: Tensor, keys_by_column: Tensor, matmul: Matmul) -> Tensor:
+        return fit_positions(matmul(query, self.position_proj), keys.size(1))  # [B, P] → [B, S]
+
+    def query_grad(self, t: int, de: Tensor, keys: Tensor, matmul: Matmul) -> Tensor:
+        positions = fit_positions(de, self.position_proj.size(0), fill=0.0)  # [B, P]
+        return matmul(positions, self.position_proj, transpose=False)  # [B, H]
+
+    def weight_grads(self, score_grads: Tensor, queries: Tensor,
+                     matmul: Matmul) -> tuple[None, list[Tensor]]:
+        steps, batch, _ = score_grads.shape
+        positions = fit_positions(score_grads, self.position_proj.size(0), fill=0.0).reshape(steps * batch, -1)
+        weight_grad = matmul(positions.t(), queries.transpose(0, 1).reshape(steps * batch, -1), transpose=False)
+        return None, [weight_grad]  # the keys take no part in the scores

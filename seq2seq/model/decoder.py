@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seq2seq.model.attention import AttentionKeys, make_attention
-from seq2seq.model.fused_loop import LoopWeights, fused_decoder_loop
+from seq2seq.model.fused_loop import Attending, LoopWeights, fused_decoder_loop
 from seq2seq.model.word_dropout import WordDropout
 from seq2seq.special_ids import PAD_ID
 
@@ -73,8 +73,8 @@ class LuongDecoder(nn.Module):
         self.lstm = nn.LSTM(input_size, hidden_size, num_layers, batch_first=True,
                             dropout=dropout if num_layers > 1 else 0.0)
         self.attention = make_attention(attention, query_size=hidden_size, key_size=encoder_size,
-                                        max_positions=max_source_positions, alignment=alignment,
-                                        window=local_window)
+                                        max_source_positions=max_source_positions, alignment=alignment,
+                                        local_window=local_window)
         self.combine = nn.Linear(encoder_size + hidden_size, hidden_size, bias=False)  # W_c
         # A tied output layer reads embedding-sized vectors: s~ is projected when the sizes differ.
         self.readout = (nn.Linear(hidden_size, embedding_dim, bias=False)
@@ -82,6 +82,11 @@ class LuongDecoder(nn.Module):
         self.output = nn.Linear(embedding_dim if tied_output else hidden_size, vocab_size)  # W_y, b_y
         if tied_output:
             self.output.weight = self.embedding.weight  # [V, E], one parameter (Press & Wolf 2017)
+        # Whether an inference step may read the LSTM's and the output layer's float weights itself
+        # (lstm_step, few_rows_linear, a shortlist's rows): a decoding that swaps those layers for others
+        # (int8 quantization, seq2seq.decoding.precision) turns these off, and the step calls the layers.
+        self.reads_lstm_weights = True
+        self.reads_output_weights = True
 
     def attentional(self, outputs: Tensor, keys: AttentionKeys,
                     steps: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -133,7 +138,7 @@ class LuongDecoder(nn.Module):
             keep = 1.0 - lstm.dropout
             layer_masks = pre.new_empty(lstm.num_layers - 1, *pre.shape[:2], self.hidden_size).bernoulli_(keep) / keep
         attentional, alpha = fused_decoder_loop(pre, state.h, state.c, state.feed, keys.keys, keys.values, keys.mask,
-                                                layer_masks, self.loop_weights(), attention=self.attention)
+                                                layer_masks, self.loop_weights(), self.loop_attention())
         return self.features(attentional.transpose(0, 1)), alpha.transpose(0, 1)  # [B, T, H], [B, T, S]
 
     def loop_weights(self) -> LoopWeights:
@@ -146,6 +151,12 @@ class LuongDecoder(nn.Module):
             + [torch.cat([w_ih, w_hh], dim=1) for w_ih, w_hh, _, _ in upper],
             biases=[b_ih + b_hh for _, _, b_ih, b_hh in upper],
             combine=self.combine.weight)
+
+    def loop_attention(self) -> Attending | None:
+        """The attention's part of the fused loop, fresh for one run: the score's loop and the alignment's (None
+        for the no-attention baseline)."""
+        score = self.attention.loop()
+        return None if score is None else Attending(score, self.attention.alignment.loop())
 
     def forward_steps(self, trg_in: Tensor, state: DecoderState, keys: AttentionKeys) -> tuple[Tensor, Tensor]:
         """Teacher forcing one step at a time: features [B, T, H], weights [B, T, S].
@@ -173,9 +184,9 @@ class LuongDecoder(nn.Module):
     def project(self, features: Tensor, vocab: Tensor | None = None) -> Tensor:
         """The output layer at inference: features [R, H] → logits [R, V], or [R, U] for the pieces ``vocab`` [U].
 
-        A shortlist needs the output layer in floating point (``seq2seq.decoding.precision`` leaves it so under int8); a
-        quantized one scores every piece and keeps the shortlist's columns."""
-        if type(self.output) is not nn.Linear:
+        A shortlist needs the output layer's float weights (``seq2seq.decoding.precision`` leaves them so under int8);
+        without them the layer scores every piece and the shortlist's columns are kept."""
+        if not self.reads_output_weights:
             logits = self.output(features)  # [R, V]
             return logits if vocab is None else logits.index_select(1, vocab)
         weight: Tensor = self.output.weight  # [V, H]
@@ -204,8 +215,8 @@ class LuongDecoder(nn.Module):
         embedded = self.embed(prev_tokens).unsqueeze(1)  # [R, 1, E]
         if self.input_feeding:
             embedded = torch.cat([embedded, state.feed.unsqueeze(1)], dim=-1)  # [R, 1, E + H]
-        if (type(self.lstm) is nn.LSTM and not self.training and not torch.is_grad_enabled()
-                and len(prev_tokens) <= FEW_ROWS):
+        if self.reads_lstm_weights and not self.training and not torch.is_grad_enabled() \
+                and len(prev_tokens) <= FEW_ROWS:
             h, c = lstm_step(self.lstm, embedded.squeeze(1), state.h, state.c)
             return h[-1].unsqueeze(1), h, c
         output, (h, c) = self.lstm(embedded, (state.h, state.c))

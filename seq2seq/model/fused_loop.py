@@ -22,7 +22,7 @@ Step t, with the equations of :mod:`seq2seq.model.decoder` and PyTorch's gate or
     gates_0 = pre_t + [s~_{t-1}; h_0,t-1] W_0^T        gates_l = b_l + [d_l ⊙ h_l-1,t; h_l,t-1] W_l^T
     c_t = σ(i) ⊙ tanh(g) + σ(f) ⊙ c_t-1                h_t = σ(o) ⊙ tanh(c_t)
     alpha_t = align(score(h_top,t, keys))              a_t = alpha_t · values
-(align: the softmax over the real positions, or over a local window; seq2seq/model/alignment.py)
+(align: the softmax over the real positions, or over a local window; seq2seq/model/alignment_functions.py)
     s~_t = tanh(W_c [a_t; h_top,t])
 with d_l the dropout mask between layers l-1 and l (already scaled by 1 / (1 - p)).
 
@@ -32,12 +32,10 @@ type (float32).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import torch
 from torch import Tensor
-
-from seq2seq.model.attention import Attention
 
 
 class LoopWeights(NamedTuple):
@@ -48,23 +46,7 @@ class LoopWeights(NamedTuple):
     combine: Tensor  # W_c [H, H_enc + H]
 
 
-def fused_decoder_loop(pre: Tensor, h0: Tensor, c0: Tensor, feed0: Tensor, keys: Tensor, values: Tensor,
-                       mask: Tensor, layer_masks: Tensor | None, weights: LoopWeights, *,
-                       attention: Attention) -> tuple[Tensor, Tensor]:
-    """Run all T steps: pre [T, B, 4H], h0 and c0 [L, B, H], feed0 [B, H], keys [B, S, K], values
-    [B, S, H_enc], mask [B, S] (True at real tokens), layer_masks [L - 1, T, B, H] or None
-    → s~ [T, B, H] and attention weights [T, B, S] (the weights carry no gradient). The score's own steps
-    come from ``attention`` (its ``loop_*`` methods), which the loop never asks for its kind."""
-    device, state = pre.device.type, weights.combine.dtype  # state: the weights' type (float32)
-    compute = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else state
-    params = [*weights.recurrent, *weights.biases, weights.combine, *attention.loop_params(),
-              *attention.alignment.loop_params()]
-    cast = [x.to(state) for x in (pre, h0, c0, feed0, keys, values)]
-    with torch.autocast(device, enabled=False):
-        return _FusedLoop.apply(attention, len(weights.recurrent), compute, *cast, mask, layer_masks, *params)
-
-
-class _Matmul:
+class Matmul:
     """``x @ w.T`` (and ``x @ w``) in the compute type, with results in the weights' type; each weight is
     cast once."""
 
@@ -86,15 +68,95 @@ class _Matmul:
         return product.to(x.dtype)
 
 
+class ScoreLoop(Protocol):
+    """One score function's part of the loop (an attention score's :meth:`loop`): it holds the score's weights and
+    what it keeps of every step. ``keys`` [B, S, K] and ``keys_by_column`` [B, K, S] are the attention keys; a step
+    sees its query [B, H]."""
+
+    def params(self) -> list[Tensor]:
+        """The weights the loop differentiates itself (a projection of the keys gets its gradient through them)."""
+        ...
+
+    def begin(self, steps: int, keys: Tensor) -> None:
+        """Make room for what the score keeps of ``steps`` steps."""
+        ...
+
+    def scores(self, t: int, query: Tensor, keys: Tensor, keys_by_column: Tensor, matmul: Matmul) -> Tensor:
+        """Step t's scores e [B, S]."""
+        ...
+
+    def query_grad(self, t: int, de: Tensor, keys: Tensor, matmul: Matmul) -> Tensor:
+        """The gradient into step t's query [B, H] from its scores' gradient de [B, S]."""
+        ...
+
+    def weight_grads(self, score_grads: Tensor, queries: Tensor,
+                     matmul: Matmul) -> tuple[Tensor | None, list[Tensor]]:
+        """After the reverse loop: the keys' gradient [B, S, K] (None when the scores do not read them) and those
+        of :meth:`params`, from the scores' gradients [T, B, S] and the queries [B, T, H]."""
+        ...
+
+
+class AlignmentLoop(Protocol):
+    """One alignment function's part of the loop (an alignment's :meth:`loop`): it turns a step's scores [B, S]
+    into weights [B, S] and holds its own weights and what it keeps of every step."""
+
+    def params(self) -> list[Tensor]:
+        """The weights the loop differentiates itself: none, unless p_t is predicted."""
+        ...
+
+    def begin(self, steps: int, batch: int, width: int, like: Tensor) -> None:
+        """Make room for what the alignment keeps of ``steps`` steps of ``batch`` rows and ``width`` positions."""
+        ...
+
+    def weigh(self, t: int, scores: Tensor, blocked: Tensor, query: Tensor, lengths: Tensor,
+              matmul: Matmul) -> Tensor:
+        """Step t's weights [B, S] from its scores [B, S] (overwritten), ``blocked`` [B, S] (padding), the query
+        [B, H] and the sentences' ``lengths`` [B]."""
+        ...
+
+    def weigh_backward(self, t: int, weights: Tensor, dweights: Tensor,
+                       matmul: Matmul) -> tuple[Tensor, Tensor | None]:
+        """The scores' gradient de [B, S] from the weights' dweights [B, S], and a gradient into the query [B, H]
+        (None when the weights reach the query only through the scores)."""
+        ...
+
+    def weight_grads(self, queries: Tensor, matmul: Matmul) -> list[Tensor]:
+        """After the reverse loop: the gradients of :meth:`params`, from the queries [B, T, H]."""
+        ...
+
+
+class Attending(NamedTuple):
+    """The attention of the loop: a score and an alignment function, each with its own weights and buffers."""
+
+    score: ScoreLoop
+    alignment: AlignmentLoop
+
+    def params(self) -> list[Tensor]:
+        return [*self.score.params(), *self.alignment.params()]
+
+
+def fused_decoder_loop(pre: Tensor, h0: Tensor, c0: Tensor, feed0: Tensor, keys: Tensor, values: Tensor,
+                       mask: Tensor, layer_masks: Tensor | None, weights: LoopWeights,
+                       attention: Attending | None) -> tuple[Tensor, Tensor]:
+    """Run all T steps: pre [T, B, 4H], h0 and c0 [L, B, H], feed0 [B, H], keys [B, S, K], values
+    [B, S, H_enc], mask [B, S] (True at real tokens), layer_masks [L - 1, T, B, H] or None
+    → s~ [T, B, H] and attention weights [T, B, S] (the weights carry no gradient). ``attention``: the score's
+    and the alignment's loops (None for the no-attention baseline: zero contexts and weights)."""
+    device, state = pre.device.type, weights.combine.dtype  # state: the weights' type (float32)
+    compute = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else state
+    params = [*weights.recurrent, *weights.biases, weights.combine, *(attention.params() if attention else [])]
+    cast = [x.to(state) for x in (pre, h0, c0, feed0, keys, values)]
+    with torch.autocast(device, enabled=False):
+        return _FusedLoop.apply(attention, len(weights.recurrent), compute, *cast, mask, layer_masks, *params)
+
+
 class _FusedLoop(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, attention: Attention, layers: int, compute: torch.dtype, pre: Tensor, h0: Tensor, c0: Tensor,
-                feed0: Tensor, keys: Tensor, values: Tensor, mask: Tensor, layer_masks: Tensor | None,
+    def forward(ctx, attention: Attending | None, layers: int, compute: torch.dtype, pre: Tensor, h0: Tensor,
+                c0: Tensor, feed0: Tensor, keys: Tensor, values: Tensor, mask: Tensor, layer_masks: Tensor | None,
                 *params: Tensor) -> tuple[Tensor, Tensor]:
         recurrent, biases, combine = params[:layers], params[layers:2 * layers - 1], params[2 * layers - 1]
-        extra, align_extra = _extras(attention, params[2 * layers:])
-        alignment = attention.alignment
-        matmul = _Matmul(compute)
+        matmul = Matmul(compute)
         steps, batch, _ = pre.shape
         size, enc = h0.size(-1), values.size(-1)
         inputs = [pre.new_empty(steps, batch, w.size(1)) for w in recurrent]  # [T, B, in_l + H]
@@ -103,8 +165,9 @@ class _FusedLoop(torch.autograd.Function):
         alpha = pre.new_zeros(steps, batch, values.size(1))  # [T, B, S]
         combined = pre.new_zeros(steps, batch, enc + size)  # [T, B, H_enc + H]: a_t stays 0 without attention
         attentional = pre.new_empty(steps, batch, size)  # [T, B, H]
-        hidden = attention.loop_buffer(steps, keys)  # what the score keeps of every step, or None
-        saved = alignment.loop_buffers(steps, batch, values.size(1), like=pre)  # what the alignment keeps
+        if attention is not None:
+            attention.score.begin(steps, keys)
+            attention.alignment.begin(steps, batch, values.size(1), like=pre)
         blocked, lengths = ~mask, mask.sum(-1)  # [B, S], [B]
         keys_by_column = keys.transpose(1, 2).contiguous()  # [B, K, S]: [B, 1, K] x [B, K, S] is the fast bmm
         h = list(h0.unbind(0))  # per layer [B, H]
@@ -123,15 +186,14 @@ class _FusedLoop(torch.autograd.Function):
                 below = h[layer]
             query = h[-1]  # [B, H]
             combined[t, :, enc:] = query
-            if attention.attends:
-                scores = attention.loop_scores(query, keys, keys_by_column, matmul, extra,
-                                               None if hidden is None else hidden[t])  # [B, S]
-                alpha[t] = alignment.loop_weigh(t, scores, blocked, query, lengths, align_extra, saved, matmul)
+            if attention is not None:
+                scores = attention.score.scores(t, query, keys, keys_by_column, matmul)  # [B, S]
+                alpha[t] = attention.alignment.weigh(t, scores, blocked, query, lengths, matmul)
                 weights = alpha[t]  # [B, S]
                 combined[t, :, :enc] = torch.bmm(weights.unsqueeze(1), values).squeeze(1)  # [B, H_enc]
             feed = torch.tanh(matmul(combined[t], combine), out=attentional[t])  # [B, H]
         ctx.attention, ctx.layers, ctx.compute = attention, layers, compute
-        ctx.buffers = (inputs, gates, cells, combined, hidden, saved)
+        ctx.buffers = (inputs, gates, cells, combined)
         ctx.save_for_backward(keys, values, layer_masks, attentional, alpha, *params)
         ctx.mark_non_differentiable(alpha)
         return attentional, alpha
@@ -139,18 +201,17 @@ class _FusedLoop(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_attentional: Tensor, _grad_alpha: Tensor | None) -> tuple[Tensor | None, ...]:
         keys, values, layer_masks, attentional, alpha, *params = ctx.saved_tensors
-        inputs, gates, cells, combined, hidden, saved = ctx.buffers
-        attention, layers = ctx.attention, ctx.layers
+        inputs, gates, cells, combined = ctx.buffers
+        attention: Attending | None = ctx.attention
+        layers = ctx.layers
         recurrent, combine = params[:layers], params[2 * layers - 1]
-        extra, align_extra = _extras(attention, params[2 * layers:])
-        matmul = _Matmul(ctx.compute)
+        matmul = Matmul(ctx.compute)
         steps, batch, size = attentional.shape
         enc = values.size(-1)
         gate_grads = [torch.empty_like(g) for g in gates]  # per layer [T, B, 4H]
         combine_grads = torch.empty_like(attentional)  # [T, B, H]: gradient before s~'s tanh
         score_grads = torch.zeros_like(alpha)  # [T, B, S]
         context_grads = combined.new_zeros(steps, batch, enc)  # [T, B, H_enc]
-        query_grads = torch.empty_like(attentional) if extra else None  # [T, B, K]: into the score's W s_t
         dh = [attentional.new_zeros(batch, size) for _ in range(layers)]  # from step t + 1
         dc = [attentional.new_zeros(batch, size) for _ in range(layers)]
         dfeed = attentional.new_zeros(batch, size)
@@ -160,19 +221,16 @@ class _FusedLoop(torch.autograd.Function):
             du = torch.mul(grad_attentional[t] + dfeed, 1.0 - s * s, out=combine_grads[t])  # [B, H]
             dcombined = matmul(du, combine, transpose=False)  # [B, H_enc + H]
             dquery = dcombined[:, enc:]
-            if attention.attends:
+            if attention is not None:
                 dcontext = context_grads[t]
                 dcontext.copy_(dcombined[:, :enc])
                 weights = alpha[t]  # [B, S]
                 dweights = torch.bmm(dcontext.unsqueeze(1), values_by_column).squeeze(1)  # [B, S]
-                de, dposition = attention.alignment.loop_weigh_backward(t, weights, dweights, align_extra, saved,
-                                                                        matmul)
+                de, dposition = attention.alignment.weigh_backward(t, weights, dweights, matmul)
                 score_grads[t] = de
                 if dposition is not None:  # p_t is predicted from the query
                     dquery = dquery + dposition
-                dquery = dquery + attention.loop_scores_backward(
-                    de, keys, matmul, extra, None if hidden is None else hidden[t],
-                    None if query_grads is None else query_grads[t])
+                dquery = dquery + attention.score.query_grad(t, de, keys, matmul)
             dbelow = dquery
             for layer in reversed(range(layers)):
                 dc[layer] = _cell_backward(dh[layer] + dbelow, dc[layer], gates[layer][t], cells[layer][t],
@@ -182,37 +240,29 @@ class _FusedLoop(torch.autograd.Function):
                 if layer > 0 and layer_masks is not None:
                     dbelow = dbelow * layer_masks[layer - 1, t]
             dfeed = dbelow
-        weight_grads = _weight_grads(attention, matmul, gate_grads, inputs, combine_grads, combined, alpha,
-                                     score_grads, context_grads, query_grads, hidden, extra)
-        weight_grads += attention.alignment.loop_weight_grads(combined[:, :, enc:].transpose(0, 1), align_extra,
-                                                              saved, matmul)
-        return (None, None, None, gate_grads[0], torch.stack(dh), torch.stack(dc), dfeed, *weight_grads)
+        weight_grads = _weight_grads(matmul, gate_grads, inputs, combine_grads, combined)
+        queries = combined[:, :, enc:].transpose(0, 1)  # [B, T, H]
+        keys_grad, values_grad, attention_grads = None, None, []
+        if attention is not None:
+            values_grad = torch.bmm(alpha.permute(1, 2, 0), context_grads.transpose(0, 1))  # [B, S, H_enc]
+            keys_grad, score_weight_grads = attention.score.weight_grads(score_grads, queries, matmul)
+            attention_grads = [*score_weight_grads, *attention.alignment.weight_grads(queries, matmul)]
+        return (None, None, None, gate_grads[0], torch.stack(dh), torch.stack(dc), dfeed, keys_grad, values_grad,
+                None, None, *weight_grads, *attention_grads)
 
 
-def _extras(attention: Attention, params: tuple[Tensor, ...] | list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
-    """The loop's parameters after W_c, split into the score's (Attention.loop_params) and the alignment's."""
-    count = len(attention.loop_params())
-    return list(params[:count]), list(params[count:])
-
-
-def _weight_grads(attention: Attention, matmul: _Matmul, gate_grads: list[Tensor], inputs: list[Tensor],
-                  combine_grads: Tensor, combined: Tensor, alpha: Tensor, score_grads: Tensor, context_grads: Tensor,
-                  query_grads: Tensor | None, hidden: Tensor | None, extra: list[Tensor]) -> list[Tensor | None]:
-    """After the reverse loop, the gradients that are sums over steps, each as one product over all steps:
-    keys, values, (mask, layer masks: none), the recurrent weights, the biases of layers > 0, W_c, and the
-    score's own parameters. The buffers are [T, B, ...] as in :meth:`_FusedLoop.forward`."""
+def _weight_grads(matmul: Matmul, gate_grads: list[Tensor], inputs: list[Tensor], combine_grads: Tensor,
+                  combined: Tensor) -> list[Tensor]:
+    """After the reverse loop, the gradients of the recurrent weights, the biases of layers > 0 and W_c, each a
+    sum over steps computed as one product over all steps. The buffers are [T, B, ...] as in
+    :meth:`_FusedLoop.forward`."""
     steps, batch, size = combine_grads.shape
-    enc, rows = combined.size(-1) - size, steps * batch
+    rows = steps * batch
     recurrent_grads = [matmul(g.view(rows, -1).t(), x.view(rows, -1), transpose=False)
                        for g, x in zip(gate_grads, inputs)]  # per layer [4H, in_l + H]
     bias_grads = [g.sum(dim=(0, 1)) for g in gate_grads[1:]]  # per layer l > 0 [4H]
     combine_grad = matmul(combine_grads.view(rows, size).t(), combined.view(rows, -1), transpose=False)
-    queries = combined[:, :, enc:].transpose(0, 1)  # [B, T, H]
-    values_grad = None
-    if attention.attends:
-        values_grad = torch.bmm(alpha.permute(1, 2, 0), context_grads.transpose(0, 1))  # [B, S, H_enc]
-    keys_grad, extra_grads = attention.loop_weight_grads(score_grads, queries, hidden, query_grads, extra, matmul)
-    return [keys_grad, values_grad, None, None, *recurrent_grads, *bias_grads, combine_grad, *extra_grads]
+    return [*recurrent_grads, *bias_grads, combine_grad]
 
 
 def _cell_forward(gates: Tensor, c_prev: Tensor, *, out: Tensor) -> Tensor:

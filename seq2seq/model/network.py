@@ -2,40 +2,66 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
 import torch
 from torch import Tensor, nn
 
-from seq2seq.config import ModelConfig
-from seq2seq.model.attention import AttentionKeys
+from seq2seq.config import Config, ModelConfig
+from seq2seq.errors import SettingError
+from seq2seq.model.alignment_functions import ALIGNMENTS
+from seq2seq.model.attention import SCORES, AttentionKeys
 from seq2seq.model.decoder import DecoderState, LuongDecoder
 from seq2seq.model.encoder import EncoderOutput, LSTMEncoder
 
 
-class Bridge(nn.Module):
-    """Initial decoder state from the encoder's final state: ``tanh(W h_final)`` per layer, or zeros.
+class Bridge(nn.Module, ABC):
+    """The decoder's initial state from the encoder's final state (h, c) each [L_enc, B, H_enc] → each
+    [L_dec, B, H]: a subclass per model.bridge (:data:`BRIDGES`)."""
 
-    When the layer counts differ, every decoder layer starts from the top encoder layer.
-    """
+    kind: ClassVar[str]
 
-    def __init__(self, *, kind: str, encoder_size: int, decoder_size: int, decoder_layers: int):
+    def __init__(self, *, encoder_size: int, decoder_size: int, decoder_layers: int):
         super().__init__()
-        self.kind = kind
         self.decoder_size = decoder_size
         self.decoder_layers = decoder_layers
-        if kind == "linear":
-            self.h_proj = nn.Linear(encoder_size, decoder_size)
-            self.c_proj = nn.Linear(encoder_size, decoder_size)
+
+    @abstractmethod
+    def forward(self, final: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]: ...
+
+
+class LinearBridge(Bridge):
+    """``tanh(W h_final)`` and ``tanh(W' c_final)`` per layer; when the layer counts differ, every decoder layer
+    starts from the top encoder layer."""
+
+    kind = "linear"
+
+    def __init__(self, *, encoder_size: int, decoder_size: int, decoder_layers: int):
+        super().__init__(encoder_size=encoder_size, decoder_size=decoder_size, decoder_layers=decoder_layers)
+        self.h_proj = nn.Linear(encoder_size, decoder_size)
+        self.c_proj = nn.Linear(encoder_size, decoder_size)
 
     def forward(self, final: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-        """(h, c) each [L_enc, B, H_enc] → (h, c) each [L_dec, B, H]."""
         h, c = final
-        if self.kind == "zeros":
-            zeros = h.new_zeros(self.decoder_layers, h.size(1), self.decoder_size)
-            return zeros, zeros.clone()
         if h.size(0) != self.decoder_layers:
             h = h[-1:].expand(self.decoder_layers, -1, -1)
             c = c[-1:].expand(self.decoder_layers, -1, -1)
         return torch.tanh(self.h_proj(h)).contiguous(), torch.tanh(self.c_proj(c)).contiguous()
+
+
+class ZeroBridge(Bridge):
+    """Zeros: the decoder starts from nothing and learns of the source through attention alone."""
+
+    kind = "zeros"
+
+    def forward(self, final: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        h, _ = final
+        zeros = h.new_zeros(self.decoder_layers, h.size(1), self.decoder_size)
+        return zeros, zeros.clone()
+
+
+BRIDGES: dict[str, type[Bridge]] = {bridge.kind: bridge for bridge in (LinearBridge, ZeroBridge)}
 
 
 class Seq2Seq(nn.Module):
@@ -97,8 +123,8 @@ def build_model(config: ModelConfig, *, src_vocab_size: int, trg_vocab_size: int
                           hidden_size=config.encoder_hidden, num_layers=config.encoder_layers,
                           bidirectional=config.bidirectional, dropout=config.dropout,
                           word_dropout=config.source_word_dropout)
-    bridge = Bridge(kind=config.bridge, encoder_size=encoder.output_size, decoder_size=config.decoder_hidden,
-                    decoder_layers=config.decoder_layers)
+    bridge = BRIDGES[config.bridge](encoder_size=encoder.output_size, decoder_size=config.decoder_hidden,
+                                    decoder_layers=config.decoder_layers)
     decoder = LuongDecoder(vocab_size=trg_vocab_size, embedding_dim=config.embedding_dim,
                            hidden_size=config.decoder_hidden, encoder_size=encoder.output_size,
                            num_layers=config.decoder_layers, attention=config.attention,
@@ -112,6 +138,30 @@ def build_model(config: ModelConfig, *, src_vocab_size: int, trg_vocab_size: int
                              f"{trg_vocab_size} target pieces")
         encoder.embedding.weight = decoder.embedding.weight
     return Seq2Seq(encoder=encoder, bridge=bridge, decoder=decoder)
+
+
+def check_model_config(whole: Config) -> None:
+    """Raise a :class:`~seq2seq.errors.SettingError` naming the model key at fault when the config names a score,
+    alignment or bridge that does not exist, or breaks a rule its score states (:meth:`Attention.rule`). The config
+    loader reports it as a config error naming the file (``load_config(..., checks=[check_model_config])``)."""
+    config = whole.model
+    for key, registry in (("attention", SCORES), ("alignment", ALIGNMENTS), ("bridge", BRIDGES)):
+        if getattr(config, key) not in registry:
+            raise SettingError(f"model.{key}", "is not a valid choice; expected one of "
+                               f"{', '.join(repr(name) for name in registry)}")
+    encoder_out = config.encoder_hidden * (2 if config.bidirectional else 1)
+    broken = SCORES[config.attention].rule(query_size=config.decoder_hidden, key_size=encoder_out,
+                                           alignment=config.alignment)
+    if broken is None:
+        return
+    setting, why = broken
+    if setting == "sizes":
+        directions = " x 2 directions" if config.bidirectional else ""
+        raise SettingError("model.attention", f"{why}: model.decoder_hidden ({config.decoder_hidden}) must equal the "
+                           f"encoder output size ({encoder_out} = encoder_hidden {config.encoder_hidden}{directions}). "
+                           f"Set model.decoder_hidden: {encoder_out}, or use attention 'general' or 'concat', "
+                           "which project the keys")
+    raise SettingError(f"model.{setting}", f"{why}: use attention dot, general or concat, or alignment 'global'")
 
 
 def count_parameters(model: nn.Module) -> int:

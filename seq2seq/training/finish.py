@@ -25,7 +25,7 @@ from seq2seq.model.network import Seq2Seq
 from seq2seq.training.context import RunContext
 from seq2seq.training.reporters import Reporters
 from seq2seq.training.run_state import Progress
-from seq2seq.training.validation import improved, score_split, validate
+from seq2seq.training.validation import score_split, validate
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def average_last_checkpoints(model: Seq2Seq, run: RunContext) -> bool:
     valid = run.splits["valid"]
     batches = evaluation_batches(valid, valid.sizes(), batch_tokens=settings.batch_tokens)
     figures = validate(model, run, batches)
-    better = improved(settings.early_stopping_metric, figures[settings.early_stopping_metric], progress.best)
+    better = settings.early_stopping_metric.improved(figures[settings.early_stopping_metric], progress.best)
     log.info("valid, average of %s: loss %.3f, ppl %.2f, BLEU %.2f (%s than best.pt's %s %.2f)",
              ", ".join(averaged["averaged"]), figures["loss"], figures["ppl"], figures["bleu"],
              "better" if better else "not better", settings.early_stopping_metric, progress.best)

@@ -81,7 +81,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: Config) -> tuple[Sc
     settings = config.training
     if settings.scheduler == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="max" if settings.early_stopping_metric == "bleu" else "min",
+            optimizer, mode="max" if settings.early_stopping_metric.higher_is_better else "min",
             factor=settings.plateau_factor, patience=settings.plateau_patience,
             min_lr=settings.min_learning_rate), StepAt.VALIDATION
     if settings.scheduler == "warmup_decay":

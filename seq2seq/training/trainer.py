@@ -32,7 +32,7 @@ from seq2seq.training.moving_average import MovingAverage
 from seq2seq.training.optimization import BudgetSchedule, Scheduler, StepAt
 from seq2seq.training.run_state import rng_state
 from seq2seq.training.update import AUTOCAST_TYPES, autocast_supported, train_step
-from seq2seq.training.validation import attention_sample, improved, validate
+from seq2seq.training.validation import attention_sample, validate
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +256,7 @@ class Trainer:
         settings, progress = self.settings, self.progress
         figures = self.validation_figures() if self.job.is_main else {}
         value = self.job.broadcast(figures.get(settings.early_stopping_metric, 0.0))
-        is_best = improved(settings.early_stopping_metric, value, progress.best)
+        is_best = settings.early_stopping_metric.improved(value, progress.best)
         progress.best = value if is_best else progress.best
         progress.bad_validations = 0 if is_best else progress.bad_validations + 1
         progress.scores[progress.step] = value
@@ -308,7 +308,7 @@ class Trainer:
             atomic_copy(last, step_checkpoint_path(self.checkpoints, progress.step))
             prune_step_checkpoints(self.checkpoints, keep_last=self.settings.keep_last,
                                    keep_best=self.settings.keep_best, scores=progress.scores,
-                                   higher_is_better=self.settings.early_stopping_metric == "bleu")
+                                   higher_is_better=self.settings.early_stopping_metric.higher_is_better)
         if best:
             atomic_copy(last, self.layout.best)
 

@@ -43,13 +43,6 @@ def score_split(model: Seq2Seq, run: RunContext, split: Split, options: SearchOp
     return bleu(hypotheses, references).score, hypotheses
 
 
-def improved(metric: str, value: float, best: float | None) -> bool:
-    """BLEU is better when higher; loss and perplexity when lower."""
-    if best is None:
-        return True
-    return value > best if metric == "bleu" else value < best
-
-
 def validate(model: Seq2Seq, run: RunContext, batches: Iterable[Batch]) -> dict[str, float]:
     """Loss, perplexity and greedy BLEU of the run's valid split (``batches`` are its evaluation batches)."""
     loss = evaluate_loss(model, batches, run.device)

@@ -93,3 +93,50 @@ def test_modules_and_functions_stay_small():
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 length = node.end_lineno - node.lineno + 1
                 assert length <= 60, f"{relative}: {node.name} has {length} lines: split it"
+
+
+def module_imports(path) -> set[str]:
+    """The seq2seq modules a file imports (``seq2seq.model.attention``), in every form :func:`seq2seq_imports` reads;
+    ``from seq2seq.model import attention`` counts as the module it names."""
+    package = list(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for module, names in _imported(node, package):
+            if module.split(".")[0] != "seq2seq":
+                continue
+            found |= {f"{module}.{name}" for name in names if _is_module(f"{module}.{name}")} or {module}
+    return {module for module in found if _is_module(module)}
+
+
+def _is_module(name: str) -> bool:
+    path = ROOT.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def test_no_module_imports_itself_through_others():
+    """No import circle between modules, counting imports inside functions and under TYPE_CHECKING: a circle means a
+    type lives in the wrong module (docs/architecture.md, "Layers")."""
+    graph = {}
+    for path in sorted((ROOT / "seq2seq").rglob("*.py")):
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        graph[name.removesuffix(".__init__")] = module_imports(path)
+    circles = []
+    for start in graph:
+        path = _path_back(graph, start)
+        if path is not None:
+            circles.append(" → ".join(path))
+    assert not circles, "import circles:\n" + "\n".join(circles)
+
+
+def _path_back(graph: dict[str, set[str]], start: str) -> list[str] | None:
+    """A chain of imports from ``start`` back to itself (depth first), or None."""
+    stack, seen = [(start, [start])], set()
+    while stack:
+        module, path = stack.pop()
+        for imported in graph.get(module, ()):
+            if imported == start:
+                return [*path, start]
+            if imported not in seen and imported != module:
+                seen.add(imported)
+                stack.append((imported, [*path, imported]))
+    return None

@@ -11,6 +11,7 @@ import yaml
 
 from seq2seq.cli import main
 from seq2seq.config import ConfigError, load_config
+from seq2seq.model.network import check_model_config
 from tests.helpers import TOY_CONFIG
 
 MINIMAL = {"data": {"train": "data/train", "valid": "data/valid"}, "training": {"model_dir": "runs/test"}}
@@ -42,9 +43,9 @@ def write_config(tmp_path: Path, raw: dict[str, Any]) -> Path:
 
 
 def error_of(path: Path, overrides: list[str] = ()) -> str:
-    """The message of the ConfigError that loading ``path`` must raise."""
+    """The message of the ConfigError that loading ``path`` must raise (with the model's checks, as train loads)."""
     with pytest.raises(ConfigError) as caught:
-        load_config(path, list(overrides))
+        load_config(path, list(overrides), checks=[check_model_config])
     return str(caught.value)
 
 
@@ -100,6 +101,18 @@ def test_invalid_choice_lists_valid_choices(tmp_path):
     path = write_config(tmp_path, config_dict({"model.attention": "luong"}))
     assert_mentions(error_of(path), str(path), "model.attention = 'luong'", "not a valid choice",
                     "'dot', 'general', 'concat'")
+    path = write_config(tmp_path, config_dict({"training.early_stopping_metric": "accuracy"}))
+    assert_mentions(error_of(path), str(path), "training.early_stopping_metric = 'accuracy'", "not a valid choice",
+                    "'bleu', 'loss', 'ppl'")
+    path = write_config(tmp_path, config_dict({"model.bridge": "mean"}))
+    assert_mentions(error_of(path), str(path), "model.bridge = 'mean'", "'linear', 'zeros'")
+
+
+@pytest.mark.parametrize("attention", ["location", "none"])
+def test_local_attention_without_a_content_score_names_the_alignment(tmp_path, attention):
+    path = write_config(tmp_path, config_dict({"model.attention": attention, "model.alignment": "local-p"}))
+    assert_mentions(error_of(path), str(path), "model.alignment = 'local-p'", "needs a content score",
+                    "alignment 'global'")
 
 
 @pytest.mark.parametrize("alphas", [[1.0, -0.5], [1.0, 1.4, 1.0]])
@@ -160,7 +173,7 @@ def test_dot_attention_size_mismatch_names_both_sizes(tmp_path, encoder_hidden, 
 def test_compatible_attention_sizes_load(tmp_path, attention, bidirectional, decoder_hidden):
     config = load_config(write_config(tmp_path, config_dict({
         "model.attention": attention, "model.encoder_hidden": 128, "model.bidirectional": bidirectional,
-        "model.decoder_hidden": decoder_hidden})))
+        "model.decoder_hidden": decoder_hidden})), checks=[check_model_config])
     assert (config.model.attention, config.model.decoder_hidden) == (attention, decoder_hidden)
 
 

@@ -126,7 +126,7 @@ def test_fused_loop_applies_dropout_between_layers():
         pre = F.linear(embedded, lstm.weight_ih_l0[:, :e], lstm.bias_ih_l0 + lstm.bias_hh_l0)
         masks = torch.full((1, steps, batch.src.size(0), size), mask_value)
         out, _ = fused_decoder_loop(pre, state.h, state.c, state.feed, keys.keys, keys.values, keys.mask, masks,
-                                    decoder.loop_weights(), attention=decoder.attention)
+                                    decoder.loop_weights(), decoder.loop_attention())
         return out
 
     with torch.no_grad():

@@ -9,7 +9,7 @@ import seq2seq.model.loss as loss_module
 import seq2seq.training.finish as finish
 from seq2seq.common.atomic import atomic_write_text
 from seq2seq.common.model_dir import ModelDir
-from seq2seq.config import ModelConfig, config_from_dict, load_config
+from seq2seq.config import ModelConfig, StoppingMetric, config_from_dict, load_config
 from seq2seq.data.batching import Example, collate
 from seq2seq.errors import UserError
 from seq2seq.model.checkpoint import load_checkpoint, save_checkpoint
@@ -21,7 +21,6 @@ from seq2seq.training.optimization import make_optimizer, make_scheduler
 from seq2seq.training.reporters import Reporter
 from seq2seq.training.run_state import Progress
 from seq2seq.training.update import autocast_supported, train_step
-from seq2seq.training.validation import improved
 
 
 def config(**training):
@@ -158,9 +157,10 @@ def test_length_penalty_chosen_on_valid_is_the_first_best_and_written_to_config_
 
 
 def test_improved_direction_depends_on_metric():
-    assert improved("bleu", 20.0, 10.0) and not improved("bleu", 5.0, 10.0)
-    assert improved("loss", 1.0, 2.0) and not improved("ppl", 3.0, 2.0)
-    assert improved("loss", 9.0, None)
+    bleu, loss, ppl = StoppingMetric("bleu"), StoppingMetric("loss"), StoppingMetric("ppl")
+    assert bleu.improved(20.0, 10.0) and not bleu.improved(5.0, 10.0)
+    assert loss.improved(1.0, 2.0) and not ppl.improved(3.0, 2.0)
+    assert loss.improved(9.0, None)
 
 
 def losses_of_60_steps(autocast=None):
