@@ -59,10 +59,11 @@ class Tagged(io.TextIOBase):
         self.out.flush()
 
 
-def backtranslate(translator: Translator, source: Path, output: str, *, sampling: Sampling, tag: str | None,
-                  batch_size: int) -> int:
-    """Sample a translation of every line of ``source`` into OUTPUT.<model's target language>, copy the lines to
-    OUTPUT.<model's source language>; returns the number of lines. Both files are renamed into place at the end."""
+def backtranslate(translator: Translator, source: Path, output: str, *, sampling: Sampling, seed: int,
+                  tag: str | None, batch_size: int) -> int:
+    """Sample a translation of every line of ``source`` (as ``sampling`` says, from the random streams of ``seed``)
+    into OUTPUT.<model's target language>, copy the lines to OUTPUT.<model's source language>; returns the number of
+    lines. Both files are renamed into place at the end."""
     data = translator.config.data
     real, synthetic = Path(f"{output}.{data.src_lang}"), Path(f"{output}.{data.trg_lang}")
     real.parent.mkdir(parents=True, exist_ok=True)
@@ -78,10 +79,9 @@ def backtranslate(translator: Translator, source: Path, output: str, *, sampling
                     copy.write(text + "\n")
                     yield number, text
 
-            count = stream_translations(translator, copied(), Tagged(out, tag) if tag else out, beam=None, n_best=1,
-                                        batch_size=batch_size, chunk_lines=batch_size * 4, align=False,
-                                        attention_dir=None, total=count_lines(source), progress=True,
-                                        sampling=sampling)
+            options = translator.search_options(batch_size=batch_size, policy=sampling, seed=seed)
+            count = stream_translations(translator, copied(), Tagged(out, tag) if tag else out, options,
+                                        chunk_lines=batch_size * 4, progress_total=count_lines(source))
         for done, path in zip(partial, (real, synthetic)):
             os.replace(done, path)
     except BaseException:
@@ -110,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.input.is_file():
             raise UserError(f"--input {args.input} does not exist or is not a file.")
         translator = Translator.from_dir(args.model_dir, precision=args.precision)
-        sampling = Sampling(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
-        count = backtranslate(translator, args.input, args.output, sampling=sampling, tag=args.tag,
+        sampling = Sampling(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+        count = backtranslate(translator, args.input, args.output, sampling=sampling, seed=args.seed, tag=args.tag,
                               batch_size=args.batch_size)
     except UserError as error:
         print(f"backtranslate: error: {error}", file=sys.stderr)

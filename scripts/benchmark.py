@@ -209,7 +209,7 @@ def phase_translate(args: argparse.Namespace) -> dict:
     variants = {name: variant for name, variant in TRANSLATE_VARIANTS.items() if name in args.variants}
     translators = {name: translator for name, (_, precision, shortlist) in variants.items()
                    if (translator := variant_translator(args.model_dir, precision, shortlist)) is not None}
-    works = {name: translate_work(translator, sources, variants[name][0], args.batch_size,
+    works = {name: translate_work(translator, sources, search_args(translator, variants[name][0], args.batch_size),
                                   outputs.setdefault(name, [])) for name, translator in translators.items()}
     gemm, gemm_flops = gemm_work()
     seconds = interleaved_medians({"gemm": gemm, **works}, args.repeats)
@@ -241,19 +241,24 @@ def variant_translator(model_dir: Path, precision: str, shortlist: bool) -> Tran
     return Translator.from_dir(model_dir, precision=precision, shortlist=shortlist)
 
 
-def translate_work(translator: Translator, sources: list[str], beam: int, batch_size: int,
-                   outputs: list) -> Callable[[], None]:
-    """Translate ``sources`` as ``seq2seq translate`` does, leaving the best translations in ``outputs``."""
+def translate_work(translator: Translator, sources: list[str], search: dict, outputs: list) -> Callable[[], None]:
+    """Translate ``sources`` as ``seq2seq translate`` does (``search_args``), leaving the best ones in ``outputs``."""
     def run() -> None:
-        outputs[:] = [n_best[0] for n_best in translator.translate_n_best(sources, beam=beam, batch_size=batch_size)]
+        outputs[:] = [n_best[0] for n_best in translator.translate_n_best(sources, **search)]
     return run
+
+
+def search_args(translator: Translator, beam: int, batch_size: int) -> dict:
+    """``translate_n_best``'s and ``stream``'s keywords: SearchOptions, or a baseline's ``beam`` and ``batch_size``."""
+    return ({"options": translator.search_options(beam_size=beam, batch_size=batch_size)}
+            if hasattr(translator, "search_options") else {"beam": beam, "batch_size": batch_size})
 
 
 def search_flops(translator: Translator, sources: list[str], beam: int, batch_size: int) -> float:
     """The model FLOPs a search of ``sources`` needs, from the work its decoding engine counted: the encoder per
     source position, per decoder row and step the LSTM, W_c, readout and output layer, and attention per real
     source position attended."""
-    stream = translator.stream(beam=beam, batch_size=batch_size)
+    stream = translator.stream(**search_args(translator, beam, batch_size))
     stream.add(list(enumerate(sources)))
     while not stream.idle:
         stream.step()

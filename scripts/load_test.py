@@ -50,14 +50,15 @@ def offline_rates(model_dir: Path, sentences: list[str], beam: int) -> tuple[flo
     from seq2seq.decoding.translator import Translator
 
     translator = Translator.from_dir(model_dir)
-    translator.translate(sentences[:64], beam=beam)
+    options = translator.search_options(beam_size=beam)
+    translator.translate(sentences[:64], options)
     start = time.perf_counter()
-    translator.translate(sentences, beam=beam)
+    translator.translate(sentences, options)
     rate = len(sentences) / (time.perf_counter() - start)
     alone = []
     for sentence in sentences[:200]:
         start = time.perf_counter()
-        translator.translate([sentence], beam=beam)
+        translator.translate([sentence], options)
         alone.append(time.perf_counter() - start)
     return rate, percentile(alone, 0.5)
 

@@ -23,7 +23,8 @@ def main() -> None:
     parser.add_argument("--sentence", default=SENTENCE)
     parser.add_argument("--out", type=Path, default=Path("docs/attention_toy.png"))
     args = parser.parse_args()
-    translation = Translator.from_dir(args.model_dir).translate_with_details([args.sentence], beam=5)[0]
+    translator = Translator.from_dir(args.model_dir)
+    translation = translator.translate_with_details([args.sentence], translator.search_options(beam_size=5))[0]
     parts = [part.translation for part in translation.sentences]  # a sentence longer than the model's limit
     outs = [args.out] if len(parts) == 1 else [args.out.with_stem(f"{args.out.stem}-s{k}") for k in range(len(parts))]
     for part, out in zip(parts, outs):  # was translated in parts, each with its own attention

@@ -60,13 +60,14 @@ def main() -> None:
     rng = random.Random(args.seed)
     wanted = [reference_constraints(reference, rng) for reference in references]
     translator = Translator.from_dir(args.model_dir)
-    translator.translate(sources[:20], beam=args.beam)  # warm up
+    options = translator.search_options(beam_size=args.beam)
+    translator.translate(sources[:20], options)  # warm up
 
     rows = []
     for name, constraints in (("without constraints", None), ("with reference constraints",
                                                                  [Constraints(tuple(p)) for p in wanted])):
         start = time.perf_counter()
-        outputs = translator.translate(sources, beam=args.beam, constraints=constraints)
+        outputs = translator.translate(sources, options, constraints=constraints)
         seconds = time.perf_counter() - start
         bleu = sacrebleu.corpus_bleu(outputs, [references]).score
         hits = sum(met(output, phrases) for output, phrases in zip(outputs, wanted))

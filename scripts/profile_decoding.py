@@ -35,7 +35,7 @@ def source_lines(model_dir: Path, path: Path | None, count: int) -> list[str]:
 def profile_search(translator: Translator, sentences: list[str], beam: int, batch_size: int | None,
                    rows: int) -> None:
     def run() -> None:
-        translator.translate_n_best(sentences, beam=beam, batch_size=batch_size)
+        translator.translate_n_best(sentences, translator.search_options(beam_size=beam, batch_size=batch_size))
 
     run()
     start = time.perf_counter()

@@ -15,7 +15,8 @@ from dataclasses import replace
 
 from seq2seq.data.corpus import read_parallel, split_paths
 from seq2seq.decoding.scoring import bleu
-from seq2seq.decoding.translator import SearchOptions, Translator, translate_texts
+from seq2seq.decoding.search_types import SearchOptions
+from seq2seq.decoding.translator import Translator, translate_texts
 
 
 def main() -> None:

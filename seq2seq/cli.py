@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from seq2seq.common.arguments import non_negative_float, port_number, positive_float, positive_int
 from seq2seq.common.model_dir import AVERAGED, BEST, LAST, ModelDir
-from seq2seq.decoding.control_arguments import add_control_arguments, open_constraints, sampling_of
+from seq2seq.decoding.control_arguments import add_control_arguments, open_constraints, policy_of
 from seq2seq.errors import UserError
 from seq2seq.serve.keys_command import add_keys_parser, run_keys
 from seq2seq.serve.settings import ServeSettings
@@ -251,19 +251,20 @@ def run_translate(args: argparse.Namespace) -> None:
         raise UserError(f"--attention-dir {args.attention_dir} exists and is not a directory.")
     if args.input and not Path(args.input).is_file():
         raise UserError(f"input file {args.input} does not exist or is not a file.")
-    sampling = sampling_of(args)
+    policy = policy_of(args)
     translator = load_translator(args)
-    batch_size = args.batch_size or translator.config.decoding.batch_size
+    options = translator.search_options(beam_size=args.beam, n_best=args.n_best, batch_size=args.batch_size,
+                                        policy=policy, seed=args.seed)
     with contextlib.ExitStack() as stack:
         source = open_input(stack, args.sentences, args.input)
         constraints = open_constraints(stack, args.constraints)
         out = stack.enter_context(open_output(args.output)) if args.output else sys.stdout
-        stream_translations(translator, source.lines, out, beam=args.beam, n_best=args.n_best, batch_size=batch_size,
-                            chunk_lines=1 if source.interactive else batch_size * 4, align=args.align,
-                            attention_dir=args.attention_dir, total=source.total,
-                            progress=(source.total or 0) >= PROGRESS_MIN_LINES, constraints=constraints,
-                            avoid=Constraints.of({"avoid": args.avoid}, where="--avoid"), sampling=sampling,
-                            split_sentences=args.split_sentences)
+        shown = source.total if (source.total or 0) >= PROGRESS_MIN_LINES else None
+        stream_translations(translator, source.lines, out, options,
+                            chunk_lines=1 if source.interactive else options.batch_size * 4, align=args.align,
+                            attention_dir=args.attention_dir, constraints=constraints,
+                            avoid=Constraints.of({"avoid": args.avoid}, where="--avoid"),
+                            split_sentences=args.split_sentences, progress_total=shown)
 
 
 def open_output(path: str) -> io.TextIOWrapper:
@@ -279,8 +280,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
     setup_logging()
     translator = load_translator(args)
-    result = evaluate_files(translator, args.src, args.ref, beam=args.beam,
-                            batch_size=args.batch_size)
+    options = translator.search_options(beam_size=args.beam, batch_size=args.batch_size)
+    result = evaluate_files(translator, args.src, args.ref, options=options)
     if args.json:
         print(json.dumps(result))
     else:

@@ -24,29 +24,27 @@ from seq2seq.errors import ConfigError
 
 @dataclass(frozen=True)
 class Bounds:
-    """The numbers a field allows: from ``low`` to ``high``, each end included unless ``*_open``; None is no end."""
+    """The numbers a field allows: from ``low`` up to ``high`` (None: no end), each end included unless ``*_open``."""
 
-    low: float | None = None
+    low: float
     high: float | None = None
     low_open: bool = False
     high_open: bool = False
     why: str = ""  # said after the range, e.g. why the floor is where it is
 
     def admits(self, value: float) -> bool:
-        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        above = value > self.low if self.low_open else value >= self.low
         below = self.high is None or (value < self.high if self.high_open else value <= self.high)
         return above and below
 
     def describe(self) -> str:
         """The range in words, as the error message says it: "greater than 0", "in [0, 1)", "at least 8"."""
-        if self.high is not None and self.low is not None:
+        low = _number(self.low)
+        if self.high is not None:
             left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
-            text = f"in {left}{_number(self.low)}, {_number(self.high)}{right}"
-        elif self.low is not None:
-            low = _number(self.low)
-            text = f"greater than {low}" if self.low_open else ("0 or greater" if self.low == 0 else f"at least {low}")
+            text = f"in {left}{low}, {_number(self.high)}{right}"
         else:
-            text = f"less than {_number(self.high)}" if self.high_open else f"at most {_number(self.high)}"
+            text = f"greater than {low}" if self.low_open else ("0 or greater" if self.low == 0 else f"at least {low}")
         return f"{text} {self.why}" if self.why else text
 
 
@@ -93,17 +91,13 @@ def coerce(value: Any, hint: Any, key: str, source: str) -> Any:
             return None
         (hint,) = [a for a in args if a is not type(None)]
         return coerce(value, hint, key, source)
-    if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        choices = [member.value for member in hint]
+    enumerated = isinstance(hint, type) and issubclass(hint, enum.Enum)
+    if enumerated or origin is Literal:
+        choices = [member.value for member in hint] if enumerated else list(args)
         if value not in choices:
             raise ConfigError(f"{source}: {key} = {value!r} is not a valid choice; expected one of "
                               f"{', '.join(repr(choice) for choice in choices)}.")
-        return hint(value)
-    if origin is Literal:
-        if value not in args:
-            choices = ", ".join(repr(a) for a in args)
-            raise ConfigError(f"{source}: {key} = {value!r} is not a valid choice; expected one of {choices}.")
-        return value
+        return hint(value) if enumerated else value
     if hint is float:
         return _coerce_float(value, key, source)
     if origin is list:

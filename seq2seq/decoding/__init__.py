@@ -1,3 +1,3 @@
-"""Decoding: the engine, search policies, ensembles, precision, the vocabulary shortlist, the translator, output
-formats, alignment, scores, evaluation.
+"""Decoding: the types the search stack shares, the engine, search policies and their registry, ensembles,
+precision, the vocabulary shortlist, the translator, output formats, word alignment, scores, evaluation.
 """

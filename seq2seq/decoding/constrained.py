@@ -32,48 +32,61 @@ row short or an avoided phrase made a constraint impossible.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from seq2seq.decoding.constraints import TokenConstraints
-from seq2seq.decoding.engine import BeamState, Choice, Sentence
+from seq2seq.data.tokenizer import Tokenizer
 from seq2seq.decoding.search import Beam, Greedy, length_penalty
-from seq2seq.special_ids import EOS_ID, PAD_ID
+from seq2seq.decoding.search_types import BeamState, Choice, SearchOptions, Sentence, SentenceRequest, TokenConstraints
+from seq2seq.special_ids import EOS_ID
 
 NOTHING = -1  # no piece, no phrase
 BEFORE_START = -2  # a row's history before its first piece
 
+# How :meth:`ConstraintRows.cat` pads each tensor to the larger P, L, Q and W: (pad value, dims padded on the right,
+# dims padded on the left).
+_PADDING: dict[str, tuple[int | bool, tuple[int, ...], tuple[int, ...]]] = {
+    "include": (NOTHING, (1, 2), ()), "include_lengths": (0, (1,), ()), "avoid_prefix": (NOTHING, (1,), (2,)),
+    "avoid_last": (NOTHING, (1,), ()), "met": (False, (2,), ()), "current": (NOTHING, (), ()),
+    "progress": (0, (), ()), "recent": (BEFORE_START, (), (2,)), "ended": (False, (), ())}
 
+
+@dataclass(frozen=True, eq=False)
 class ConstraintRows:
     """Each sentence's phrases and each row's progress through them (the engine moves them with the slots)."""
 
-    def __init__(self, include: Tensor, include_lengths: Tensor, avoid_prefix: Tensor, avoid_last: Tensor,
-                 met: Tensor, current: Tensor, progress: Tensor, recent: Tensor, ended: Tensor, *,
-                 active: bool | None = None):
-        self.include = include  # [N, P, L] each phrase's pieces, NOTHING after its end and for missing phrases
-        self.include_lengths = include_lengths  # [N, P] (0 for a missing phrase)
-        self.avoid_prefix = avoid_prefix  # [N, Q, W] each avoided phrase less its last piece, right-aligned
-        self.avoid_last = avoid_last  # [N, Q] its last piece, NOTHING for a missing phrase
-        self.met = met  # [N, K, P] bool: the row has produced the phrase
-        self.current = current  # [N, K] the phrase the row is in the middle of, NOTHING for none
-        self.progress = progress  # [N, K] how many of its pieces the row has produced
-        self.recent = recent  # [N, K, W] the row's last W pieces, right-aligned, BEFORE_START before its first
-        self.ended = ended  # [N, K] bool: the row's last piece completed a phrase (the next must not go on its word)
-        # on the host, once per change of sentences: whether any sentence is constrained
-        self.active = bool((include_lengths > 0).any() or (avoid_last != NOTHING).any()) if active is None else active
+    include: Tensor  # [N, P, L] each phrase's pieces, NOTHING after its end and for missing phrases
+    include_lengths: Tensor  # [N, P] (0 for a missing phrase)
+    avoid_prefix: Tensor  # [N, Q, W] each avoided phrase less its last piece, right-aligned
+    avoid_last: Tensor  # [N, Q] its last piece, NOTHING for a missing phrase
+    met: Tensor  # [N, K, P] bool: the row has produced the phrase
+    current: Tensor  # [N, K] the phrase the row is in the middle of, NOTHING for none
+    progress: Tensor  # [N, K] how many of its pieces the row has produced
+    recent: Tensor  # [N, K, W] the row's last W pieces, right-aligned, BEFORE_START before its first
+    ended: Tensor  # [N, K] bool: the row's last piece completed a phrase (the next must not go on its word)
+    active: bool  # whether any sentence is constrained: read on the host once per change of sentences (made())
+
+    @classmethod
+    def made(cls, **tensors: Tensor) -> ConstraintRows:
+        """Rows of the named tensors (every field but ``active``, which this reads off the phrases)."""
+        active = bool((tensors["include_lengths"] > 0).any() or (tensors["avoid_last"] != NOTHING).any())
+        return cls(**tensors, active=active)
+
+    def tensors(self) -> dict[str, Tensor]:
+        return {name: getattr(self, name) for name in _PADDING}
 
     def free(self) -> Tensor:
         """[N] bool: the sentence has no constraints."""
         return (self.include_lengths == 0).all(-1) & (self.avoid_last == NOTHING).all(-1)
 
-    def fields(self) -> tuple[Tensor, ...]:
-        return (self.include, self.include_lengths, self.avoid_prefix, self.avoid_last, self.met, self.current,
-                self.progress, self.recent, self.ended)
-
     def take(self, order: Tensor) -> ConstraintRows:
         """The sentences at ``order`` [N'], without the padding only sentences that left needed."""
-        return ConstraintRows(*(field[order] for field in self.fields())).trimmed()
+        return ConstraintRows.made(**{name: tensor[order] for name, tensor in self.tensors().items()}).trimmed()
 
     def trimmed(self) -> ConstraintRows:
         """These rows with P, L, Q and W cut to what their sentences need (phrases are packed from the first)."""
@@ -85,21 +98,20 @@ class ConstraintRows:
             avoids = int((self.avoid_last != NOTHING).sum(1).max())
             width = int((self.avoid_prefix != NOTHING).sum(-1).max()) if avoids else 0
         longest, cut = max(longest, 1), self.recent.size(-1) - width  # L ≥ 1: the first pieces are read
-        return ConstraintRows(self.include[:, :phrases, :longest], self.include_lengths[:, :phrases],
-                              self.avoid_prefix[:, :avoids, cut:], self.avoid_last[:, :avoids],
-                              self.met[:, :, :phrases], self.current, self.progress, self.recent[:, :, cut:],
-                              self.ended)
+        return dataclasses.replace(self, include=self.include[:, :phrases, :longest],
+                                   include_lengths=self.include_lengths[:, :phrases],
+                                   avoid_prefix=self.avoid_prefix[:, :avoids, cut:],
+                                   avoid_last=self.avoid_last[:, :avoids], met=self.met[:, :, :phrases],
+                                   recent=self.recent[:, :, cut:])
 
     def cat(self, other: ConstraintRows) -> ConstraintRows:
         """Both sets of sentences, padded to the larger P, L, Q and W."""
-        # (pad value, dims padded on the right, dims padded on the left) of each field
-        layout = [(NOTHING, (1, 2), ()), (0, (1,), ()), (NOTHING, (1,), (2,)), (NOTHING, (1,), ()),
-                  (False, (2,), ()), (NOTHING, (), ()), (0, (), ()), (BEFORE_START, (), (2,)), (False, (), ())]
-        joined = []
-        for (value, right, left), mine, theirs in zip(layout, self.fields(), other.fields(), strict=True):
+        joined = {}
+        for name, (value, right, left) in _PADDING.items():
+            mine, theirs = getattr(self, name), getattr(other, name)
             shape = [max(a, b) for a, b in zip(mine.shape[1:], theirs.shape[1:])]
-            joined.append(torch.cat([_pad(mine, shape, value, right, left), _pad(theirs, shape, value, right, left)]))
-        return ConstraintRows(*joined)
+            joined[name] = torch.cat([_pad(mine, shape, value, right, left), _pad(theirs, shape, value, right, left)])
+        return ConstraintRows(**joined, active=self.active or other.active)
 
     @classmethod
     def of(cls, constraints: list[TokenConstraints | None], beams: int, device: torch.device) -> ConstraintRows:
@@ -121,12 +133,13 @@ class ConstraintRows:
                 last[n, q] = ids[-1]
                 if len(ids) > 1:
                     prefix[n, q, width - len(ids) + 1:] = torch.tensor(ids[:-1])
-        return cls(table.to(device), lengths.to(device), prefix.to(device), last.to(device),
-                   torch.zeros(count, beams, phrases, dtype=torch.bool, device=device),
-                   torch.full((count, beams), NOTHING, dtype=torch.long, device=device),
-                   torch.zeros(count, beams, dtype=torch.long, device=device),
-                   torch.full((count, beams, width), BEFORE_START, dtype=torch.long, device=device),
-                   torch.zeros(count, beams, dtype=torch.bool, device=device))
+        return cls.made(include=table.to(device), include_lengths=lengths.to(device), avoid_prefix=prefix.to(device),
+                        avoid_last=last.to(device),
+                        met=torch.zeros(count, beams, phrases, dtype=torch.bool, device=device),
+                        current=torch.full((count, beams), NOTHING, dtype=torch.long, device=device),
+                        progress=torch.zeros(count, beams, dtype=torch.long, device=device),
+                        recent=torch.full((count, beams, width), BEFORE_START, dtype=torch.long, device=device),
+                        ended=torch.zeros(count, beams, dtype=torch.bool, device=device))
 
 
 def _pad(tensor: Tensor, shape: list[int], value: int | bool, right: tuple[int, ...], left: tuple[int, ...]) -> Tensor:
@@ -153,8 +166,12 @@ class Constrained:
         self.alpha = inner.alpha if isinstance(inner, Beam) else 0.0
         self.word_continuations = word_continuations
 
+    def prepare(self, request: SentenceRequest) -> TokenConstraints | None:
+        """A sentence's input is its constraints (None: it decodes as ``inner`` decodes it)."""
+        return request.constraints
+
     def start(self, sentences: list[Sentence], device: torch.device) -> BeamState:
-        rows = ConstraintRows.of([s.constraints for s in sentences], self.beams, device)
+        rows = ConstraintRows.of([s.policy_input for s in sentences], self.beams, device)
         return self.inner.start(sentences, device)._replace(rows=rows)
 
     def full_vocabulary(self, state: BeamState) -> bool:
@@ -182,7 +199,6 @@ class Constrained:
     def _allocate(self, log_probs: Tensor, state: BeamState, rows: ConstraintRows, at_limit: Tensor) -> Choice:
         """Dynamic Beam Allocation over every sentence of the batch (log_probs [N, K, V])."""
         count, beams, _ = log_probs.shape
-        done = state.finished  # [N, K]
         met_pieces = (rows.met * rows.include_lengths.unsqueeze(1)).sum(-1)  # [N, K] pieces of the phrases met
         total = rows.include_lengths.sum(-1, keepdim=True)  # [N, 1] G
         log_probs = _ban(log_probs.clone(), rows)
@@ -190,20 +206,35 @@ class Constrained:
             continuations = self.word_continuations.to(log_probs.device)
             log_probs.masked_fill_(rows.ended.unsqueeze(-1) & continuations, float("-inf"))
         log_probs[..., EOS_ID].masked_fill_(met_pieces < total, float("-inf"))  # no end before every constraint
-        tokens, token_log_probs = _candidates(log_probs, rows, done)  # [N, K, M] each
+        tokens, token_log_probs = _candidates(log_probs, rows)  # [N, K, M] each
         scores = state.scores.unsqueeze(-1) + token_log_probs  # [N, K, M]
-        lengths = state.lengths + (~done).long()  # [N, K]
-        ranking = scores / length_penalty(lengths, self.alpha).unsqueeze(-1)
+        ranking = scores / length_penalty(state.grown_lengths(), self.alpha).unsqueeze(-1)
         current, progress, completed = _advance(tokens, rows)  # [N, K, M] each
         banks = met_pieces.unsqueeze(-1) + progress + _pieces(completed, rows)  # [N, K, M] pieces met
         chosen = _stripes(ranking.view(count, -1), banks.view(count, -1), total, beams)  # [N, K] best first
         parents = chosen // tokens.size(-1)
         tokens, current, progress, completed = (t.view(count, -1).gather(1, chosen)
                                                 for t in (tokens, current, progress, completed))
-        finished = done.gather(1, parents) | (tokens == EOS_ID) | at_limit.unsqueeze(1)
-        new_state = BeamState(scores.view(count, -1).gather(1, chosen), lengths.gather(1, parents), finished,
-                              _next_rows(rows, parents, tokens, current, progress, completed))
-        return Choice(tokens, parents, new_state)
+        choice = state.advance(tokens, parents, scores.view(count, -1).gather(1, chosen), at_limit)
+        moved = _next_rows(rows, parents, choice.tokens, current, progress, completed)
+        return choice._replace(state=choice.state._replace(rows=moved))
+
+
+def constrained_search(options: SearchOptions, trg_tok: Tokenizer | None) -> Constrained:
+    """The registry's beam search: greedy search for beam size 1, beam search with the options' length penalty
+    otherwise, each honouring the constraints a sentence comes with (and exactly itself for one without; with
+    ``trg_tok``, constraints are met as whole words)."""
+    inner = Greedy() if options.beam_size == 1 else Beam(options.beam_size, alpha=options.length_penalty)
+    return Constrained(inner, word_continuations(trg_tok) if trg_tok is not None else None)
+
+
+@functools.lru_cache(maxsize=8)  # once per tokenizer, not at every stream (validation opens one each time)
+def word_continuations(trg_tok: Tokenizer) -> Tensor:
+    """[V] bool: the target pieces that go on with the word before them (no word start, a letter or digit first)."""
+    pieces = trg_tok.id_to_piece(range(trg_tok.vocab_size))
+    special = {trg_tok.processor.piece_to_id(p) for p in ("<unk>", "<s>", "</s>", "<pad>")}
+    return torch.tensor([i not in special and not p.startswith("\u2581") and p[:1].isalnum()
+                         for i, p in enumerate(pieces)])
 
 
 def _ban(log_probs: Tensor, rows: ConstraintRows) -> Tensor:
@@ -219,10 +250,10 @@ def _ban(log_probs: Tensor, rows: ConstraintRows) -> Tensor:
     return log_probs.scatter_reduce_(2, index, banned, reduce="amin")  # a piece two phrases name: -inf if either
 
 
-def _candidates(log_probs: Tensor, rows: ConstraintRows, done: Tensor) -> tuple[Tensor, Tensor]:
+def _candidates(log_probs: Tensor, rows: ConstraintRows) -> tuple[Tensor, Tensor]:
     """Each row's candidates: its K most probable pieces, then the pieces that advance its constraints (those
     not among the first K). Returns pieces and their log-probabilities [N, K, M] (-inf: no candidate); a finished
-    row's only candidate is PAD at no cost."""
+    row's only candidate is PAD at no cost (the engine closed the row)."""
     beams = log_probs.size(1)
     top_log_probs, top_tokens = log_probs.topk(beams, dim=-1)  # [N, K, K]
     advancing = _advancing(rows)  # [N, K, P]
@@ -231,11 +262,7 @@ def _candidates(log_probs: Tensor, rows: ConstraintRows, done: Tensor) -> tuple[
     keep = (advancing != NOTHING) & ~repeated
     advancing = advancing.clamp(min=0)
     advancing_log_probs = log_probs.gather(2, advancing).masked_fill(~keep, float("-inf"))
-    tokens = torch.cat([top_tokens, advancing], dim=-1)
-    token_log_probs = torch.cat([top_log_probs, advancing_log_probs], dim=-1)
-    token_log_probs = token_log_probs.masked_fill(done.unsqueeze(-1), float("-inf"))
-    token_log_probs[..., 0].masked_fill_(done, 0.0)
-    return tokens.masked_fill(done.unsqueeze(-1), PAD_ID), token_log_probs
+    return torch.cat([top_tokens, advancing], dim=-1), torch.cat([top_log_probs, advancing_log_probs], dim=-1)
 
 
 def _advancing(rows: ConstraintRows) -> Tensor:
@@ -317,5 +344,5 @@ def _next_rows(rows: ConstraintRows, parents: Tensor, tokens: Tensor, current: T
     recent = rows.recent.gather(1, parents.unsqueeze(-1).expand_as(rows.recent))
     if recent.size(-1) > 0:
         recent = torch.cat([recent[..., 1:], tokens.unsqueeze(-1)], dim=-1)
-    return ConstraintRows(rows.include, rows.include_lengths, rows.avoid_prefix, rows.avoid_last, met, current,
-                          progress, recent, completed != NOTHING, active=rows.active)
+    return dataclasses.replace(rows, met=met, current=current, progress=progress, recent=recent,
+                               ended=completed != NOTHING)

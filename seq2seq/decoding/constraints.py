@@ -17,9 +17,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from seq2seq.data.tokenizer import Tokenizer
+from seq2seq.decoding.search_types import TokenConstraints
 from seq2seq.errors import UserError
 
 
@@ -76,18 +76,6 @@ def _phrases(value: object, *, where: str) -> tuple[str, ...]:
     if any(not phrase.strip() for phrase in value):
         raise UserError(f"{where}: a phrase is empty.")
     return tuple(phrase.strip() for phrase in value)
-
-
-class TokenConstraints(NamedTuple):
-    """Constraints as target pieces: each phrase a list of ids."""
-
-    include: list[list[int]]
-    avoid: list[list[int]]
-
-    @property
-    def tokens(self) -> int:
-        """C, the pieces the include phrases add up to: what the output must make room for."""
-        return sum(len(phrase) for phrase in self.include)
 
 
 def encode_constraints(constraints: Constraints, trg_tok: Tokenizer, *, where: str = "constraints") -> TokenConstraints:

@@ -6,8 +6,11 @@ V target vocabulary.
 Every search is the same loop: run the model one step for all rows (``search_step`` of a
 :class:`~seq2seq.model.network.Seq2Seq` or an :class:`~seq2seq.decoding.ensemble.Ensemble`), choose the next
 token of each row from the step's log-probabilities, and stop a sentence once all its rows have finished. The
-engine owns that loop, the rows and the bookkeeping; a :class:`SearchPolicy` (greedy and beam search live in
-:mod:`seq2seq.decoding.search`) only chooses.
+engine owns that loop, the rows and the bookkeeping; a :class:`~seq2seq.decoding.search_types.SearchPolicy` (named
+in :mod:`seq2seq.decoding.policies`) only chooses. Before it does, the engine closes the finished rows (their only
+continuation is PAD, at no cost: :meth:`~seq2seq.decoding.search_types.BeamState.close_finished`), so that no policy
+restates that rule. What a sentence brings for its policy alone (constraints, a random stream) travels in
+:attr:`~seq2seq.decoding.search_types.Sentence.policy_input`, which the engine never reads.
 
 The engine keeps up to ``max_sentences`` sentences decoding at once. When one finishes, its hypotheses are read
 back from the step history and the next waiting sentence takes its place at the next step, so the batch stays
@@ -30,77 +33,9 @@ from torch import Tensor
 
 from seq2seq.data.batching import source_tensor
 from seq2seq.decoding.history import History
-from seq2seq.decoding.shortlist import Shortlist, Union
+from seq2seq.decoding.search_types import Hypothesis, SearchPolicy, Sentence
+from seq2seq.decoding.shortlist import Shortlist, ShortlistUnion
 from seq2seq.special_ids import BOS_ID
-
-
-class Sentence(NamedTuple):
-    """A sentence to decode."""
-
-    src: list[int]  # source ids, without EOS
-    limit: int  # the longest output allowed, in tokens including EOS (≥ 1)
-    n_best: int  # how many hypotheses to return (≤ the policy's beams)
-    tag: Any  # the caller's handle, returned with the hypotheses
-    constraints: Any = None  # TokenConstraints (seq2seq.decoding.constraints) for a policy that honours them
-    seed: int = 0  # the sentence's own random stream, for a policy that samples
-
-
-class Hypothesis(NamedTuple):
-    tokens: list[int]  # output ids without BOS/EOS
-    score: float  # sum of the log-probabilities of the tokens and the final EOS (when one was produced)
-    attention: Tensor  # [T, S_real]: one row per emitted token (EOS included), one column per real source position
-
-
-class PolicyRows(Protocol):
-    """A policy's own record of each sentence (the constraints its rows have met, its random stream), which
-    moves with the sentence's slot."""
-
-    def take(self, order: Tensor) -> Self: ...  # the sentences at ``order`` [N'], in that order
-    def cat(self, other: Self) -> Self: ...  # these sentences, then ``other``'s
-
-
-class BeamState(NamedTuple):
-    """Where each row of each sentence stands: [N, K] each."""
-
-    scores: Tensor  # sum of the log-probabilities of the row's tokens
-    lengths: Tensor  # tokens scored so far (EOS included)
-    finished: Tensor  # bool: the row has produced EOS or reached the sentence's limit
-    rows: PolicyRows | None = None  # what else the policy keeps of each sentence
-
-    def take(self, order: Tensor) -> BeamState:
-        """The standing of the sentences at ``order`` [N'], in that order."""
-        return BeamState(self.scores[order], self.lengths[order], self.finished[order],
-                         None if self.rows is None else self.rows.take(order))
-
-    def cat(self, other: BeamState) -> BeamState:
-        """These sentences, then ``other``'s (of the same policy)."""
-        rows = None if self.rows is None or other.rows is None else self.rows.cat(other.rows)
-        return BeamState(torch.cat([self.scores, other.scores]), torch.cat([self.lengths, other.lengths]),
-                         torch.cat([self.finished, other.finished]), rows)
-
-
-class Choice(NamedTuple):
-    """A policy's decision for one step: [N, K] each."""
-
-    tokens: Tensor  # each row's next token
-    parents: Tensor  # the row (0..K-1 within its sentence) that each new row continues
-    state: BeamState  # the rows' standing after the step
-
-
-class SearchPolicy(Protocol):
-    """Chooses each step's tokens from the model's log-probabilities (greedy, beam, ...)."""
-
-    beams: int  # K, the rows each sentence takes
-
-    def start(self, sentences: list[Sentence], device: torch.device) -> BeamState:
-        """The standing of new sentences before their first step."""
-
-    def full_vocabulary(self, state: BeamState) -> bool:
-        """Whether the next step must score every target piece (no shortlist), for the sentences of ``state``."""
-
-    def choose(self, log_probs: Tensor, state: BeamState, at_limit: Tensor) -> Choice:
-        """log_probs [N, K, V], the rows' standing, at_limit [N] bool (this step is the sentence's last
-        allowed) → the step's choice. A sentence stops when all its rows are finished."""
 
 
 @dataclass
@@ -189,7 +124,7 @@ class DecodingEngine(Generic[KeysT, StateT]):
         self._prev = torch.empty(0, dtype=torch.long, device=device)  # [R] each row's last token
         self._beam = policy.start([], device)  # [N, K] standing of the decoding sentences
         self._history: History | None = None
-        self._union = Union(shortlist, device) if shortlist is not None else None
+        self._union = ShortlistUnion(shortlist, device) if shortlist is not None else None
 
     @property
     def waiting(self) -> int:
@@ -248,6 +183,7 @@ class DecodingEngine(Generic[KeysT, StateT]):
         log_probs, state, alpha = self.model.search_step(self._prev, state, keys.narrow(count, width),
                                                          beams=beams, vocab=vocab)  # [R, V or U], _, [R, S]
         steps = history.steps[:count]  # [N] steps each sentence has taken
+        self._beam.close_finished(log_probs.view(count, beams, -1))  # the rule for finished rows, for every policy
         choice = self.policy.choose(log_probs.view(count, beams, -1), self._beam, steps + 1 >= history.limits[:count])
         if vocab is not None:  # positions in the union → target pieces
             choice = choice._replace(tokens=vocab[choice.tokens])

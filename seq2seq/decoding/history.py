@@ -5,15 +5,11 @@ Legend: C slots (the engine's capacity), K rows per slot, T steps, S source posi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import Tensor
 
+from seq2seq.decoding.search_types import Choice
 from seq2seq.special_ids import EOS_ID
-
-if TYPE_CHECKING:
-    from seq2seq.decoding.engine import Choice
 
 
 class History:

@@ -4,7 +4,7 @@ the text's gaps (whitespace, line and paragraph breaks) exactly where they were.
 A model trained on sentences must be fed sentences. :class:`Segmenter` cuts a text into sentences (or, keeping the
 one-line-one-segment contract of ``translate``, takes it whole) and cuts any part longer than the model was trained
 for at safe boundaries (:mod:`seq2seq.documents.long_segments`). :class:`DocumentStream` sends every sentence into a
-:class:`~seq2seq.decoding.translator.TranslationStream` as its own, so one text's sentences share decoding steps
+:class:`~seq2seq.decoding.translation_stream.TranslationStream` as its own, so one text's sentences share decoding steps
 with everything else being translated, and gives back a text's translations once all its sentences are done.
 
 What a text of several sentences means for each feature:
@@ -26,20 +26,18 @@ import heapq
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from seq2seq.data.tokenizer import Tokenizer
-from seq2seq.decoding.alignment import align_words, word_ids
 from seq2seq.decoding.constraints import Constraints
-from seq2seq.decoding.translation import SentencePart, Translation
+from seq2seq.decoding.search_types import SentencePart, Translation
+from seq2seq.decoding.translation_stream import TranslationStream
+from seq2seq.decoding.word_alignment import align_words, word_ids
 from seq2seq.documents.long_segments import split_long
 from seq2seq.documents.segmentation import Segmented, SentenceSplitter
 from seq2seq.errors import UserError
-
-if TYPE_CHECKING:
-    from seq2seq.decoding.translator import TranslationStream
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +157,7 @@ def _combined(segmented: Segmented, chosen: list[Translation], *, parts: bool) -
 
 def text_alignment(translation: Translation) -> list[tuple[int, int]]:
     """(source word, output word) pairs of a whole text, its sentences' alignments with word indices counted from
-    the text's first word (as :func:`~seq2seq.decoding.alignment.align_words` counts them in one sentence)."""
+    the text's first word (as :func:`~seq2seq.decoding.word_alignment.align_words` counts them in one sentence)."""
     pairs, src_offset, trg_offset = [], 0, 0
     for part in translation.sentences:
         t = part.translation
@@ -174,12 +172,12 @@ def _words(pieces: list[str]) -> int:
 
 
 class DocumentStream:
-    """A :class:`~seq2seq.decoding.translator.TranslationStream` that takes texts of any number of sentences:
+    """A :class:`~seq2seq.decoding.translation_stream.TranslationStream` that takes texts of any number of sentences:
     each sentence decodes as its own, and a text's translations come back when its last sentence is done."""
 
     def __init__(self, stream: TranslationStream, segmenter: Segmenter):
         self.stream, self.segmenter = stream, segmenter
-        self.sampled = stream.options.sampling is not None
+        self.sampled = stream.options.draws  # n-best lists drawn, not ranked
         self._open: dict[Any, _OpenText] = {}
 
     @property

@@ -13,13 +13,14 @@ argmax(log p / T + g), g ~ Gumbel(0, 1), which is a draw from softmax(log p / T)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from seq2seq.decoding.engine import BeamState, Choice, Sentence
+from seq2seq.data.tokenizer import Tokenizer
+from seq2seq.decoding.search_types import BeamState, Choice, SearchOptions, Sentence, SentenceRequest
 from seq2seq.errors import UserError
-from seq2seq.special_ids import EOS_ID, PAD_ID
 
 _GOLDEN = 0x9E3779B97F4A7C15  # spreads consecutive numbers over the seed space
 
@@ -33,14 +34,18 @@ def sentence_seed(seed: int, number: int) -> int:
 class Sampling:
     """How to sample: ``temperature`` divides the log-probabilities (below 1 sharpens, above 1 flattens; 0 is
     greedy search); ``top_k`` > 0 keeps the k most probable pieces, ``top_p`` < 1 the smallest set of pieces whose
-    probability reaches p (the nucleus); ``seed`` seeds every sentence's random stream."""
+    probability reaches p (the nucleus). The draws are seeded by :attr:`SearchOptions.seed`, and the options'
+    ``n_best`` says how many to draw per sentence."""
+
+    name: ClassVar[str] = "sample"
+    draws: ClassVar[bool] = True
 
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
-    seed: int = 1
 
-    def check(self) -> None:
+    def check(self, options: SearchOptions, vocab_size: int) -> None:
+        """Settings out of range are refused (a sample needs no beam, so the options' beam size is not read)."""
         if not 0 <= self.temperature < float("inf") or self.top_k < 0 or not 0 < self.top_p <= 1:
             raise UserError(f"sampling needs a temperature ≥ 0, top-k ≥ 0 and 0 < top-p ≤ 1; got temperature "
                             f"{self.temperature}, top-k {self.top_k}, top-p {self.top_p}.")
@@ -62,16 +67,19 @@ class SampleRows:
 class Sample:
     """Draw ``samples`` translations per sentence as ``sampling`` says, each row on its own; they come back in the
     order drawn. Scores are the model's own log-probabilities of the drawn pieces. Each sentence's stream is seeded
-    with its :attr:`~seq2seq.decoding.engine.Sentence.seed`."""
+    with the seed :meth:`prepare` gives it."""
 
     def __init__(self, samples: int, sampling: Sampling):
-        sampling.check()
         self.beams = samples
         self.temperature, self.top_k, self.top_p = sampling.temperature, sampling.top_k, sampling.top_p
 
+    def prepare(self, request: SentenceRequest) -> int:
+        """A sentence's input is the seed of its own random stream, from its request's seed and its number."""
+        return sentence_seed(request.seed, request.number)
+
     def start(self, sentences: list[Sentence], device: torch.device) -> BeamState:
         count = len(sentences)
-        generators = [torch.Generator(device=device).manual_seed(s.seed) for s in sentences]
+        generators = [torch.Generator(device=device).manual_seed(s.policy_input) for s in sentences]
         return BeamState(torch.zeros(count, self.beams, device=device),
                          torch.zeros(count, self.beams, dtype=torch.long, device=device),
                          torch.zeros(count, self.beams, dtype=torch.bool, device=device), SampleRows(generators))
@@ -81,11 +89,11 @@ class Sample:
         return True
 
     def choose(self, log_probs: Tensor, state: BeamState, at_limit: Tensor) -> Choice:
-        """Each unfinished row's next piece, drawn from its own sentence's stream."""
+        """Each row's next piece, drawn from its own sentence's stream (a finished row, closed by the engine, can only
+        draw PAD; it still draws, so that a stream's numbers do not depend on when its other rows finish)."""
         rows = state.rows
         assert isinstance(rows, SampleRows)
         count, samples, vocab = log_probs.shape
-        done = state.finished  # [N, K]
         if self.temperature == 0:
             tokens = log_probs.argmax(dim=-1)
         else:
@@ -95,12 +103,9 @@ class Sample:
             best = log_probs.float().amax(dim=-1, keepdim=True)
             shifted = log_probs.float() - best  # 0 at the best piece, which a tiny temperature then keeps finite
             tokens = (self.truncate(shifted / self.temperature) + gumbel).argmax(dim=-1)  # [N, K]
-        tokens = tokens.masked_fill(done, PAD_ID)
-        gained = log_probs.gather(2, tokens.unsqueeze(-1)).squeeze(-1).float().masked_fill(done, 0.0)
-        finished = done | (tokens == EOS_ID) | at_limit.unsqueeze(1)
+        gained = log_probs.gather(2, tokens.unsqueeze(-1)).squeeze(-1).float()  # [N, K]
         parents = torch.arange(samples, device=log_probs.device).expand(count, samples)
-        return Choice(tokens, parents, BeamState(state.scores + gained, state.lengths + (~done).long(), finished,
-                                                 rows))
+        return state.advance(tokens, parents, state.scores + gained, at_limit, rows)
 
     def truncate(self, logits: Tensor) -> Tensor:
         """logits [N, K, V] with -inf outside the top k and outside the top-p nucleus."""
@@ -113,3 +118,9 @@ class Sample:
             outside = probs.cumsum(dim=-1) - probs >= self.top_p  # the pieces ranked above reach p already
             logits = logits.masked_fill(torch.empty_like(outside).scatter_(-1, order, outside), float("-inf"))
         return logits
+
+
+def sample_policy(options: SearchOptions, trg_tok: Tokenizer | None) -> Sample:
+    """The registry's sampling: ``options.n_best`` draws per sentence as ``options.policy`` says."""
+    assert isinstance(options.policy, Sampling)
+    return Sample(options.n_best, options.policy)

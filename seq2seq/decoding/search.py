@@ -1,8 +1,8 @@
 """Search policies for the decoding engine: greedy search and beam search, each a choice over one step.
 
 :class:`~seq2seq.decoding.engine.DecodingEngine` runs the model and keeps the rows; a policy sees one step's
-log-probabilities [N, K, V] and the rows' standing (:class:`~seq2seq.decoding.engine.BeamState`) and says which tokens
-the rows take next, which rows they continue, and which have finished. :func:`greedy_search` and
+log-probabilities [N, K, V] and the rows' standing (:class:`~seq2seq.decoding.search_types.BeamState`) and says which
+tokens the rows take next, which rows they continue, and which have finished. :func:`greedy_search` and
 :func:`beam_search` decode one batch of source tensors through the engine.
 
 Legend: B batch, N sentences, K beams, S source length, T output length, V target vocabulary.
@@ -15,10 +15,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from seq2seq.decoding.engine import BeamState, Choice, DecodingEngine, Hypothesis, Sentence
+from seq2seq.decoding.engine import DecodingEngine
 from seq2seq.decoding.ensemble import Ensemble
+from seq2seq.decoding.search_types import BeamState, Choice, Hypothesis, Sentence, SentenceRequest
 from seq2seq.model.network import Seq2Seq
-from seq2seq.special_ids import EOS_ID, PAD_ID
 
 __all__ = ["Beam", "Greedy", "Hypothesis", "beam_search", "greedy_search", "length_penalty", "max_output_lengths"]
 
@@ -38,6 +38,9 @@ class Greedy:
 
     beams = 1
 
+    def prepare(self, request: SentenceRequest) -> None:
+        """Nothing: greedy search reads no more than the source (constraints: see seq2seq.decoding.constrained)."""
+
     def start(self, sentences: list[Sentence], device: torch.device) -> BeamState:
         count = len(sentences)
         return BeamState(torch.zeros(count, 1, device=device), torch.zeros(count, 1, dtype=torch.long, device=device),
@@ -48,8 +51,7 @@ class Greedy:
 
     def choose(self, log_probs: Tensor, state: BeamState, at_limit: Tensor) -> Choice:
         best, tokens = log_probs.max(dim=-1)  # [N, 1], [N, 1]
-        finished = (tokens == EOS_ID) | at_limit.unsqueeze(1)
-        return Choice(tokens, torch.zeros_like(tokens), BeamState(state.scores + best, state.lengths + 1, finished))
+        return state.advance(tokens, torch.zeros_like(tokens), state.scores + best, at_limit)
 
 
 class Beam:
@@ -62,6 +64,9 @@ class Beam:
 
     def __init__(self, beams: int, *, alpha: float = 0.0):
         self.beams, self.alpha = beams, alpha
+
+    def prepare(self, request: SentenceRequest) -> None:
+        """Nothing: beam search reads no more than the source (constraints: see seq2seq.decoding.constrained)."""
 
     def start(self, sentences: list[Sentence], device: torch.device) -> BeamState:
         count = len(sentences)
@@ -78,24 +83,17 @@ class Beam:
 
         Within one row, every candidate adds the row's score to its token's log-probability and divides by the
         same length penalty, so the row's K best candidates by ranking are its K most probable tokens: the
-        sentence's K best are among those K * K, and only they are scored and ranked (not all K * V).
+        sentence's K best are among those K * K, and only they are scored and ranked (not all K * V). A finished
+        row's one candidate is PAD at no cost (the engine closed it), the others -inf.
         """
         count, beams, vocab = log_probs.shape  # beams <= vocab: SearchOptions.check makes sure
-        done = state.finished  # [N, K]
         top_log_probs, top_tokens = log_probs.topk(beams, dim=-1)  # [N, K, K]: each row's K best tokens
-        # a finished row's only continuation is PAD, at no cost
-        top_log_probs = top_log_probs.masked_fill(done.unsqueeze(-1), float("-inf"))
-        top_log_probs[..., 0].masked_fill_(done, 0.0)
-        top_tokens = top_tokens.masked_fill(done.unsqueeze(-1), PAD_ID)
         candidates = state.scores.unsqueeze(-1) + top_log_probs  # [N, K, K]
-        candidate_lengths = state.lengths + (~done).long()  # [N, K]
-        ranking = candidates / length_penalty(candidate_lengths, self.alpha).unsqueeze(-1)
+        ranking = candidates / length_penalty(state.grown_lengths(), self.alpha).unsqueeze(-1)
         _, best = ranking.view(count, beams * beams).topk(beams, dim=-1)  # [N, K], sorted best first
         parents = best // beams  # [N, K]
         tokens = top_tokens.view(count, -1).gather(1, best)
-        finished = done.gather(1, parents) | (tokens == EOS_ID) | at_limit.unsqueeze(1)
-        return Choice(tokens, parents, BeamState(candidates.view(count, -1).gather(1, best),
-                                                 candidate_lengths.gather(1, parents), finished))
+        return state.advance(tokens, parents, candidates.view(count, -1).gather(1, best), at_limit)
 
 
 def _sentences(src: Tensor, src_lengths: Tensor, max_lengths: Tensor, n_best: int) -> list[Sentence]:

@@ -227,7 +227,7 @@ def load_shortlist(model_dir: Path, *, src_vocab_size: int, trg_vocab_size: int)
     return Shortlist.load(path, src_vocab_size=src_vocab_size, trg_vocab_size=trg_vocab_size)
 
 
-class Union:
+class ShortlistUnion:
     """The union of the shortlists of the sentences decoding together, kept as a count per target piece, so that
     sentences join and leave in O(their list) and the union is read once per change."""
 

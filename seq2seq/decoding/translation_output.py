@@ -18,12 +18,11 @@ from typing import TextIO
 from tqdm import tqdm
 
 from seq2seq.common.plotting import plot_attention
-from seq2seq.decoding.alignment import pharaoh
 from seq2seq.decoding.constraints import Constraints
 from seq2seq.decoding.paragraphs import text_alignment
-from seq2seq.decoding.sampling import Sampling
-from seq2seq.decoding.translation import Translation
+from seq2seq.decoding.search_types import SearchOptions, Translation
 from seq2seq.decoding.translator import Translator
+from seq2seq.decoding.word_alignment import pharaoh
 from seq2seq.errors import UserError
 
 
@@ -60,43 +59,44 @@ def write_heatmap(translation: Translation, path: Path) -> None:
                    centres=window.centres if window else None, radius=window.radius if window else 0)
 
 
-def stream_translations(translator: Translator, numbered_lines: Iterable[tuple[int, str]], out: TextIO, *,
-                        beam: int | None, n_best: int, batch_size: int, chunk_lines: int, align: bool,
-                        attention_dir: Path | None, total: int | None = None, progress: bool = False,
-                        constraints: Iterator[Constraints] | None = None, avoid: Constraints = Constraints(),
-                        sampling: Sampling | None = None, split_sentences: bool = False) -> int:
-    """Translate ``(line number, text)`` pairs through one :class:`TranslationStream`, writing each output line,
-    in input order, as soon as it and the lines before it are done.
+def stream_translations(translator: Translator, numbered_lines: Iterable[tuple[int, str]], out: TextIO,
+                        options: SearchOptions, *, chunk_lines: int, align: bool = False,
+                        attention_dir: Path | None = None, constraints: Iterator[Constraints] | None = None,
+                        avoid: Constraints = Constraints(), split_sentences: bool = False,
+                        progress_total: int | None = None) -> int:
+    """Translate ``(line number, text)`` pairs through one
+    :class:`~seq2seq.decoding.translation_stream.TranslationStream` searching as ``options`` say (``options.n_best``
+    output lines per input line), writing each output line, in input order, as soon as it and the lines before it
+    are done.
 
-    Lines are read ``chunk_lines`` at a time whenever fewer than ``batch_size`` sentences wait, so the decoding
-    batch stays full from the first line to the last. A chunk of one line (typed at a terminal) is answered
-    before the next line is read. ``constraints`` gives each line's constraints (a constraints file, line-aligned
-    with the input), ``avoid`` phrases no line may contain; ``sampling`` draws translations instead of searching.
-    ``split_sentences`` translates each sentence of a line as its own (one output line per input line still).
+    Lines are read ``chunk_lines`` at a time whenever fewer than ``options.batch_size`` sentences wait, so the
+    decoding batch stays full from the first line to the last. A chunk of one line (typed at a terminal) is answered
+    before the next line is read. ``align`` and ``attention_dir`` add word alignments and heatmaps (see the module
+    docstring). ``constraints`` gives each line's constraints (a constraints file, line-aligned with the input),
+    ``avoid`` phrases no line may contain. ``split_sentences`` translates each sentence of a line as its own (one
+    output line per input line still). ``progress_total`` shows a progress bar over that many lines (None: no bar).
     Returns the number of input lines translated.
     """
     if attention_dir is not None:
         attention_dir.mkdir(parents=True, exist_ok=True)
-    stream = translator.document_stream(beam=beam, n_best=n_best, batch_size=batch_size, sampling=sampling,
-                                        split_sentences=split_sentences)
+    stream = translator.document_stream(options, split_sentences=split_sentences)
     wanted = constraints is not None or bool(avoid)
     lines = iter(numbered_lines)
     order: deque[tuple[int, str]] = deque()  # the lines read and not yet written, in input order
     done: dict[int, list[Translation]] = {}
     exhausted, translated = False, 0
-    with tqdm(total=total, unit="sent", disable=not progress, leave=False) as bar:
+    with tqdm(total=progress_total, unit="sent", disable=progress_total is None, leave=False) as bar:
         while True:
-            if not exhausted and (stream.idle or (chunk_lines > 1 and stream.engine.waiting < batch_size)):
+            if not exhausted and (stream.idle or (chunk_lines > 1 and stream.engine.waiting < options.batch_size)):
                 chunk = list(itertools.islice(lines, chunk_lines))  # (line, text): the line number is the tag
                 exhausted = not chunk
                 order.extend(chunk)
                 each = _line_constraints(constraints, avoid, chunk) if wanted else None
-                done.update(stream.add(chunk, n_best=n_best, first_line=chunk[0][0] if chunk else None,
-                                       constraints=each))
+                done.update(stream.add(chunk, first_line=chunk[0][0] if chunk else None, constraints=each))
             if exhausted and stream.idle and not order:
                 return translated
             done.update(stream.step())
-            written = _write_ready(order, done, out, n_best=n_best, align=align, attention_dir=attention_dir,
+            written = _write_ready(order, done, out, n_best=options.n_best, align=align, attention_dir=attention_dir,
                                    translator=translator)
             translated += written
             bar.update(written)

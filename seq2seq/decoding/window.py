@@ -8,21 +8,13 @@ forcing the translation's own pieces, which only the pictures pay for.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 
 from seq2seq.data.tokenizer import Tokenizer
 from seq2seq.decoding.ensemble import Ensemble
+from seq2seq.decoding.search_types import Window
 from seq2seq.model.network import Seq2Seq
 from seq2seq.special_ids import BOS_ID, EOS_ID
-
-
-class Window(NamedTuple):
-    """Local attention's window on each row of an attention matrix: the centre p_t of each row and D."""
-
-    centres: list[float]  # one per row (output piece, then EOS when produced), in source positions
-    radius: int  # D: the window is [p_t - D, p_t + D]
 
 
 @torch.inference_mode()

@@ -189,29 +189,18 @@ class GlobalLoop:
         return []
 
 
-class MonotonicLoop:
-    """local-m in the fused loop: the softmax over the window around p_t = min(t, S_b - 1)."""
+class MonotonicLoop(GlobalLoop):
+    """local-m in the fused loop: the softmax over the window around p_t = min(t, S_b - 1); its backward is the
+    softmax's, as for global attention."""
 
     def __init__(self, local_window: int):
         self.local_window = local_window
 
-    def params(self) -> list[Tensor]:
-        return []
-
-    def begin(self, steps: int, batch: int, width: int, like: Tensor) -> None:
-        pass
-
     def weigh(self, t: int, scores: Tensor, blocked: Tensor, query: Tensor, lengths: Tensor,
               matmul: Matmul) -> Tensor:
         centre = torch.minimum(torch.full_like(lengths, t), lengths - 1).float()  # [B]
-        blocked = blocked | ~inside_window(centre, scores.size(-1), self.local_window)
-        return torch.softmax(scores.masked_fill_(blocked, float("-inf")), dim=-1)
-
-    def weigh_backward(self, t: int, weights: Tensor, dweights: Tensor, matmul: Matmul) -> tuple[Tensor, None]:
-        return softmax_backward(weights, dweights), None
-
-    def weight_grads(self, queries: Tensor, matmul: Matmul) -> list[Tensor]:
-        return []
+        outside = ~inside_window(centre, scores.size(-1), self.local_window)  # [B, S]
+        return super().weigh(t, scores, blocked | outside, query, lengths, matmul)
 
 
 @dataclass

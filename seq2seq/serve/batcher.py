@@ -2,10 +2,10 @@
 
 A model decodes 32 sentences in little more time than one (the matrix products just get wider), so a server
 that decodes each request alone wastes most of the CPU under load. One decoding task keeps a
-:class:`~seq2seq.decoding.translator.TranslationStream` per model and beam size and steps them in turn; a request's
-sentences join their stream at the next step, whatever else is decoding, and each sentence's translation goes
-back to its request the step it finishes. There is no batching window to wait for and no batch that runs until
-its longest sentence ends.
+:class:`~seq2seq.decoding.translation_stream.TranslationStream` per model and search settings and steps them in
+turn; a request's sentences join their stream at the next step, whatever else is decoding, and each sentence's
+translation goes back to its request the step it finishes. There is no batching window to wait for and no batch
+that runs until its longest sentence ends.
 
 The task runs on the event loop's own thread and yields to it after every step (a few milliseconds), so
 requests are read and answered between steps. A worker thread would let the loop run during a step, but on
@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from seq2seq.decoding.constraints import Constraints
-from seq2seq.decoding.sampling import Sampling, sentence_seed
-from seq2seq.decoding.translation import Translation
+from seq2seq.decoding.search_types import SearchOptions, Translation
 
 log = logging.getLogger(__name__)
 
@@ -34,22 +33,22 @@ LOOP_TURNS_PER_STEP = 16
 
 
 class DecodeKey(NamedTuple):
-    """Sentences decode in one stream only when these agree (n-best and constraints are per sentence)."""
+    """Sentences decode in one stream only when these agree (constraints, and n-best and the seed where they are not
+    part of the policy, travel with each sentence)."""
 
     model: str
-    beam: int  # the beam size; with sampling, the samples per sentence
-    sampling: Sampling | None = None  # how to sample (its seed unused: each sentence brings its own)
+    options: SearchOptions  # the stream's search settings
 
 
 class Stream(Protocol):
-    """What the batcher needs of a :class:`~seq2seq.decoding.translator.TranslationStream`."""
+    """What the batcher needs of a :class:`~seq2seq.decoding.translation_stream.TranslationStream`."""
 
     @property
     def idle(self) -> bool: ...
 
     def add(self, items: list[tuple[Any, str]], *, n_best: int | None = None,
-            constraints: list[Constraints | None] | None = None,
-            seeds: list[int] | None = None) -> list[tuple[Any, list[Translation]]]:
+            constraints: list[Constraints | None] | None = None, seed: int | None = None,
+            first_number: int | None = None) -> list[tuple[Any, list[Translation]]]:
         ...
 
     def step(self) -> list[tuple[Any, list[Translation]]]: ...
@@ -60,7 +59,7 @@ class Stream(Protocol):
     def discard(self, unwanted: Callable[[Any], bool]) -> list[Any]: ...
 
 
-OpenStream = Callable[[DecodeKey], Stream]  # a new stream for a model and beam size
+OpenStream = Callable[[DecodeKey], Stream]  # a new stream for a model and search settings
 
 
 @dataclass(eq=False)
@@ -72,11 +71,12 @@ class _Job:
     n_best: int
     future: asyncio.Future
     constraints: Constraints | None = None
-    seed: int | None = None  # the sentence's random stream, when sampling
+    seed: int | None = None  # the request's seed, for a policy that draws (None: the stream's own)
+    number: int = 0  # the sentence's place in its request, which with the seed picks its random stream
 
     def add_to(self, stream: Stream) -> list[tuple[Any, list[Translation]]]:
-        seeds = [self.seed] if self.seed is not None else None
-        return stream.add([(self, self.text)], n_best=self.n_best, constraints=[self.constraints], seeds=seeds)
+        return stream.add([(self, self.text)], n_best=self.n_best, constraints=[self.constraints], seed=self.seed,
+                          first_number=self.number)
 
 
 @dataclass
@@ -132,12 +132,12 @@ class Batcher:
                         constraints: Sequence[Constraints | None] | None = None,
                         seed: int | None = None) -> list[list[Translation]]:
         """The n-best translations of each text, in order, decoded together with other requests' texts; each text
-        with its ``constraints`` and (sampling) its own random stream drawn from ``seed``."""
+        with its ``constraints`` and (a policy that draws) its own random stream, that of ``seed`` and its number in
+        the request, as the CLI numbers lines."""
         loop = asyncio.get_running_loop()
         constraints = constraints if constraints is not None else [None] * len(texts)
-        jobs = [_Job(key, text, n_best, loop.create_future(), wanted,
-                     sentence_seed(seed, number) if seed is not None else None)
-                for number, (text, wanted) in enumerate(zip(texts, constraints, strict=True))]  # seeds as the CLI's
+        jobs = [_Job(key, text, n_best, loop.create_future(), wanted, seed, number)
+                for number, (text, wanted) in enumerate(zip(texts, constraints, strict=True))]
         self._incoming += jobs
         self._unfinished += len(jobs)
         self._wake.set()
@@ -169,7 +169,7 @@ class Batcher:
             for key, open_ in list(self._streams.items()):
                 if not open_.stream.idle:
                     self._step(key, open_)
-                elif key.sampling is not None:  # sampling settings vary freely: keep no idle stream of them
+                elif key.options.policy is not None:  # a policy's settings vary freely: keep no idle stream of them
                     del self._streams[key]
             for _ in range(LOOP_TURNS_PER_STEP):  # let the event loop read and answer requests between steps
                 await asyncio.sleep(0)

@@ -170,8 +170,8 @@ async def translate_texts(state: ServeState, model: ServedModel, texts: list[str
     """Each text translated sentence by sentence: the best translation and up to ``alternatives`` others (the next
     best combinations of its sentences' hypotheses, without repeats)."""
     n_best = alternatives + 1
-    beam = max(state.default_beam(model), n_best)
-    results = await state.translate(model, texts, beam=beam, n_best=n_best)
+    options = model.translator.search_options(beam_size=max(state.default_beam(model), n_best), n_best=n_best)
+    results = await state.translate(model, texts, options)
     best = [n_best_list[0].text for n_best_list in results]
     others = [list(dict.fromkeys(t.text for t in n_best_list[1:] if t.text != first))
               for first, n_best_list in zip(best, results)]

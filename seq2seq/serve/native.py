@@ -4,8 +4,10 @@
 one result per text, each text cut into sentences (``"split_sentences": false`` takes it whole) whose
 translations, pieces, attention and alignment each result lists in ``sentences``; ``GET /v1/models``
 describes the served models. The web page uses both. A request may constrain each text
-(``"constraints": [{"include": [...], "avoid": [...]}, ...]``, one per text) or sample instead of searching
-(``"sample": true`` with ``temperature``, ``top_k``, ``top_p``, ``seed``).
+(``"constraints": [{"include": [...], "avoid": [...]}, ...]``, one per text), sample instead of searching
+(``"sample": true`` with ``temperature``, ``top_k``, ``top_p``, ``seed``), or ask for a diverse n-best list
+(``"diverse_groups": G`` with ``diversity_strength``). Every search setting of a request becomes one
+:class:`~seq2seq.decoding.search_types.SearchOptions`.
 """
 
 from __future__ import annotations
@@ -18,14 +20,16 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from seq2seq.decoding.alignment import align_words, pharaoh
 from seq2seq.decoding.constraints import Constraints
+from seq2seq.decoding.diverse import Diversity
 from seq2seq.decoding.paragraphs import text_alignment
 from seq2seq.decoding.sampling import Sampling
-from seq2seq.decoding.translation import SentencePart, Translation
+from seq2seq.decoding.search_types import PolicySettings, SearchOptions, SentencePart, Translation
+from seq2seq.decoding.word_alignment import align_words, pharaoh
 from seq2seq.errors import UserError
 from seq2seq.serve.limits import ApiError
-from seq2seq.serve.state import State, client_address
+from seq2seq.serve.models import ServedModel
+from seq2seq.serve.state import ServeState, State, client_address
 
 router = APIRouter(prefix="/v1", tags=["native"])
 
@@ -60,6 +64,13 @@ class TranslateRequest(BaseModel):
     top_p: float = Field(1.0, gt=0, le=1, description="Sampling: only from the nucleus of probability p (1: all)")
     seed: int | None = Field(None, ge=0, description="Sampling: the same seed draws the same translations "
                                                      "(default: a new draw each request)")
+    diverse_groups: int | None = Field(None, ge=1, description="Diverse beam search (Vijayakumar et al. 2016): split "
+                                       "the beam into this many groups, each pushed away from the pieces the groups "
+                                       "before it chose, for n_best translations that differ in more than their last "
+                                       "words; must divide the beam size (null: plain beam search)")
+    diversity_strength: float = Field(0.5, ge=0, allow_inf_nan=False, description="Diverse beam search: how much a "
+                                      "piece's log-probability drops for each earlier group that chose it (0: each "
+                                      "group is plain beam search)")
     split_sentences: bool = Field(True, description="Cut each text into sentences and translate each as its own "
                                                     "(false: each text is one sentence)")
     api_key: str | None = Field(None, description="The API key, where the server requires one (else ignored)")
@@ -126,16 +137,13 @@ async def translate(request: TranslateRequest, state: State, http: Request) -> T
     model = state.model(request.model)
     state.limits.check_texts(request.texts)
     state.access.limit(key, client_address(http), sum(map(len, request.texts)))
-    beam = request.beam if request.beam is not None else max(state.default_beam(model), request.n_best)
-    constraints = text_constraints(request)
-    sampling = Sampling(request.temperature, request.top_k, request.top_p) if request.sample else None
-    seed = (request.seed if request.seed is not None else random.randrange(2**62)) if sampling else None
-    results = await state.translate(model, request.texts, beam=beam, n_best=request.n_best, constraints=constraints,
-                                    sampling=sampling, seed=seed, split_sentences=request.split_sentences)
+    options = search_options(request, model, state)
+    results = await state.translate(model, request.texts, options, constraints=text_constraints(request, options),
+                                    seed=request_seed(request, options), split_sentences=request.split_sentences)
     if request.attention:  # local attention's windows, replayed off the event loop
         results = await asyncio.to_thread(lambda: [[model.translator.with_window(t) for t in n_best]
                                                    for n_best in results])
-    return TranslateResponse(model=model.name, beam=beam, results=[
+    return TranslateResponse(model=model.name, beam=options.beam_size, results=[
         TextResult(source=text, src_pieces=n_best[0].src_pieces,
                    translations=[translation_result(t, attention=request.attention, align=request.align,
                                                     decode=model.translator.trg_tok.processor.decode_pieces)
@@ -143,17 +151,43 @@ async def translate(request: TranslateRequest, state: State, http: Request) -> T
         for text, n_best in zip(request.texts, results)])
 
 
-def text_constraints(request: TranslateRequest) -> list[Constraints | None] | None:
-    """The request's constraints, one per text; 400 when they do not pair with the texts or ask for sampling."""
+def search_options(request: TranslateRequest, model: ServedModel, state: ServeState) -> SearchOptions:
+    """The request's search settings: its beam (default: the server's, at least n_best), n-best and policy."""
+    beam = request.beam if request.beam is not None else max(state.default_beam(model), request.n_best)
+    return model.translator.search_options(beam_size=beam, n_best=request.n_best, policy=request_policy(request))
+
+
+def request_policy(request: TranslateRequest) -> PolicySettings | None:
+    """Sampling, diverse beam search or (None) beam search; 400 for a request that asks for two."""
+    if request.sample and request.diverse_groups is not None:
+        raise ApiError(400, "Invalid request: sample draws translations and diverse_groups searches for them; give "
+                            "one of them.")
+    if request.sample:
+        return Sampling(request.temperature, request.top_k, request.top_p)
+    if request.diverse_groups is not None:
+        return Diversity(request.diverse_groups, request.diversity_strength)
+    return None
+
+
+def request_seed(request: TranslateRequest, options: SearchOptions) -> int | None:
+    """The seed of the random streams of a request that draws (samples): its own, or a new one for each request."""
+    if not options.draws:
+        return None
+    return request.seed if request.seed is not None else random.randrange(2**62)
+
+
+def text_constraints(request: TranslateRequest, options: SearchOptions) -> list[Constraints | None] | None:
+    """The request's constraints, one per text; 400 when they do not pair with the texts or the policy does not
+    honour them."""
     given = request.constraints
     if given is None:
         return None
     if len(given) != len(request.texts):
         raise ApiError(400, f"Invalid request: {len(given)} constraint sets for {len(request.texts)} texts; give one "
                             "per text (null for none).")
-    if request.sample and any(c is not None and (c.include or c.avoid) for c in given):
-        raise ApiError(400, "Invalid request: constraints need search; sampling does not honour them.")
     try:
+        if any(c is not None and (c.include or c.avoid) for c in given):
+            options.refuse_constraints()
         return [Constraints.of(c.model_dump(), where=f"text {i}") if c is not None else None
                 for i, c in enumerate(given)]
     except UserError as error:

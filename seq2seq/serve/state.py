@@ -13,9 +13,8 @@ from fastapi import Depends, Request
 from seq2seq.decoding.constraints import Constraints, encode_constraints
 from seq2seq.decoding.glossary import Glossary
 from seq2seq.decoding.paragraphs import assemble, sentence_constraints
-from seq2seq.decoding.sampling import Sampling
-from seq2seq.decoding.translation import Translation
-from seq2seq.decoding.translator import TranslationStream
+from seq2seq.decoding.search_types import SearchOptions, Translation
+from seq2seq.decoding.translation_stream import TranslationStream
 from seq2seq.documents.language import LanguageIdentifier
 from seq2seq.documents.segmentation import Segmented
 from seq2seq.errors import UserError
@@ -31,7 +30,7 @@ class ServeState:
     models: dict[str, ServedModel]
     limits: Limits = field(default_factory=Limits)
     beam: int | None = None  # the server's --beam; None: each model's decoding.beam_size
-    max_batch: int = ServeSettings.max_batch  # sentences decoding together in each model and beam size's stream
+    max_batch: int = ServeSettings.max_batch  # sentences decoding together in each stream (model, search settings)
     batcher: Batcher | None = None  # made when the server starts (it needs the running event loop)
     access: Access = field(default_factory=Access)  # API keys and per-client limits
     timeout_s: float | None = ServeSettings.timeout_s  # how long a request may wait for its translations
@@ -58,40 +57,40 @@ class ServeState:
         return self.beam if self.beam is not None else model.default_beam
 
     def open_stream(self, key: DecodeKey) -> TranslationStream:
-        """A decoding stream for a model and beam size, or for sampling (the batcher opens one for each it meets)."""
-        if key.sampling is not None:
-            return self.models[key.model].translator.stream(n_best=key.beam, batch_size=self.max_batch,
-                                                            sampling=key.sampling)
-        return self.models[key.model].translator.stream(beam=key.beam, batch_size=self.max_batch)
+        """A decoding stream for a model and search settings (the batcher opens one for each it meets)."""
+        return self.models[key.model].translator.stream(key.options)
 
-    async def translate(self, model: ServedModel, texts: list[str], *, beam: int, n_best: int = 1,
-                        constraints: list[Constraints | None] | None = None, sampling: Sampling | None = None,
-                        seed: int | None = None, split_sentences: bool = True) -> list[list[Translation]]:
+    async def translate(self, model: ServedModel, texts: list[str], options: SearchOptions, *,
+                        constraints: list[Constraints | None] | None = None, seed: int | None = None,
+                        split_sentences: bool = True) -> list[list[Translation]]:
         """Check the search settings, cut each text into sentences (``split_sentences``; else each text is one
         segment), then decode every sentence together with other requests' and put each text back together
         (:mod:`seq2seq.decoding.paragraphs` says what n-best, scores and constraints mean for several sentences).
 
-        Each sentence honours its text's ``constraints`` and the glossary's terms found in it. With ``sampling``,
-        ``n_best`` samples are drawn per sentence instead (``beam`` is not used; sampling honours no constraints,
-        the glossary's neither), sentence i of the request from the stream of ``seed`` and i, as ``translate
-        --sample --seed`` draws line i + 1. The caller has checked the request's texts against
-        ``limits.check_texts``.
+        Each sentence honours its text's ``constraints`` and the glossary's terms found in it, where the policy of
+        ``options`` honours constraints (beam search; sampling and diverse beam search honour neither). A policy
+        that draws takes sentence i of the request from the stream of ``seed`` and i, as ``translate --sample
+        --seed`` draws line i + 1. The caller has checked the request's texts against ``limits.check_texts``.
         """
-        self.limits.check_search(n_best if sampling is not None else beam, n_best, model.translator.trg_tok.vocab_size)
+        vocab_size = model.translator.trg_tok.vocab_size
+        sampled = options.draws  # the samples are the policy's rows; a search's n-best is per sentence
+        self.limits.check_search(options.n_best if sampled else options.beam_size, options.n_best, vocab_size)
+        try:
+            options.check(vocab_size)
+        except UserError as error:
+            raise ApiError(400, f"Invalid request: {error}") from None
         segmenter = model.segmenter(split_sentences)
         documents = [segmenter(text, f"text {i}") for i, text in enumerate(texts)]
         sentences = [sentence for document in documents for sentence in document.sentences]
-        if sampling is not None:
-            key = DecodeKey(model.name, n_best, dataclasses.replace(sampling, seed=0))
-            each = None
-        else:
-            key = DecodeKey(model.name, beam)
-            each = self.text_constraints(model, sentences, self.split_constraints(documents, constraints))
-        results = await self._decode(key, sentences, n_best, each, seed)
+        streamed = dataclasses.replace(options, batch_size=self.max_batch, seed=0,  # each request brings its seed
+                                       n_best=options.n_best if sampled else 1)
+        each = self.text_constraints(model, sentences, self.split_constraints(documents, constraints)) \
+            if options.honours_constraints else None
+        results = await self._decode(DecodeKey(model.name, streamed), sentences, options.n_best, each, seed)
         translated, start = [], 0
         for document in documents:
             end = start + len(document.spans)
-            translated.append(assemble(document, results[start:end], n_best, sampled=sampling is not None,
+            translated.append(assemble(document, results[start:end], options.n_best, sampled=sampled,
                                        parts=split_sentences))
             start = end
         return translated

@@ -17,8 +17,8 @@ from seq2seq.config import DecodingConfig, save_config
 from seq2seq.data.dataset import open_splits
 from seq2seq.data.loader import evaluation_batches
 from seq2seq.data.prepare import prepared_dir, require_intact
+from seq2seq.decoding.search_types import SearchOptions
 from seq2seq.decoding.shortlist import Shortlist, build_shortlist, union_share, worth_using
-from seq2seq.decoding.translator import SearchOptions
 from seq2seq.errors import UserError
 from seq2seq.model.checkpoint import average_checkpoints, load_checkpoint, save_checkpoint, step_checkpoints
 from seq2seq.model.network import Seq2Seq

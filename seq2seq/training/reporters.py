@@ -14,7 +14,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from seq2seq.decoding.translation import Translation
+from seq2seq.decoding.search_types import Translation
 
 
 class Reporter:

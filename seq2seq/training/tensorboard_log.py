@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from seq2seq.common.plotting import attention_figure
-from seq2seq.decoding.translation import Translation
+from seq2seq.decoding.search_types import Translation
 from seq2seq.errors import UserError
 from seq2seq.training.reporters import Reporter
 

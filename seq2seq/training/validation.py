@@ -10,8 +10,9 @@ import torch
 from seq2seq.data.batching import Batch
 from seq2seq.data.dataset import Split
 from seq2seq.decoding.scoring import bleu
+from seq2seq.decoding.search_types import SearchOptions, Translation
 from seq2seq.decoding.shortlist import Shortlist
-from seq2seq.decoding.translator import SearchOptions, Translation, translate_texts
+from seq2seq.decoding.translator import translate_texts
 from seq2seq.decoding.window import attention_window
 from seq2seq.model.loss import output_loss
 from seq2seq.model.network import Seq2Seq

@@ -57,7 +57,8 @@ def quality_failures(root: Path) -> list[str]:
 
 def n_best_scores(root: Path) -> list[list[float]]:
     model_dir = train_tiny(root, TINY, train_lines=2000, valid_lines=20)
-    n_best = Translator.from_dir(model_dir).translate_n_best(SENTENCES, beam=4, n_best=3)
+    translator = Translator.from_dir(model_dir)
+    n_best = translator.translate_n_best(SENTENCES, translator.search_options(beam_size=4, n_best=3))
     return [[round(t.score, 4) for t in hypotheses] for hypotheses in n_best]
 
 
@@ -77,9 +78,9 @@ def test_n_best_scores_of_a_tiny_model_match_the_stored_ones(tmp_path):
 
 
 def drop_the_padding_mask(monkeypatch):
-    from seq2seq.model import alignment
+    from seq2seq.model import alignment_functions
 
-    monkeypatch.setattr(alignment, "masked_softmax", lambda scores, mask: torch.softmax(scores, dim=-1))
+    monkeypatch.setattr(alignment_functions, "masked_softmax", lambda scores, mask: torch.softmax(scores, dim=-1))
 
 
 def halve_the_learning_rate_schedule(monkeypatch):
@@ -96,12 +97,11 @@ def ignore_the_length_penalty(monkeypatch):
 
 
 def break_the_finished_row_rule(monkeypatch):
-    """Finished hypotheses go on decoding instead of standing still with their final score."""
-    from seq2seq.decoding.search import Beam
+    """Finished hypotheses go on decoding (and paying for their pieces) instead of standing still with their final
+    score: the engine no longer closes their rows (seq2seq/decoding/search_types.py, the rule every policy follows)."""
+    from seq2seq.decoding.search_types import BeamState
 
-    choose = Beam.choose
-    monkeypatch.setattr(Beam, "choose", lambda self, log_probs, state, at_limit: choose(
-        self, log_probs, state._replace(finished=torch.zeros_like(state.finished)), at_limit))
+    monkeypatch.setattr(BeamState, "close_finished", lambda self, log_probs: None)
 
 
 def double_label_smoothing(monkeypatch):

@@ -51,7 +51,8 @@ def test_a_cuda_run_resumes(tmp_path):
 def test_decoding_on_cuda_gives_the_cpu_tokens(tmp_path, beam):
     model_dir = train_tiny(tmp_path, TINY + ["training.device=cpu", "training.max_steps=40"],
                            train_lines=400, valid_lines=20)
-    on_cpu = Translator.from_dir(model_dir, device="cpu").translate_with_details(SENTENCES, beam=beam)
-    on_gpu = Translator.from_dir(model_dir, device="cuda").translate_with_details(SENTENCES, beam=beam)
+    cpu, gpu = (Translator.from_dir(model_dir, device=device) for device in ("cpu", "cuda"))
+    on_cpu = cpu.translate_with_details(SENTENCES, cpu.search_options(beam_size=beam))
+    on_gpu = gpu.translate_with_details(SENTENCES, gpu.search_options(beam_size=beam))
     assert [t.trg_pieces for t in on_gpu] == [t.trg_pieces for t in on_cpu]
     assert [t.score for t in on_gpu] == pytest.approx([t.score for t in on_cpu], abs=1e-3)

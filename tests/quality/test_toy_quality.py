@@ -21,8 +21,8 @@ def test_toy_config_reaches_bleu_90_and_beam_does_not_hurt(tmp_path, monkeypatch
     fit(config)
     translator = Translator.from_dir(tmp_path / "toy")
     src, ref = ROOT / "data" / "toy" / "test.en", ROOT / "data" / "toy" / "test.de"
-    greedy = evaluate_files(translator, src, ref, beam=1)["bleu"]
-    beam = evaluate_files(translator, src, ref, beam=5)["bleu"]
+    greedy = evaluate_files(translator, src, ref, options=translator.search_options(beam_size=1))["bleu"]
+    beam = evaluate_files(translator, src, ref, options=translator.search_options(beam_size=5))["bleu"]
     print(f"toy test BLEU: greedy {greedy:.2f}, beam 5 {beam:.2f}")
     assert greedy >= 90.0
     assert beam >= greedy - 0.5

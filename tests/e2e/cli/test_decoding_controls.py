@@ -1,5 +1,5 @@
-"""Constraints, glossaries and sampling on a trained toy model, from the Python API, the command line and the
-back-translation script: what a user asks for is what the output holds."""
+"""Constraints, glossaries, sampling and diverse beam search on a trained toy model, from the Python API, the command
+line, the server and the back-translation script: what a user asks for is what the output holds."""
 
 import io
 import json
@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from seq2seq.cli import main
 from seq2seq.decoding.constraints import Constraints, read_constraints
+from seq2seq.decoding.diverse import Diversity
 from seq2seq.decoding.glossary import Glossary
 from seq2seq.decoding.precision import bf16_supported
 from seq2seq.decoding.sampling import Sampling
@@ -58,8 +59,8 @@ def test_every_constraint_appears_in_every_output(translator, target_words, data
     free = [w for w in single if not any(w.lower() in p.lower() for p in phrases)]  # no part of a phrase to include
     avoid = data.draw(st.lists(st.sampled_from(free), max_size=2, unique=True))
     beam = data.draw(st.sampled_from([1, 2, 4]))
-    outputs = translator.translate(SOURCES, beam=beam, constraints=[{"include": phrases, "avoid": avoid}] *
-                                   len(SOURCES))
+    outputs = translator.translate(SOURCES, translator.search_options(beam_size=beam),
+                                   constraints=[{"include": phrases, "avoid": avoid}] * len(SOURCES))
     for output in outputs:
         for phrase in set(phrases):
             assert occurrences(output, phrase) >= phrases.count(phrase), (output, phrases)
@@ -99,10 +100,13 @@ def test_placed_spans_point_at_each_constraint(translator, target_words):
 
 
 def test_sampling_from_the_api_is_seeded_and_top_k_1_is_greedy(translator):
-    first = translator.translate_n_best(SOURCES, n_best=3, sampling=Sampling(seed=7), batch_size=2)
-    again = translator.translate_n_best(SOURCES, n_best=3, sampling=Sampling(seed=7), batch_size=6)
+    first = translator.translate_n_best(SOURCES, translator.search_options(n_best=3, policy=Sampling(), seed=7,
+                                                                           batch_size=2))
+    again = translator.translate_n_best(SOURCES, translator.search_options(n_best=3, policy=Sampling(), seed=7,
+                                                                           batch_size=6))
     assert [[t.text for t in n] for n in first] == [[t.text for t in n] for n in again]
-    assert translator.translate(SOURCES, sampling=Sampling(top_k=1)) == translator.translate(SOURCES, beam=1)
+    top_1 = translator.search_options(policy=Sampling(top_k=1))
+    assert translator.translate(SOURCES, top_1) == translator.translate(SOURCES, translator.search_options(beam_size=1))
 
 
 def test_translate_cli_reads_a_constraints_file_line_by_line(model_dir, tmp_path, capsys, target_words):
@@ -148,8 +152,8 @@ def test_translate_cli_avoid_temperature_and_top_k_equal_the_python_api(model_di
     assert not any(occurrences(line, word) for line in lines for word in avoided) and lines != plain
     assert main([*args, "--sample", "--temperature", "0.7", "--top-k", "5", "--seed", "11", "--n-best", "2"]) == 0
     drawn = [line.split(" ||| ")[1] for line in capsys.readouterr().out.splitlines()]
-    expected = translator.translate_n_best(SOURCES[:3], n_best=2, sampling=Sampling(temperature=0.7, top_k=5,
-                                                                                    seed=11))
+    expected = translator.translate_n_best(SOURCES[:3], translator.search_options(
+        n_best=2, policy=Sampling(temperature=0.7, top_k=5), seed=11))
     assert drawn == [t.text for n_best in expected for t in n_best]
 
 
@@ -166,6 +170,60 @@ def test_the_server_draws_what_the_cli_draws_for_the_same_seed(model_dir, capsys
         body = client.post("/v1/translate", json={"texts": SOURCES[:4], "sample": True, "top_p": 0.8, "seed": 5,
                                                   "split_sentences": False}).json()
     assert [result["translations"][0]["text"] for result in body["results"]] == cli
+
+
+def n_best_lines(out: str) -> dict[int, list[str]]:
+    """The translations of each input line of ``--n-best`` output (INDEX ||| text ||| score)."""
+    lines: dict[int, list[str]] = {}
+    for row in out.splitlines():
+        index, text, _ = row.split(" ||| ")
+        lines.setdefault(int(index), []).append(text)
+    return lines
+
+
+def test_translate_cli_diverse_groups_give_n_best_lists_of_more_distinct_words(model_dir, translator, capsys):
+    args = ["translate", str(model_dir), *SOURCES[:4], "--beam", "4", "--n-best", "4"]
+    assert main(args) == 0
+    plain = n_best_lines(capsys.readouterr().out)
+    assert main([*args, "--diverse-groups", "4", "--diversity-strength", "1.0"]) == 0
+    diverse = n_best_lines(capsys.readouterr().out)
+    options = translator.search_options(beam_size=4, n_best=4, policy=Diversity(groups=4, strength=1.0))
+    expected = translator.translate_n_best(SOURCES[:4], options)
+    assert diverse == {i: [t.text for t in n_best] for i, n_best in enumerate(expected)}  # the CLI is the API
+
+    def words(lists: dict[int, list[str]]) -> int:  # distinct words of each n-best list, summed
+        return sum(len({word for text in texts for word in text.split()}) for texts in lists.values())
+
+    assert words(diverse) > words(plain)
+
+
+def test_diverse_beam_search_through_the_server_and_its_refusals(model_dir, translator, capsys):
+    from fastapi.testclient import TestClient
+
+    from seq2seq.serve.app import create_app
+    from seq2seq.serve.models import load_models
+    from seq2seq.serve.state import ServeState
+
+    for flags, message in ((["--beam", "4", "--diverse-groups", "3"], "3 groups do not divide the beam size 4"),
+                           (["--diversity-strength", "0.3"], "--diverse-groups G turns on"),
+                           (["--diverse-groups", "2", "--sample"], "--diverse-groups belongs to search"),
+                           (["--diverse-groups", "2", "--avoid", "Hund"], "does not honour constraints")):
+        assert main(["translate", str(model_dir), SOURCES[0], *flags]) == 2
+        assert message in capsys.readouterr().err
+    request = {"texts": SOURCES[:3], "beam": 4, "n_best": 4, "diverse_groups": 2, "diversity_strength": 0.8,
+               "split_sentences": False}
+    options = translator.search_options(beam_size=4, n_best=4, policy=Diversity(groups=2, strength=0.8))
+    expected = [[t.text for t in n_best] for n_best in translator.translate_n_best(SOURCES[:3], options)]
+    with TestClient(create_app(ServeState(load_models([model_dir])))) as client:
+        body = client.post("/v1/translate", json=request).json()
+        assert [[t["text"] for t in result["translations"]] for result in body["results"]] == expected
+        for bad, message in (({"diverse_groups": 3}, "3 groups do not divide the beam size 4"),
+                             ({"diversity_strength": -1.0}, "diversity_strength: Input should be greater than or"),
+                             ({"diverse_groups": 0}, "diverse_groups: Input should be greater than or equal to 1"),
+                             ({"sample": True}, "give one of them"),
+                             ({"constraints": [{"avoid": ["Hund"]}] * 3}, "constraints need beam or greedy")):
+            response = client.post("/v1/translate", json={**request, **bad})
+            assert response.status_code == 400 and message in response.json()["error"], response.json()
 
 
 def test_constraint_lines_parse_or_name_the_line():

@@ -27,14 +27,14 @@ def translator(model_dir):
 
 def test_hand_picked_hostile_strings(translator):
     for beam in (1, 3):
-        out = translator.translate(HOSTILE, beam=beam)
+        out = translator.translate(HOSTILE, translator.search_options(beam_size=beam))
         assert len(out) == len(HOSTILE) and all("\n" not in line for line in out)
 
 
 @SETTINGS
 @given(texts=st.lists(st.text(max_size=60), max_size=8), beam=st.sampled_from([1, 3]))
 def test_api_translates_any_unicode_one_output_per_input(translator, texts, beam):
-    out = translator.translate(texts, beam=beam)
+    out = translator.translate(texts, translator.search_options(beam_size=beam))
     assert len(out) == len(texts)
     assert all(isinstance(line, str) and "\n" not in line for line in out)
 

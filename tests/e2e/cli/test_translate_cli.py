@@ -9,10 +9,10 @@ import torch
 
 from seq2seq.cli import build_parser, chosen_checkpoints, main
 from seq2seq.config import load_config
-from seq2seq.decoding.alignment import align_words, pharaoh, word_ids
 from seq2seq.decoding.ensemble import Ensemble
 from seq2seq.decoding.precision import bf16_supported
 from seq2seq.decoding.translator import Translator
+from seq2seq.decoding.word_alignment import align_words, pharaoh, word_ids
 from seq2seq.errors import UserError
 from tests.helpers import ROOT, train_tiny, write_slice
 
@@ -33,7 +33,7 @@ def run(capsys, *args) -> tuple[int, str, str]:
 
 def test_beam_1_output_equals_greedy_output_of_the_api(model_dir, capsys):
     translator = Translator.from_dir(model_dir)
-    greedy = translator.translate(SENTENCES, beam=1)
+    greedy = translator.translate(SENTENCES, translator.search_options(beam_size=1))
     code, out, _ = run(capsys, "translate", model_dir, *SENTENCES, "--beam", 1)
     assert code == 0 and out.splitlines() == greedy
 
@@ -81,7 +81,8 @@ def test_overlong_line_is_cut_at_word_boundaries_with_a_warning_not_truncated(mo
     parts = translator.segmenter(split_sentences=False)(long_line)
     assert len(parts.spans) > 1 and all(sentence.endswith("dog,") or sentence.endswith("dog")
                                         for sentence in parts.sentences)  # cut after the commas
-    assert out.splitlines()[1] == " ".join(translator.translate(parts.sentences, beam=1))
+    greedy = translator.search_options(beam_size=1)
+    assert out.splitlines()[1] == " ".join(translator.translate(parts.sentences, greedy))
 
 
 PARAGRAPH = "The dog sleeps.  A cat reads the book.\tBecause the man reads, the woman sleeps."
@@ -89,12 +90,13 @@ PARAGRAPH = "The dog sleeps.  A cat reads the book.\tBecause the man reads, the 
 
 def test_split_sentences_translates_each_sentence_as_its_own_and_keeps_the_spacing(model_dir, capsys):
     translator = Translator.from_dir(model_dir)
-    one_by_one = translator.translate(SENTENCES, beam=2)
+    beam_2 = translator.search_options(beam_size=2)
+    one_by_one = translator.translate(SENTENCES, beam_2)
     code, out, err = run(capsys, "translate", model_dir, PARAGRAPH, "", SENTENCES[0], "--beam", 2,
                          "--split-sentences")
     assert code == 0 and "--split-sentences" not in err
     assert out.split("\n") == [f"{one_by_one[0]}  {one_by_one[1]}\t{one_by_one[2]}", "", one_by_one[0], ""]
-    assert translator.translate([PARAGRAPH, " Two. \n\n"], beam=2, split_sentences=True)[0] == out.split("\n")[0]
+    assert translator.translate([PARAGRAPH, " Two. \n\n"], beam_2, split_sentences=True)[0] == out.split("\n")[0]
 
 
 def test_without_split_sentences_a_line_of_several_gets_one_warning_naming_the_flag(model_dir, capsys):
@@ -106,8 +108,9 @@ def test_without_split_sentences_a_line_of_several_gets_one_warning_naming_the_f
 def test_a_paragraph_s_n_best_are_the_best_combinations_of_its_sentences(model_dir):
     translator = Translator.from_dir(model_dir)
     texts = SENTENCES[:2]
-    each = translator.translate_n_best(texts, beam=3, n_best=3)
-    combined = translator.translate_n_best([" ".join(texts)], beam=3, n_best=3, split_sentences=True)[0]
+    options = translator.search_options(beam_size=3, n_best=3)
+    each = translator.translate_n_best(texts, options)
+    combined = translator.translate_n_best([" ".join(texts)], options, split_sentences=True)[0]
     assert combined[0].text == f"{each[0][0].text} {each[1][0].text}"
     assert combined[0].score == pytest.approx(each[0][0].score + each[1][0].score)
     scores = sorted((a.score + b.score for a in each[0] for b in each[1]), reverse=True)
@@ -310,9 +313,9 @@ def test_repeated_checkpoints_decode_as_an_ensemble(model_dir, tmp_path, capsys)
     assert isinstance(named.model, Ensemble) and len(named.model.members) == 2
     int8 = Translator.from_dir(model_dir, checkpoint=steps[-2:], quantize="int8")
     assert all(isinstance(m.decoder.output, torch.ao.nn.quantized.dynamic.Linear) for m in int8.model.members)
-    assert len(int8.translate(SENTENCES, beam=2)) == 3
+    assert len(int8.translate(SENTENCES, int8.search_options(beam_size=2))) == 3
     code, newest, _ = run(capsys, "translate", model_dir, *SENTENCES, "--ensemble-last", 2, "--beam", 1)
-    assert code == 0 and newest.splitlines() == named.translate(SENTENCES, beam=1)
+    assert code == 0 and newest.splitlines() == named.translate(SENTENCES, named.search_options(beam_size=1))
     src, ref = write_slice(tmp_path, "valid", 30) + ".en", str(tmp_path / "valid.de")
     code, out, _ = run(capsys, "evaluate", model_dir, "--src", src, "--ref", ref, "--ensemble-last", 2, "--json")
     assert code == 0 and json.loads(out)["sentences"] == 30
@@ -333,24 +336,26 @@ def test_ensemble_options_that_cannot_work_exit_2(model_dir, tmp_path, capsys):
 
 
 def test_int8_quantized_translation_matches_fp32_on_most_sentences(model_dir, capsys):
-    fp32 = Translator.from_dir(model_dir).translate(SENTENCES * 3, beam=1)
+    translator = Translator.from_dir(model_dir)
+    fp32 = translator.translate(SENTENCES * 3, translator.search_options(beam_size=1))
     int8 = Translator.from_dir(model_dir, quantize="int8")
     assert isinstance(int8.model.decoder.output, torch.ao.nn.quantized.dynamic.Linear)
-    assert sum(a == b for a, b in zip(fp32, int8.translate(SENTENCES * 3, beam=1))) >= 6
+    assert sum(a == b for a, b in zip(fp32, int8.translate(SENTENCES * 3, int8.search_options(beam_size=1)))) >= 6
     code, out, _ = run(capsys, "translate", model_dir, *SENTENCES, "--quantize", "int8")
     assert code == 0 and len(out.splitlines()) == 3
 
 
 @pytest.mark.skipif(not bf16_supported("cpu"), reason="this CPU has no bfloat16 LSTM kernel (needs AVX-512)")
 def test_bf16_translation_matches_fp32_on_most_sentences_and_keeps_float32_scores(model_dir, capsys):
-    fp32 = Translator.from_dir(model_dir).translate_n_best(SENTENCES * 3, beam=3)
+    translator = Translator.from_dir(model_dir)
+    fp32 = translator.translate_n_best(SENTENCES * 3, translator.search_options(beam_size=3))
     bf16 = Translator.from_dir(model_dir, precision="bf16")
     assert bf16.model.decoder.output.weight.dtype == torch.bfloat16
-    half = bf16.translate_n_best(SENTENCES * 3, beam=3)
+    half = bf16.translate_n_best(SENTENCES * 3, bf16.search_options(beam_size=3))
     assert sum(a[0].text == b[0].text for a, b in zip(fp32, half)) >= 6
     assert all(isinstance(n_best[0].score, float) and n_best[0].attention.dtype == torch.float32 for n_best in half)
     code, out, _ = run(capsys, "translate", model_dir, *SENTENCES, "--precision", "bf16", "--beam", 1)
-    assert code == 0 and out.splitlines() == bf16.translate(SENTENCES, beam=1)
+    assert code == 0 and out.splitlines() == bf16.translate(SENTENCES, bf16.search_options(beam_size=1))
 
 
 def test_two_number_formats_at_once_are_refused(model_dir, capsys):
@@ -384,7 +389,8 @@ def test_luong_attention_variants_train_and_translate_in_every_precision(tmp_pat
         assert fp32.model.decoder.attention.position_proj.weight.shape == (21, 32)
     sentences = ["The dog sleeps.", "A cat reads the book because the old man sleeps in the small house."]
     # the second sentence is longer than data.max_length: it is cut into parts, each with its own attention
-    details = [part.translation for d in fp32.translate_with_details(sentences, beam=1) for part in d.sentences]
+    greedy = fp32.search_options(beam_size=1)
+    details = [part.translation for d in fp32.translate_with_details(sentences, greedy) for part in d.sentences]
     assert len(details) > 2 and all(d.attention.shape[1] == len(d.src_pieces) + 1 for d in details)
     for translation in details:
         window = fp32.with_window(translation).window
@@ -398,12 +404,13 @@ def test_luong_attention_variants_train_and_translate_in_every_precision(tmp_pat
         picture = tmp_path / "heatmaps"
         assert main(["translate", str(model), "--beam", "1", "--attention-dir", str(picture), sentences[1]]) == 0
         assert (picture / "line-000001-s1.png").read_bytes()[:4] == b"\x89PNG"
-    assert fp32.translate(sentences, beam=1) == [n[0].text for n in fp32.translate_n_best(sentences, beam=1)]
+    assert fp32.translate(sentences, greedy) == [n[0].text for n in fp32.translate_n_best(sentences, greedy)]
+    beam_2 = fp32.search_options(beam_size=2)
     precisions = ["int8"] + (["bf16"] if bf16_supported("cpu") else [])
     for precision in precisions:
-        assert len(Translator.from_dir(model, precision=precision).translate(sentences, beam=2)) == 2
+        assert len(Translator.from_dir(model, precision=precision).translate(sentences, beam_2)) == 2
     steps = sorted(path.name for path in (model / "checkpoints").glob("step_*.pt"))
-    assert len(Translator.from_dir(model, checkpoint=steps[-2:]).translate(sentences, beam=2)) == 2
+    assert len(Translator.from_dir(model, checkpoint=steps[-2:]).translate(sentences, beam_2)) == 2
     testclient = pytest.importorskip("fastapi.testclient", reason="the serve extra")
     from seq2seq.serve.app import create_app
     from seq2seq.serve.models import load_models

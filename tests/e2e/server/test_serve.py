@@ -20,11 +20,11 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seq2seq.decoding.alignment import align_words, pharaoh, word_ids
 from seq2seq.decoding.glossary import Glossary
 from seq2seq.decoding.sampling import Sampling
-from seq2seq.decoding.translation import Translation
+from seq2seq.decoding.search_types import SearchOptions, Translation
 from seq2seq.decoding.translator import Translator
+from seq2seq.decoding.word_alignment import align_words, pharaoh, word_ids
 from seq2seq.documents.segmentation import Segmented
 from seq2seq.serve.app import create_app
 from seq2seq.serve.batcher import Batcher, DecodeKey
@@ -67,7 +67,7 @@ def translator(models):
 # --- LibreTranslate-compatible API -------------------------------------------------------------------------------
 
 def test_libretranslate_json_string_and_list_match_the_translator(client, translator):
-    expected = translator.translate(SENTENCES, beam=3)
+    expected = translator.translate(SENTENCES, translator.search_options(beam_size=3))
     one = client.post("/translate", json={"q": SENTENCES[0], "source": "en", "target": "de", "format": "text"})
     assert one.status_code == 200 and one.json() == {"translatedText": expected[0]}
     many = client.post("/translate", json={"q": SENTENCES, "source": "en", "target": "de"})
@@ -75,7 +75,7 @@ def test_libretranslate_json_string_and_list_match_the_translator(client, transl
 
 
 def test_libretranslate_form_body_and_query_string(client, translator):
-    expected = translator.translate(SENTENCES[:1], beam=3)[0]
+    expected = translator.translate(SENTENCES[:1], translator.search_options(beam_size=3))[0]
     form = client.post("/translate", data={"q": SENTENCES[0], "source": "en", "target": "de", "api_key": "x"})
     assert form.status_code == 200 and form.json() == {"translatedText": expected}
     query = client.post("/translate", params={"q": SENTENCES[0], "source": "en", "target": "de"})
@@ -86,7 +86,7 @@ def test_libretranslate_other_pair_empty_and_multiline_text(client, models):
     de_en = Translator.from_dir(models["de_en"])
     german = ["Der Hund schläft.", "Die Katze liest."]
     response = client.post("/translate", json={"q": ["\n".join(german), ""], "source": "de", "target": "en"})
-    lines = de_en.translate(german, beam=3)
+    lines = de_en.translate(german, de_en.search_options(beam_size=3))
     assert response.json() == {"translatedText": ["\n".join(lines), ""]}
 
 
@@ -94,21 +94,22 @@ PARAGRAPH = " The dog sleeps.  A cat reads the book.\n\nBecause the man reads, t
 
 
 def test_libretranslate_translates_a_paragraph_sentence_by_sentence_keeping_its_spacing(client, translator):
-    one_by_one = translator.translate(SENTENCES, beam=3)
+    one_by_one = translator.translate(SENTENCES, translator.search_options(beam_size=3))
     body = client.post("/translate", json={"q": PARAGRAPH, "source": "en", "target": "de"}).json()
     assert body == {"translatedText": f" {one_by_one[0]}  {one_by_one[1]}\n\n{one_by_one[2]} "}
 
 
 def test_libretranslate_alternatives_of_a_paragraph_combine_its_sentences(client, translator):
     text = " ".join(SENTENCES[:2])
-    combined = translator.translate_n_best([text], beam=3, n_best=3, split_sentences=True)[0]
+    options = translator.search_options(beam_size=3, n_best=3)
+    combined = translator.translate_n_best([text], options, split_sentences=True)[0]
     body = client.post("/translate", json={"q": text, "source": "en", "target": "de", "alternatives": 2}).json()
     assert body["translatedText"] == combined[0].text
     assert body["alternatives"] == list(dict.fromkeys(t.text for t in combined[1:] if t.text != combined[0].text))
 
 
 def test_libretranslate_alternatives_are_other_beam_hypotheses(client, translator):
-    n_best = translator.translate_n_best([SENTENCES[1]], beam=3, n_best=3)[0]
+    n_best = translator.translate_n_best([SENTENCES[1]], translator.search_options(beam_size=3, n_best=3))[0]
     body = client.post("/translate", json={"q": SENTENCES[1], "source": "en", "target": "de",
                                            "alternatives": 2}).json()
     assert body["translatedText"] == n_best[0].text
@@ -120,12 +121,12 @@ def test_libretranslate_auto_source_detects_each_text_s_language(client, transla
     identifier = client.app.state.serve.identifier
     body = client.post("/translate", json={"q": SENTENCES[0], "source": "auto", "target": "de"}).json()
     confidence = round(100 * identifier.confidences(SENTENCES[0])["en"], 1)
-    assert body == {"translatedText": translator.translate(SENTENCES[:1], beam=3)[0],
+    assert body == {"translatedText": translator.translate(SENTENCES[:1], translator.search_options(beam_size=3))[0],
                     "detectedLanguage": {"confidence": confidence, "language": "en"}}
     assert confidence > 50
     german = "Der alte Mann liest das Buch, weil die Frau schläft."
     body = client.post("/translate", json={"q": [german, ""], "source": "auto", "target": "en"}).json()
-    assert body["translatedText"] == de_en.translate([german, ""], beam=3)
+    assert body["translatedText"] == de_en.translate([german, ""], de_en.search_options(beam_size=3))
     assert body["detectedLanguage"][0]["language"] == "de"
 
 
@@ -204,7 +205,7 @@ def test_native_translate_returns_n_best_pieces_attention_and_alignment(client, 
     assert response.status_code == 200
     body = response.json()
     assert body["model"] == "en_de" and body["beam"] == 3
-    expected = translator.translate_n_best(SENTENCES[:2], beam=3, n_best=2)
+    expected = translator.translate_n_best(SENTENCES[:2], translator.search_options(beam_size=3, n_best=2))
     for result, text, n_best in zip(body["results"], SENTENCES, expected):
         assert result["source"] == text and result["src_pieces"] == n_best[0].src_pieces
         assert [t["text"] for t in result["translations"]] == [t.text for t in n_best]
@@ -220,7 +221,8 @@ def test_native_translate_returns_n_best_pieces_attention_and_alignment(client, 
 
 def test_native_beam_1_equals_greedy_and_details_are_optional(client, translator):
     body = client.post("/v1/translate", json={"texts": SENTENCES, "beam": 1}).json()
-    assert [r["translations"][0]["text"] for r in body["results"]] == translator.translate(SENTENCES, beam=1)
+    greedy = translator.search_options(beam_size=1)
+    assert [r["translations"][0]["text"] for r in body["results"]] == translator.translate(SENTENCES, greedy)
     assert "attention" not in body["results"][0]["translations"][0]
     assert "alignment" not in body["results"][0]["translations"][0]
 
@@ -235,7 +237,7 @@ def test_native_paragraph_has_each_sentence_with_its_spans_attention_and_alignme
     # the tiny model takes 20 pieces at most: its third sentence is cut in two
     segments = translator.segmenter(split_sentences=True)(PARAGRAPH).sentences
     assert segments[:2] == SENTENCES[:2] and " ".join(segments[2:]) == SENTENCES[2]
-    expected = translator.translate_n_best(segments, beam=3, n_best=1)
+    expected = translator.translate_n_best(segments, translator.search_options(beam_size=3, n_best=1))
     body = client.post("/v1/translate", json={"texts": [PARAGRAPH], "beam": 3, "attention": True,
                                               "align": True}).json()
     result = body["results"][0]
@@ -259,7 +261,8 @@ def test_native_paragraph_has_each_sentence_with_its_spans_attention_and_alignme
     short = "The dog sleeps. A cat."  # taken whole, and short enough to need no cut
     whole = client.post("/v1/translate", json={"texts": [short], "beam": 3, "split_sentences": False}).json()
     assert "sentences" not in whole["results"][0]["translations"][0]
-    assert whole["results"][0]["translations"][0]["text"] == translator.translate([short], beam=3)[0]
+    beam_3 = translator.search_options(beam_size=3)
+    assert whole["results"][0]["translations"][0]["text"] == translator.translate([short], beam_3)[0]
 
 
 def test_native_include_needs_one_sentence_and_the_glossary_goes_by_sentence(client, models, tmp_path):
@@ -299,7 +302,7 @@ def test_native_constraints_match_the_translator_and_say_where_each_phrase_lande
     wanted = [{"include": [phrase]}, None, {"avoid": [phrase]}]
     body = client.post("/v1/translate", json={"texts": SENTENCES, "model": "en_de", "beam": 3,
                                               "constraints": wanted}).json()
-    expected = translator.translate(SENTENCES, beam=3, constraints=wanted)
+    expected = translator.translate(SENTENCES, translator.search_options(beam_size=3), constraints=wanted)
     texts = [r["translations"][0]["text"] for r in body["results"]]
     assert texts == expected and phrase not in texts[2].split()
     (start, end), = body["results"][0]["translations"][0]["placed"]
@@ -314,12 +317,12 @@ def test_native_sampling_is_seeded_and_top_k_1_is_greedy(client, translator):
     assert all(len(r["translations"]) == 3 for r in first["results"])
     greedy = client.post("/v1/translate", json={**request, "n_best": 1, "top_k": 1, "top_p": 1.0}).json()
     assert [r["translations"][0]["text"] for r in greedy["results"]] == translator.translate(
-        SENTENCES, sampling=Sampling(top_k=1))
+        SENTENCES, translator.search_options(policy=Sampling(top_k=1)))
 
 
 @pytest.mark.parametrize("body, message", [
     ({"texts": ["x", "y"], "constraints": [None]}, "1 constraint sets for 2 texts"),
-    ({"texts": ["x"], "constraints": [{"include": ["Hund"]}], "sample": True}, "constraints need search"),
+    ({"texts": ["x"], "constraints": [{"include": ["Hund"]}], "sample": True}, "constraints need beam or greedy"),
     ({"texts": ["x"], "constraints": [{"include": ["der Hund"], "avoid": ["Hund"]}]}, "must appear but contains"),
     ({"texts": ["x"], "constraints": [{"include": ["a"] * 17}]}, "at most 16"),
     ({"texts": ["x"], "constraints": [{"include": [""]}]}, "a phrase is empty"),
@@ -425,7 +428,7 @@ class FakeStream:
     def decoding(self):
         return len(self.running)
 
-    def add(self, items, *, n_best=None, constraints=None, seeds=None):
+    def add(self, items, *, n_best=None, constraints=None, seed=None, first_number=None):
         self.waiting += items
         return []
 
@@ -455,7 +458,7 @@ def test_requests_join_the_decoding_batch_as_it_runs_and_get_their_answers_in_or
     async def scenario():
         batcher = Batcher(lambda key: FakeStream(key, steps))
         batcher.start()
-        greedy, beam = DecodeKey("m", 1), DecodeKey("m", 5)
+        greedy, beam = DecodeKey("m", SearchOptions(beam_size=1)), DecodeKey("m", SearchOptions(beam_size=5))
         first = asyncio.ensure_future(batcher.translate(greedy, ["long sentence", "ab"]))
         while not steps:  # the first request is decoding
             await asyncio.sleep(0.001)
@@ -470,7 +473,7 @@ def test_requests_join_the_decoding_batch_as_it_runs_and_get_their_answers_in_or
         assert [n_best[0].text for n_best in result] == [f"A{i}", f"B{i}"]
     assert results[4][0][0].text == "BEAM"
     assert all(len(texts) <= 4 for _, texts in steps)
-    assert all(("beam" in texts) == (key.beam == 5) for key, texts in steps)  # settings never mix
+    assert all(("beam" in texts) == (key.options.beam_size == 5) for key, texts in steps)  # settings never mix
     # the later requests decoded beside the long sentence, which was still running when they arrived
     assert any("long sentence" in texts and "a0" in texts for _, texts in steps)
     assert stats.sentences == 9 and stats.steps == len(steps) and not alive
@@ -482,7 +485,7 @@ def test_a_failing_sentence_fails_only_its_own_request_and_the_batcher_goes_on()
     async def scenario():
         batcher = Batcher(lambda key: FakeStream(key, steps))
         batcher.start()
-        key = DecodeKey("m", 1)
+        key = DecodeKey("m", SearchOptions(beam_size=1))
         bad, good = await asyncio.gather(batcher.translate(key, ["boom"]), batcher.translate(key, ["fine"]),
                                          return_exceptions=True)
         later = await batcher.translate(key, ["later"])
@@ -500,7 +503,7 @@ def test_a_cancelled_request_is_dropped_from_the_queue():
     async def scenario():
         batcher = Batcher(lambda key: FakeStream(key, steps, capacity=1))
         batcher.start()
-        key = DecodeKey("m", 1)
+        key = DecodeKey("m", SearchOptions(beam_size=1))
         busy = asyncio.ensure_future(batcher.translate(key, ["x" * 30]))
         gone = asyncio.ensure_future(batcher.translate(key, ["never decoded"]))
         await asyncio.sleep(0.05)
@@ -548,8 +551,9 @@ def test_the_official_libretranslate_client_works_and_sigterm_finishes_in_flight
         client = libretranslatepy.LibreTranslateAPI(base + "/")
         assert client.languages() == [{"code": "de", "name": "German", "targets": []},
                                       {"code": "en", "name": "English", "targets": ["de"]}]
-        assert client.translate(SENTENCES[0], "en", "de") == translator.translate(SENTENCES[:1], beam=3)[0]
-        assert client.translate(PARAGRAPH, "en", "de") == translator.translate([PARAGRAPH], beam=3,
+        beam_3 = translator.search_options(beam_size=3)
+        assert client.translate(SENTENCES[0], "en", "de") == translator.translate(SENTENCES[:1], beam_3)[0]
+        assert client.translate(PARAGRAPH, "en", "de") == translator.translate([PARAGRAPH], beam_3,
                                                                               split_sentences=True)[0]
         detected = client.detect("The old man reads the book.")
         assert [found["language"] for found in detected] == ["en"] and detected[0]["confidence"] > 50
@@ -566,7 +570,7 @@ def test_the_official_libretranslate_client_works_and_sigterm_finishes_in_flight
             time.sleep(0.01)
         process.send_signal(signal.SIGTERM)  # while the request is being decoded
         request.join(timeout=60)
-        assert answers == [translator.translate(SENTENCES, beam=3) * 30]
+        assert answers == [translator.translate(SENTENCES, translator.search_options(beam_size=3)) * 30]
         assert process.wait(timeout=30) == 0
     finally:
         process.kill()
@@ -605,8 +609,8 @@ def test_two_clients_sentences_share_the_real_engine_s_steps(models, translator)
     first, second = SENTENCES * 6, list(reversed(SENTENCES)) * 6
     try:
         before = health()
-        assert ask(first) == translator.translate(first, beam=1)
-        assert ask(second) == translator.translate(second, beam=1)
+        assert ask(first) == translator.translate(first, translator.search_options(beam_size=1))
+        assert ask(second) == translator.translate(second, translator.search_options(beam_size=1))
         alone = health()
         answers: dict[str, list[str]] = {}
         threads = [threading.Thread(target=lambda name=name, texts=texts: answers.update({name: ask(texts)}))
@@ -619,7 +623,8 @@ def test_two_clients_sentences_share_the_real_engine_s_steps(models, translator)
     finally:
         process.terminate()
         process.wait(timeout=30)
-    assert answers == {"first": translator.translate(first, beam=1), "second": translator.translate(second, beam=1)}
+    greedy = translator.search_options(beam_size=1)
+    assert answers == {"first": translator.translate(first, greedy), "second": translator.translate(second, greedy)}
     segments = sum(len(translator.segmenter(split_sentences=True)(text).spans) for text in first + second)
     assert together["sentences"] - alone["sentences"] == alone["sentences"] - before["sentences"] == segments
     assert together["steps"] - alone["steps"] < alone["steps"] - before["steps"]  # they shared steps

@@ -7,10 +7,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seq2seq.decoding.constrained import Constrained, ConstraintRows
-from seq2seq.decoding.constraints import TokenConstraints, constraint_spans
-from seq2seq.decoding.engine import DecodingEngine, Sentence
+from seq2seq.decoding.constraints import constraint_spans
+from seq2seq.decoding.engine import DecodingEngine
 from seq2seq.decoding.ensemble import Ensemble
 from seq2seq.decoding.search import Beam, Greedy
+from seq2seq.decoding.search_types import Sentence, TokenConstraints
 from tests.helpers import random_model
 
 VOCAB = 24  # target pieces 0..23; 0..3 are special

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from seq2seq.data.batching import source_tensor
-from seq2seq.decoding.engine import DecodingEngine, Sentence
+from seq2seq.decoding.engine import DecodingEngine
 from seq2seq.decoding.ensemble import Ensemble
 from seq2seq.decoding.search import Beam, Greedy, beam_search, greedy_search, max_output_lengths
+from seq2seq.decoding.search_types import Sentence
 from tests.helpers import random_model
 
 SOURCES = [[5, 6, 7, 8], [9], [4, 10, 11, 12, 13, 14, 15], [6, 6], [12, 3, 3, 9, 9, 10, 11, 4, 5, 6, 7, 8],

@@ -4,9 +4,10 @@ sentence's samples depend only on the seed and its number, not on what decodes b
 import pytest
 import torch
 
-from seq2seq.decoding.engine import DecodingEngine, Sentence
-from seq2seq.decoding.sampling import Sample, Sampling, sentence_seed
+from seq2seq.decoding.engine import DecodingEngine
+from seq2seq.decoding.sampling import Sample, Sampling
 from seq2seq.decoding.search import Greedy
+from seq2seq.decoding.search_types import SearchOptions, Sentence, SentenceRequest
 from seq2seq.errors import UserError
 from tests.helpers import random_model
 from tests.unit.decoding.test_search import teacher_forced_log_prob
@@ -16,7 +17,8 @@ SOURCES = [[5, 9, 4], [7, 7, 12, 4, 8, 15], [6], [11, 13, 5, 9, 10, 4, 14], [8, 
 
 def run(model, policy, *, capacity: int, seed: int = 1, n_best: int = 1) -> list[list[list[int]]]:
     engine = DecodingEngine(model, policy, device=torch.device("cpu"), max_sentences=capacity)
-    engine.add([Sentence(src, 12, n_best, i, None, sentence_seed(seed, i)) for i, src in enumerate(SOURCES)])
+    engine.add([Sentence(src, 12, n_best, i, policy.prepare(SentenceRequest(seed=seed, number=i)))
+                for i, src in enumerate(SOURCES)])
     outputs: list[list[list[int]]] = [[] for _ in SOURCES]
     for i, hypotheses in engine.run():
         outputs[i] = [h.tokens for h in hypotheses]
@@ -26,7 +28,7 @@ def run(model, policy, *, capacity: int, seed: int = 1, n_best: int = 1) -> list
 def step_draws(sampling: Sampling, log_probs: torch.Tensor, draws: int) -> torch.Tensor:
     """How often each piece is drawn from one row's ``log_probs`` [V] in ``draws`` independent first steps."""
     policy = Sample(draws, sampling)
-    state = policy.start([Sentence([4], 5, 1, 0, None, 123)], torch.device("cpu"))
+    state = policy.start([Sentence([4], 5, 1, 0, 123)], torch.device("cpu"))
     choice = policy.choose(log_probs.expand(1, draws, -1), state, torch.tensor([False]))
     return torch.bincount(choice.tokens.view(-1), minlength=log_probs.numel()).float()
 
@@ -96,7 +98,7 @@ def test_the_same_seed_draws_the_same_samples_whatever_the_batch():
 def test_sample_scores_are_the_model_log_probabilities_of_the_draw():
     model = random_model(vocab=24, seed=7)
     engine = DecodingEngine(model, Sample(2, Sampling(temperature=2.0)), device=torch.device("cpu"), max_sentences=2)
-    engine.add([Sentence(SOURCES[1], 10, 2, 0, None, 5)])
+    engine.add([Sentence(SOURCES[1], 10, 2, 0, 5)])
     (_, hypotheses), = engine.run()
     for hypothesis in hypotheses:
         stopped = len(hypothesis.tokens) < 10  # ended with EOS rather than at the limit
@@ -108,4 +110,4 @@ def test_impossible_settings_are_refused():
     for bad in (Sampling(temperature=-1), Sampling(temperature=float("inf")), Sampling(top_k=-2), Sampling(top_p=0.0),
                 Sampling(top_p=1.5)):
         with pytest.raises(UserError, match="sampling needs"):
-            bad.check()
+            bad.check(SearchOptions(), 24)

@@ -12,9 +12,10 @@ from seq2seq.cli import main
 from seq2seq.config import load_config
 from seq2seq.data.arrays import TokenArray, TokenArrayWriter
 from seq2seq.decoding import shortlist as shortlist_module
-from seq2seq.decoding.engine import DecodingEngine, Sentence
+from seq2seq.decoding.engine import DecodingEngine
 from seq2seq.decoding.search import Beam, Greedy
-from seq2seq.decoding.shortlist import Shortlist, Union, build_shortlist, ibm1, union_share, worth_using
+from seq2seq.decoding.search_types import Sentence
+from seq2seq.decoding.shortlist import Shortlist, ShortlistUnion, build_shortlist, ibm1, union_share, worth_using
 from seq2seq.decoding.translator import Translator
 from tests.helpers import random_model
 
@@ -122,7 +123,7 @@ def test_a_shortlisted_search_produces_only_listed_pieces_with_scores_over_them(
 def test_the_union_counts_sentences_in_and_out():
     candidates = torch.full((16, 2), -1, dtype=torch.long)
     candidates[5], candidates[6] = torch.tensor([10, 11]), torch.tensor([11, 12])
-    union = Union(Shortlist(candidates, torch.arange(4), 20), torch.device("cpu"))
+    union = ShortlistUnion(Shortlist(candidates, torch.arange(4), 20), torch.device("cpu"))
     first, second = union.add([5]), union.add([6])
     assert union.pieces().tolist() == [0, 1, 2, 3, 10, 11, 12]
     union.remove(first)
@@ -169,7 +170,7 @@ def test_int8_with_a_shortlist_keeps_the_output_layer_in_float(model_dir):
     translator = Translator.from_dir(model_dir, precision="int8", shortlist=True)
     assert type(translator.model.decoder.output) is torch.nn.Linear
     assert isinstance(translator.model.decoder.lstm, torch.ao.nn.quantized.dynamic.LSTM)
-    assert translator.translate(["The dog sleeps."], beam=2)[0]
+    assert translator.translate(["The dog sleeps."], translator.search_options(beam_size=2))[0]
 
 
 def test_a_damaged_or_missing_shortlist_is_a_clear_error(model_dir, capsys):

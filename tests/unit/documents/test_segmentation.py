@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seq2seq.decoding.paragraphs import best_combinations, text_alignment, whole
-from seq2seq.decoding.translation import SentencePart, Translation
+from seq2seq.decoding.search_types import SentencePart, Translation
 from seq2seq.documents.long_segments import boundary, split_long
 from seq2seq.documents.segmentation import Segmented, SentenceSplitter
 from tests.helpers import ROOT
