@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seq2seq.model.alignment_functions import masked_softmax
-from seq2seq.model.attention import SCORES, Attention
+from seq2seq.model.attention import SCORES, Attention, dot_scores
 from seq2seq.model.attention import make_attention as build_attention
 from seq2seq.model.decoder import LuongDecoder
 from tests.helpers import ROOT
@@ -113,6 +113,19 @@ def test_an_unknown_score_cannot_be_built_and_the_error_names_the_scores():
     with pytest.raises(ValueError, match="unknown attention score 'dots'; the scores are dot, general, concat, none"):
         build_attention("dots", query_size=2, key_size=2)
     assert all(issubclass(score, Attention) and SCORES[score.kind] is score for score in SCORES.values())
+
+
+def test_a_score_without_its_own_fused_loop_part_cannot_be_built():
+    """No score silently trains with another score's maths: a subclass that leaves out ``loop`` (or ``scores``)
+    stays abstract."""
+    class Forgetful(Attention):
+        kind = "forgetful"
+
+        def scores(self, query, keys):
+            return dot_scores(query, keys.keys)
+
+    with pytest.raises(TypeError, match="abstract"):
+        Forgetful(query_size=2, key_size=2)
 
 
 @pytest.mark.parametrize("module", ["decoder.py", "fused_loop.py"])
