@@ -2,20 +2,48 @@
 
 import random
 
+import pytest
+
 from tests.helpers import ROOT
 
 
-def test_regenerating_gives_the_committed_bytes(tmp_path, script):
+@pytest.fixture(scope="module")
+def corpus(script):
+    """The generator and what it generates with the shipped seed (drawn once: it takes seconds)."""
     generator = script("make_toy_corpus")
-    for name, pairs in generator.generate(1234).items():
-        for index, lang in enumerate(("en", "de")):
-            text = "".join(pair[index] + "\n" for pair in pairs)
-            assert text.encode("utf-8") == (ROOT / "data" / "toy" / f"{name}.{lang}").read_bytes(), (name, lang)
+    return generator, generator.generate_with_links(1234)
 
 
-def test_sizes_lengths_lexicon_and_disjoint_splits(script):
-    generator = script("make_toy_corpus")
-    splits = generator.generate(1234)
+def test_regenerating_gives_the_committed_bytes(corpus):
+    _, splits = corpus
+    for name, triples in splits.items():
+        for index, suffix in enumerate(("en", "de", "align")):
+            if suffix == "align" and name == "train":
+                continue
+            text = "".join(triple[index] + "\n" for triple in triples)
+            assert text.encode("utf-8") == (ROOT / "data" / "toy" / f"{name}.{suffix}").read_bytes(), (name, suffix)
+
+
+def test_gold_alignments_link_words_of_the_two_sentences_and_both_parts_of_a_separable_verb(corpus):
+    generator, splits = corpus
+    for en, de, links in splits["test"]:
+        pairs = [tuple(map(int, link.split("-"))) for link in links.split()]
+        assert all(i < len(en.split()) and j < len(de.split()) for i, j in pairs), (en, de, links)
+    grammar = generator.Grammar(random.Random(0))
+    separable = 0
+    for _ in range(3000):
+        en, de, links = grammar.sentence_with_links()
+        words = de.split()
+        if words[-1] == "an." and len(en.split()) <= 4:  # "he calls the woman" → "er ruft die Frau an."
+            called = {int(j) for i, j in (link.split("-") for link in links.split()) if int(i) == 1}
+            assert called == {1, len(words) - 1}, (en, de, links)  # the verb and its prefix, and nothing else
+            separable += 1
+    assert separable > 0
+
+
+def test_sizes_lengths_lexicon_and_disjoint_splits(corpus):
+    generator, triples = corpus
+    splits = {name: [(en, de) for en, de, _ in items] for name, items in triples.items()}
     assert {name: len(pairs) for name, pairs in splits.items()} == {"train": 20_000, "valid": 1_000, "test": 1_000}
     train_sources = {en for en, _ in splits["train"]}
     for name in ("valid", "test"):
@@ -24,8 +52,8 @@ def test_sizes_lengths_lexicon_and_disjoint_splits(script):
     assert generator.lexicon_size() >= 300
 
 
-def test_phenomena_that_move_the_verb_are_present(script):
-    train = dict(script("make_toy_corpus").generate(1234)["train"])
+def test_phenomena_that_move_the_verb_are_present(corpus):
+    train = {en: de for en, de, _ in corpus[1]["train"]}
     german = list(train.values())
     assert sum(", weil " in de or de.startswith("Weil ") for de in german) > 200  # verb-final clauses
     assert sum(de.endswith(" an.") for de in german) > 100  # separable prefix at the clause end
