@@ -51,6 +51,7 @@ from toy_lexicon import (  # noqa: E402
     STRONG_PLURAL_ADJ,
     TRANSITIVE,
     WEAK_ADJ,
+    Verb,
 )
 
 # ---------------------------------------------------------------------------------------------------------
@@ -194,33 +195,7 @@ class Grammar:
         # A PP after an object's relative clause would be ambiguous in English: which clause owns it?
         pp = self.prepositional_phrase() if not (negated or has_relative) and self.chance(0.3) else None
 
-        third = person == "3sg"
-        lexeme, negation, auxiliary = next(_ITEMS), next(_ITEMS), next(_ITEMS)  # the verb; "not"; have or modal
-
-        def verb_words(text: str) -> list[Word]:
-            return [word(w, lexeme) for w in text.split()]
-
-        not_en, nicht = word("not", negation), word("nicht", negation)
-        do = word("does" if third else "do")  # do-support: no German word expresses it
-        en_verb: list[Word]
-        if tense == "present":
-            en_verb = [do, not_en, *verb_words(verb.en)] if negated else verb_words(verb.en_3sg if third else verb.en)
-            finite = word({"1sg": verb.de_1sg, "3sg": verb.de_3sg, "pl": verb.de_plural}[person], lexeme)
-            right = [word(verb.prefix, lexeme)] if verb.prefix else []
-        elif tense == "perfect":
-            en_verb = ([word("has" if third else "have", auxiliary)] + ([not_en] if negated else [])
-                       + verb_words(verb.en_participle))
-            finite = word(AUXILIARIES[verb.aux][person], auxiliary)
-            right = [word(verb.de_participle, lexeme)]
-        else:
-            en_3sg, en_other, de_1sg, de_3sg, de_pl = MODALS[modal]
-            modal_words = [word(w, auxiliary) for w in (en_3sg if third else en_other).split()]
-            if negated:
-                modal_words = ([word("cannot", auxiliary, negation)] if modal == "can"
-                               else [do, not_en, word("want", auxiliary), word("to", auxiliary)])
-            en_verb = modal_words + verb_words(verb.en)
-            finite = word({"1sg": de_1sg, "3sg": de_3sg, "pl": de_pl}[person], auxiliary)
-            right = [word(verb.prefix + verb.de_plural, lexeme)]
+        en_verb, finite, right, nicht, lexeme = verb_group(verb, tense, modal, person, negated)
 
         en = subject.en + en_verb + (obj.en if obj else []) + (pp.en if pp else [])
         middle = (obj.de if obj else []) + ([nicht] if negated else []) + (pp.de if pp else [])
@@ -297,6 +272,40 @@ class Grammar:
         that, dass = unit("that", "dass")
         sub = self.clause(self.subject(), subordinate=True, nested=True)
         return subject.en + en_verb + that + sub.en, subject.de + de_verb + [COMMA] + dass + sub.de
+
+
+def verb_group(verb: Verb, tense: str, modal: str, person: str,
+               negated: bool) -> tuple[list[Word], Word, list[Word], Word, int]:
+    """A clause's verb in both languages: the English words, the German finite verb and right bracket (participle,
+    infinitive or separable prefix), the German "nicht" (aligned to English "not") and the verb's lexical item."""
+    third = person == "3sg"
+    lexeme, negation, auxiliary = next(_ITEMS), next(_ITEMS), next(_ITEMS)  # the verb; "not"; have or modal
+
+    def verb_words(text: str) -> list[Word]:
+        return [word(w, lexeme) for w in text.split()]
+
+    not_en, nicht = word("not", negation), word("nicht", negation)
+    do = word("does" if third else "do")  # do-support: no German word expresses it
+    en_verb: list[Word]
+    if tense == "present":
+        en_verb = [do, not_en, *verb_words(verb.en)] if negated else verb_words(verb.en_3sg if third else verb.en)
+        finite = word({"1sg": verb.de_1sg, "3sg": verb.de_3sg, "pl": verb.de_plural}[person], lexeme)
+        right = [word(verb.prefix, lexeme)] if verb.prefix else []
+    elif tense == "perfect":
+        en_verb = ([word("has" if third else "have", auxiliary)] + ([not_en] if negated else [])
+                   + verb_words(verb.en_participle))
+        finite = word(AUXILIARIES[verb.aux][person], auxiliary)
+        right = [word(verb.de_participle, lexeme)]
+    else:
+        en_3sg, en_other, de_1sg, de_3sg, de_pl = MODALS[modal]
+        modal_words = [word(w, auxiliary) for w in (en_3sg if third else en_other).split()]
+        if negated:
+            modal_words = ([word("cannot", auxiliary, negation)] if modal == "can"
+                           else [do, not_en, word("want", auxiliary), word("to", auxiliary)])
+        en_verb = modal_words + verb_words(verb.en)
+        finite = word({"1sg": de_1sg, "3sg": de_3sg, "pl": de_pl}[person], auxiliary)
+        right = [word(verb.prefix + verb.de_plural, lexeme)]
+    return en_verb, finite, right, nicht, lexeme
 
 
 AUXILIARIES = {"haben": {"1sg": "habe", "3sg": "hat", "pl": "haben"},
