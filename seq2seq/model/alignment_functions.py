@@ -19,6 +19,7 @@ scores, and their backward pass.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -52,7 +53,7 @@ def softmax_backward(weights: Tensor, dweights: Tensor) -> Tensor:
     return weights * (dweights - (weights * dweights).sum(-1, keepdim=True))
 
 
-class Alignment(nn.Module):
+class Alignment(nn.Module, ABC):
     """Where one step's attention may look, and with what weights: a subclass per alignment function.
 
     ``local_window`` is D, the half-width of a local window (model.local_window)."""
@@ -66,19 +67,19 @@ class Alignment(nn.Module):
             raise ValueError(f"local attention needs a window of at least 1 position each side, got {local_window}")
         self.local_window = local_window  # D
 
+    @abstractmethod
     def weigh(self, scores: Tensor, mask: Tensor, query: Tensor, steps: Tensor) -> tuple[Tensor, Tensor | None]:
         """Weights [B, T, S] from scores [B, T, S] (mask [B, S] True at real positions) of queries [B, T, H] at
         decoder steps [B, T], and p_t [B, T] (None for global attention)."""
-        raise NotImplementedError
 
     def positions(self, query: Tensor, steps: Tensor, lengths: Tensor) -> Tensor | None:
         """p_t [B, T] (float32) for queries [B, T, H] at decoder steps [B, T] of sentences of ``lengths`` [B];
         None for global attention, which has no window."""
         return None
 
+    @abstractmethod
     def loop(self) -> AlignmentLoop:
         """This alignment's part of the fused input-feeding loop, holding its own weights and buffers."""
-        raise NotImplementedError
 
 
 class GlobalAlignment(Alignment):
@@ -100,8 +101,9 @@ class LocalAlignment(Alignment):
 
     local = True
 
+    @abstractmethod
     def positions(self, query: Tensor, steps: Tensor, lengths: Tensor) -> Tensor:
-        raise NotImplementedError
+        """p_t [B, T] (float32), the centre of each step's window."""
 
     def weigh(self, scores: Tensor, mask: Tensor, query: Tensor, steps: Tensor) -> tuple[Tensor, Tensor]:
         centre = self.positions(query, steps, mask.sum(-1))  # [B, T]
